@@ -1,0 +1,96 @@
+/**
+ * Serving backups: one at a time, the backup tool's stdout streamed as is, its verdict kept
+ * for the status trailer, and the tool SIGKILLed (it ignores SIGTERM) when the client goes
+ * away or the agent shuts down.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { backupCommand } from './backup-tool.js';
+import { ByteCounter } from './byte-counter.js';
+import { spawnOwned } from './child.js';
+import type { Config } from './config.js';
+import { errorMessage } from './errors.js';
+import type { Logger } from './log.js';
+
+export interface BackupRecord {
+  readonly client: string;
+  readonly started_at: string;
+  readonly finished_at: string | null;
+  readonly bytes: number;
+  /** null while running; else null on success or the reason it failed. */
+  readonly failure: string | null;
+}
+
+export interface RunningBackup {
+  readonly stream: Readable;
+  /** Resolves when the tool has exited: null on success, else why it failed. Never rejects. */
+  readonly finished: Promise<string | null>;
+  abort(reason: string): void;
+}
+
+export class BackupService {
+  private running: { record: BackupRecord; counter: ByteCounter } | null = null;
+  private lastRecord: BackupRecord | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly shutdown: AbortSignal,
+  ) {}
+
+  get inProgress(): BackupRecord | null {
+    return this.running ? { ...this.running.record, bytes: this.running.counter.bytes } : null;
+  }
+
+  get last(): BackupRecord | null {
+    return this.lastRecord;
+  }
+
+  /** Starts a backup for `client`, or returns 'busy' when one is running: callers are refused, not queued. */
+  start(client: string): RunningBackup | 'busy' {
+    if (this.running || this.shutdown.aborted) return 'busy';
+    const controller = new AbortController();
+    const onShutdown = () => controller.abort('agent shutting down');
+    this.shutdown.addEventListener('abort', onShutdown, { once: true });
+    const counter = new ByteCounter();
+    const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
+    this.running = { record, counter };
+    const log = this.log.child({ phase: 'backup', client });
+    const started = Date.now();
+
+    const finished = (async (): Promise<string | null> => {
+      const tmp = await mkdtemp(join(tmpdir(), 'mysql-agent-backup-'));
+      try {
+        const child = spawnOwned({
+          ...backupCommand(this.config, tmp),
+          stdin: 'ignore',
+          stdout: 'pipe',
+          signal: controller.signal,
+          killWith: 'SIGKILL',
+          log,
+        });
+        log.info({ pid: child.pid }, 'backup started');
+        child.stdout!.pipe(counter);
+        await child.done;
+        return controller.signal.aborted ? String(controller.signal.reason) : null;
+      } catch (err) {
+        return controller.signal.aborted ? `${controller.signal.reason} (${errorMessage(err)})` : errorMessage(err);
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    })().then((failure) => {
+      this.shutdown.removeEventListener('abort', onShutdown);
+      this.lastRecord = { ...record, finished_at: new Date().toISOString(), bytes: counter.bytes, failure };
+      this.running = null;
+      const fields = { bytes: counter.bytes, duration_ms: Date.now() - started };
+      if (failure === null) log.info(fields, 'backup served');
+      else log.error({ ...fields, err: failure }, 'backup failed');
+      if (failure !== null && !counter.writableEnded) counter.end();
+      return failure;
+    });
+
+    return { stream: counter, finished, abort: (reason) => controller.abort(reason) };
+  }
+}

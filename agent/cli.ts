@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+/**
+ * Entry point: parses argv and the environment once, builds the root logger, dispatches to
+ * `init` or `sidecar`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration,
+ * 143 stopped by SIGTERM before finishing (init).
+ */
+import { hostname } from 'node:os';
+import { type Config, HelpRequested, loadConfig } from './config.js';
+import { AgentError, ConfigError, errorMessage } from './errors.js';
+import { runInit } from './init.js';
+import { createLogger } from './log.js';
+import { runSidecar } from './sidecar.js';
+
+/** How long the sidecar may take to stop after SIGTERM before it exits anyway. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
+function configure(): Config {
+  try {
+    return loadConfig({ argv: process.argv.slice(2), env: process.env, hostname: hostname() });
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(`${err.text}\n`);
+      process.exit(0);
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`mysql-agent: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = configure();
+  const log = createLogger({
+    level: config.logLevel,
+    bindings: { pod: config.podName, ordinal: config.ordinal, role: config.role, command: config.command },
+  });
+  const controller = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      log.info({ phase: 'shutdown', signal: sig }, 'signal received');
+      controller.abort(new Error(`stopped by ${sig}`));
+      setTimeout(() => {
+        log.error({ phase: 'shutdown' }, `did not stop within ${SHUTDOWN_DEADLINE_MS / 1000} s, exiting`);
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE_MS).unref();
+    });
+  }
+  try {
+    if (config.command === 'init') await runInit(config, log, controller.signal);
+    else await runSidecar(config, log, controller.signal);
+  } catch (err) {
+    const code = err instanceof AgentError ? err.code : 'UNEXPECTED';
+    log.error({ phase: 'exit', code, err: errorMessage(err) }, `${config.command} failed: ${errorMessage(err)}`);
+    process.exitCode = controller.signal.aborted ? 143 : code === 'CONFIG' ? 2 : 1;
+    return;
+  }
+  if (config.command === 'init' && controller.signal.aborted) process.exitCode = 143;
+}
+
+await main();

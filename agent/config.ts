@@ -1,0 +1,301 @@
+/**
+ * The one configuration object. Every setting comes from an environment variable, a kebab-case
+ * flag of the same name overrides it, and everything is validated here, once, at start-up:
+ * the rest of the agent receives a frozen `Config` and never reads the environment.
+ */
+import { accessSync, constants } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError } from './errors.js';
+import {
+  type Ordinal,
+  type Role,
+  parsePodName,
+  peerHost,
+  roleOf,
+  serverIdOf,
+} from './topology.js';
+
+export type Command = 'init' | 'sidecar';
+
+export interface Config {
+  readonly command: Command;
+  readonly podName: string;
+  readonly set: string;
+  readonly ordinal: Ordinal;
+  readonly role: Role;
+  readonly serverId: number;
+  readonly configMapDir: string;
+  readonly confDir: string;
+  readonly dataDir: string;
+  /** Host of the agent (and server) at an ordinal, from PEER_HOST_TEMPLATE. */
+  readonly peerHost: (ordinal: Ordinal) => string;
+  readonly primaryHost: string;
+  readonly mysql: { readonly host: string; readonly port: number; readonly user: string; readonly password: string };
+  readonly replication: { readonly user: string; readonly password: string };
+  readonly backup: {
+    readonly bind: string;
+    readonly port: number;
+    /** null only when BACKUP_AUTH=none. */
+    readonly token: string | null;
+  };
+  readonly tools: {
+    readonly backup: string;
+    readonly stream: string;
+    readonly extraArgs: readonly string[];
+  };
+  readonly clone: {
+    /** Stop retrying (refused, busy, broken stream) once this much time has passed since start. */
+    readonly retryDeadlineMs: number;
+    readonly retryMaxDelayMs: number;
+  };
+  readonly logLevel: string;
+}
+
+interface Setting {
+  readonly name: string;
+  /** Shown in --help; `undefined` means "no default". */
+  readonly default?: string;
+  readonly help: string;
+}
+
+/** The table users read in --help and the README; the order is the order of --help. */
+export const SETTINGS: readonly Setting[] = [
+  { name: 'POD_NAME', default: '(the hostname)', help: 'pod name; the ordinal is its trailing -N' },
+  { name: 'SERVER_ID_OFFSET', default: '100', help: 'server-id = offset + ordinal' },
+  { name: 'CONFIG_MAP_DIR', default: '/mnt/config-map', help: 'holds primary.cnf and replica.cnf (or master.cnf / slave.cnf)' },
+  { name: 'CONF_DIR', default: '/mnt/conf.d', help: "where server-id.cnf and the role's file are written" },
+  { name: 'DATA_DIR', default: '/var/lib/mysql', help: 'the datadir' },
+  { name: 'SERVICE_NAME', default: 'mysql', help: 'the headless Service' },
+  { name: 'PEER_HOST_TEMPLATE', default: '{set}-{ordinal}.{service}', help: 'host of ordinal N' },
+  { name: 'PRIMARY_HOST', default: '(the template at ordinal 0)', help: 'replication source' },
+  { name: 'MYSQL_HOST', default: '127.0.0.1', help: 'the local server' },
+  { name: 'MYSQL_PORT', default: '3306', help: 'port of the local server and of the primary' },
+  { name: 'MYSQL_USER', default: 'root', help: 'account the agent and the backup tool use locally' },
+  { name: 'MYSQL_PASSWORD', default: '(empty)', help: 'its password' },
+  { name: 'REPLICATION_USER', default: '(MYSQL_USER)', help: 'user put into CHANGE MASTER' },
+  { name: 'REPLICATION_PASSWORD', default: '(MYSQL_PASSWORD)', help: 'password put into CHANGE MASTER' },
+  { name: 'BACKUP_BIND', default: '0.0.0.0', help: 'address the sidecar serves on' },
+  { name: 'BACKUP_PORT', default: '3307', help: 'port the sidecar serves on' },
+  { name: 'BACKUP_TOKEN', help: 'shared secret for GET /backup (at least 16 characters)' },
+  { name: 'BACKUP_AUTH', default: 'token', help: 'token, or none to serve backups to anyone (warns)' },
+  { name: 'XTRABACKUP_BIN', default: '(xtrabackup, else mariadb-backup, on PATH)', help: 'backup tool' },
+  { name: 'XBSTREAM_BIN', default: '(xbstream, else mbstream, on PATH)', help: 'stream tool' },
+  { name: 'XTRABACKUP_ARGS', help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)' },
+  { name: 'CLONE_RETRY_DEADLINE', default: '600', help: 'seconds init keeps retrying a refused, busy or broken clone' },
+  { name: 'CLONE_RETRY_MAX_DELAY', default: '30', help: 'longest wait in seconds between clone attempts' },
+  { name: 'LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
+];
+
+const kebab = (name: string) => name.toLowerCase().replaceAll('_', '-');
+
+const HOST = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Thrown by loadConfig for `--help`: the CLI prints the text and exits 0. */
+export class HelpRequested {
+  constructor(readonly text: string) {}
+}
+
+export function helpText(command: Command | null): string {
+  const lines = [
+    command ? `Usage: mysql-agent ${command} [--flag value ...]` : 'Usage: mysql-agent <init|sidecar> [--flag value ...]',
+    '',
+    command === 'init'
+      ? 'Writes server-id.cnf and the role config, then clones an empty replica datadir from a peer.'
+      : command === 'sidecar'
+        ? 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status.'
+        : 'init: write config and clone a replica; sidecar: start replication once and serve backups.',
+    '',
+    'Settings: environment variable, or the flag of the same name in kebab-case (the flag wins).',
+  ];
+  for (const s of SETTINGS) {
+    const def = s.default === undefined ? '' : ` [default: ${s.default}]`;
+    lines.push(`  ${s.name.padEnd(22)} --${kebab(s.name).padEnd(22)} ${s.help}${def}`);
+  }
+  return lines.join('\n');
+}
+
+export interface ConfigSources {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly hostname: string;
+  /** Whether an executable exists at a path; injected so tests need not touch PATH. */
+  readonly isExecutable?: (path: string) => boolean;
+}
+
+function defaultIsExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses argv (`<command> [--flags]`) and the environment into a frozen Config.
+ * Throws ConfigError naming the first invalid variable, or HelpRequested.
+ */
+export function loadConfig(sources: ConfigSources): Config {
+  const [command, ...rest] = sources.argv;
+  if (command === '--help' || command === '-h' || command === undefined) {
+    if (command === undefined) throw new ConfigError('no command given: run `mysql-agent init` or `mysql-agent sidecar` (see --help)');
+    throw new HelpRequested(helpText(null));
+  }
+  if (command !== 'init' && command !== 'sidecar') {
+    throw new ConfigError(`unknown command "${command}": expected init or sidecar`);
+  }
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
+  for (const s of SETTINGS) options[kebab(s.name)] = { type: 'string' };
+  let flags: Record<string, string | boolean | undefined>;
+  try {
+    flags = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }).values as typeof flags;
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message.split('\n')[0]} (see mysql-agent ${command} --help)`);
+  }
+  if (flags.help) throw new HelpRequested(helpText(command));
+
+  const raw = (name: string): string | undefined => {
+    const flag = flags[kebab(name)];
+    return typeof flag === 'string' ? flag : sources.env[name];
+  };
+  const str = (name: string, fallback: string): string => {
+    const v = raw(name);
+    return v === undefined || v === '' ? fallback : v;
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const v = raw(name);
+    if (v === undefined || v === '') return fallback;
+    if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max) {
+      throw new ConfigError(`${name}="${v}" is invalid: expected a whole number from ${min} to ${max}`);
+    }
+    return Number(v);
+  };
+  const host = (name: string, value: string): string => {
+    if (!HOST.test(value)) throw new ConfigError(`${name}="${value}" is invalid: expected a host name or IPv4 address`);
+    return value;
+  };
+  const account = (name: string, value: string): string => {
+    if (!/^[^\s'"`\\;]{1,80}$/.test(value)) {
+      throw new ConfigError(`${name} is invalid: expected 1-80 characters without spaces, quotes, backslashes or semicolons`);
+    }
+    return value;
+  };
+  const dir = (name: string, fallback: string): string => {
+    const v = str(name, fallback);
+    if (!v.startsWith('/')) throw new ConfigError(`${name}="${v}" is invalid: expected an absolute path`);
+    return v.replace(/\/+$/, '') || '/';
+  };
+
+  const podName = str('POD_NAME', sources.hostname);
+  const identity = parsePodName(podName);
+  if (!identity) {
+    throw new ConfigError(
+      `POD_NAME="${podName}" has no ordinal: expected a StatefulSet pod name ending in -N (e.g. mysql-0); set POD_NAME from metadata.name`,
+    );
+  }
+  const { set, ordinal } = identity;
+
+  const offset = int('SERVER_ID_OFFSET', 100, 1, 4294967295 - 100000);
+  const service = str('SERVICE_NAME', 'mysql');
+  const template = str('PEER_HOST_TEMPLATE', '{set}-{ordinal}.{service}');
+  if (!template.includes('{ordinal}')) {
+    throw new ConfigError(`PEER_HOST_TEMPLATE="${template}" is invalid: it must contain {ordinal}`);
+  }
+  const hostOf = (n: Ordinal) => host('PEER_HOST_TEMPLATE', peerHost(template, set, service, n));
+  hostOf(ordinal);
+  const primaryHost = host('PRIMARY_HOST', str('PRIMARY_HOST', hostOf(0 as Ordinal)));
+
+  const mysqlUser = account('MYSQL_USER', str('MYSQL_USER', 'root'));
+  const mysqlPassword = raw('MYSQL_PASSWORD') ?? '';
+  const replicationUser = account('REPLICATION_USER', str('REPLICATION_USER', mysqlUser));
+  const replicationPassword = raw('REPLICATION_PASSWORD') ?? mysqlPassword;
+
+  const auth = str('BACKUP_AUTH', 'token');
+  if (auth !== 'token' && auth !== 'none') {
+    throw new ConfigError(`BACKUP_AUTH="${auth}" is invalid: expected token or none`);
+  }
+  const tokenRaw = raw('BACKUP_TOKEN');
+  let token: string | null = null;
+  if (tokenRaw !== undefined && tokenRaw !== '') {
+    if (!/^[\x21-\x7e]{16,512}$/.test(tokenRaw)) {
+      throw new ConfigError('BACKUP_TOKEN is invalid: expected 16-512 printable characters without spaces (e.g. `openssl rand -hex 32`)');
+    }
+    token = tokenRaw;
+  }
+  // The init container needs the token as a client to clone, the sidecar as a server.
+  const needsToken = command === 'sidecar' ? auth === 'token' : ordinal !== 0 && auth === 'token';
+  if (needsToken && token === null) {
+    throw new ConfigError(
+      'BACKUP_TOKEN is not set: set it to the same secret on every pod (e.g. `openssl rand -hex 32`), or set BACKUP_AUTH=none to run without authentication',
+    );
+  }
+
+  const isExecutable = sources.isExecutable ?? defaultIsExecutable;
+  const pathDirs = (sources.env.PATH ?? '/usr/local/bin:/usr/bin:/bin').split(delimiter).filter(Boolean);
+  const findTool = (name: string, candidates: string[]): string => {
+    const explicit = raw(name);
+    if (explicit) {
+      const found = explicit.includes('/') ? (isExecutable(explicit) ? explicit : undefined) : lookup([explicit]);
+      if (!found) throw new ConfigError(`${name}="${explicit}" is not an executable file: install it or fix ${name}`);
+      return found;
+    }
+    return lookup(candidates) ?? '';
+  };
+  const lookup = (names: string[]): string | undefined => {
+    for (const n of names) for (const d of pathDirs) if (isExecutable(join(d, n))) return join(d, n);
+    return undefined;
+  };
+  const backupTool = findTool('XTRABACKUP_BIN', ['xtrabackup', 'mariadb-backup']);
+  const streamTool = findTool('XBSTREAM_BIN', ['xbstream', 'mbstream']);
+  const needsTools = command === 'sidecar' || ordinal !== 0;
+  if (needsTools && !backupTool) {
+    throw new ConfigError('no backup tool found: install xtrabackup or mariadb-backup on PATH, or set XTRABACKUP_BIN');
+  }
+  if (needsTools && command === 'init' && !streamTool) {
+    throw new ConfigError('no stream tool found: install xbstream or mbstream on PATH, or set XBSTREAM_BIN');
+  }
+  const extraArgs = str('XTRABACKUP_ARGS', '').split(/\s+/).filter(Boolean);
+  for (const a of extraArgs) {
+    if (!a.startsWith('--')) throw new ConfigError(`XTRABACKUP_ARGS has "${a}": expected options of the form --name or --name=value`);
+  }
+
+  const logLevel = str('LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL="${logLevel}" is invalid: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  const config: Config = {
+    command,
+    podName,
+    set,
+    ordinal,
+    role: roleOf(ordinal),
+    serverId: serverIdOf(offset, ordinal),
+    configMapDir: dir('CONFIG_MAP_DIR', '/mnt/config-map'),
+    confDir: dir('CONF_DIR', '/mnt/conf.d'),
+    dataDir: dir('DATA_DIR', '/var/lib/mysql'),
+    peerHost: hostOf,
+    primaryHost,
+    mysql: {
+      host: host('MYSQL_HOST', str('MYSQL_HOST', '127.0.0.1')),
+      port: int('MYSQL_PORT', 3306, 1, 65535),
+      user: mysqlUser,
+      password: mysqlPassword,
+    },
+    replication: { user: replicationUser, password: replicationPassword },
+    backup: {
+      bind: host('BACKUP_BIND', str('BACKUP_BIND', '0.0.0.0')),
+      port: int('BACKUP_PORT', 3307, 1, 65535),
+      token: auth === 'none' ? null : token,
+    },
+    tools: { backup: backupTool, stream: streamTool, extraArgs },
+    clone: {
+      retryDeadlineMs: int('CLONE_RETRY_DEADLINE', 600, 0, 7 * 24 * 3600) * 1000,
+      retryMaxDelayMs: int('CLONE_RETRY_MAX_DELAY', 30, 1, 3600) * 1000,
+    },
+    logLevel,
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,76 @@
+/**
+ * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer),
+ * /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
+ * BackupService and the status source passed in.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { BACKUP_PATH, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from './backup-protocol.js';
+import type { BackupService } from './backup.js';
+import type { Logger } from './log.js';
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string | null;
+}
+
+export interface StatusSource {
+  readiness(): Promise<Readiness>;
+  status(): Promise<Record<string, unknown>>;
+  /** Why a backup must not be served now (e.g. a replica not yet replicating), or null. */
+  backupRefusal(): string | null;
+}
+
+const RETRY_BUSY_S = 30;
+const RETRY_NOT_READY_S = 10;
+
+export function buildHttpServer(deps: {
+  readonly token: string | null;
+  readonly backups: BackupService;
+  readonly status: StatusSource;
+  readonly log: Logger;
+}): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ phase: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // A stalled client must not keep the agent from shutting down.
+    forceCloseConnections: true,
+  });
+
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (deps.token === null) return;
+    const given = bearerToken(req.headers.authorization);
+    if (given === null || !tokensEqual(given, deps.token)) {
+      req.log.warn({ client: req.ip, url: req.url, reason: given === null ? 'no bearer token' : 'wrong token' }, 'backup request refused');
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid bearer token is required' });
+    }
+  };
+
+  app.get(BACKUP_PATH, { onRequest: authenticate }, async (req, reply) => {
+    const refusal = deps.status.backupRefusal();
+    if (refusal !== null) {
+      return reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
+    }
+    const run = deps.backups.start(req.ip);
+    if (run === 'busy') {
+      req.log.info({ client: req.ip }, 'backup refused: another one is running');
+      return reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+    }
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) run.abort('client disconnected');
+    });
+    reply.header('content-type', 'application/octet-stream');
+    reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
+    return reply.send(run.stream);
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const readiness = await deps.status.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send(readiness);
+  });
+
+  app.get('/status', async () => deps.status.status());
+
+  return app;
+}

@@ -1,0 +1,28 @@
+/**
+ * The root logger: pino JSON on stdout, one event per line, with the pod's identity bound so
+ * that every line can be grepped by ordinal and role.
+ */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+export function createLogger(options: {
+  level: string;
+  bindings: Record<string, string | number>;
+  destination?: pino.DestinationStream;
+}): Logger {
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid, ...options.bindings },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      // Secrets never reach a log line, even if some code path logs a whole object.
+      redact: {
+        paths: ['password', '*.password', 'token', '*.token', 'headers.authorization', 'req.headers.authorization'],
+        censor: '***',
+      },
+    },
+    options.destination ?? pino.destination({ fd: 1, sync: true }),
+  );
+}

@@ -1,0 +1,117 @@
+/**
+ * Starting replication exactly once per clone. The clone's info files say where to start;
+ * a durable record in DATA_DIR says it was done; and the server itself is asked first, so a
+ * crash between CHANGE MASTER and the record is recognised rather than repeated.
+ *
+ * | record | server configured | info files      | action                              |
+ * |--------|-------------------|-----------------|-------------------------------------|
+ * | yes    | any               | any             | nothing                             |
+ * | no     | yes               | any             | START SLAVE if stopped, then record |
+ * | no     | no                | parse           | statements, START SLAVE, record     |
+ * | no     | no                | none / invalid  | blocked: not ready, reason in status|
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Db } from './db.js';
+import { readReplicaStatus } from './db.js';
+import { ParseError } from './errors.js';
+import { writeFileAtomic } from './fs-atomic.js';
+import { type CloneCoordinates, parseBinlogInfo, parseSlaveInfo } from './info-files.js';
+import type { Logger } from './log.js';
+import { type ReplicationSource, replicationStatements } from './replication-sql.js';
+import type { ServerVersion } from './server-version.js';
+import { hasReplicaKeyword } from './server-version.js';
+
+/** The durable record; kept in the datadir so it lives and dies with the data it describes. */
+export const RECORD_FILE = 'mysql-agent-replication.json';
+
+/** Info file names, newest spelling first (MariaDB 11.1+ renamed them; the old ones are the fallback). */
+const SLAVE_INFO = ['mariadb_backup_slave_info', 'xtrabackup_slave_info'];
+const BINLOG_INFO = ['mariadb_backup_binlog_info', 'xtrabackup_binlog_info'];
+
+export type SetupOutcome =
+  | { readonly state: 'configured'; readonly how: 'recorded-earlier' | 'found-on-server' | 'applied'; readonly from?: string }
+  | { readonly state: 'blocked'; readonly reason: string };
+
+async function readFirst(dir: string, names: readonly string[]): Promise<{ name: string; text: string } | null> {
+  for (const name of names) {
+    try {
+      return { name, text: await readFile(join(dir, name), 'utf8') };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return null;
+}
+
+/**
+ * The clone's coordinates: slave_info wins (a GTID replica with log-bin also leaves a
+ * binlog_info of its own binlog, useless for following the primary), else binlog_info.
+ */
+export async function readCloneCoordinates(dataDir: string): Promise<{ file: string; text: string; coordinates: CloneCoordinates } | null> {
+  const slave = await readFirst(dataDir, SLAVE_INFO);
+  if (slave && slave.text.trim() !== '') return { file: slave.name, text: slave.text, coordinates: parseSlaveInfo(slave.text, slave.name) };
+  const binlog = await readFirst(dataDir, BINLOG_INFO);
+  if (binlog) return { file: binlog.name, text: binlog.text, coordinates: parseBinlogInfo(binlog.text, binlog.name) };
+  return null;
+}
+
+async function hasRecord(dataDir: string): Promise<boolean> {
+  try {
+    await readFile(join(dataDir, RECORD_FILE));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+async function writeRecord(dataDir: string, record: Record<string, unknown>): Promise<void> {
+  await writeFileAtomic(join(dataDir, RECORD_FILE), `${JSON.stringify({ ...record, at: new Date().toISOString() }, null, 2)}\n`);
+}
+
+export async function ensureReplication(deps: {
+  readonly db: Db;
+  readonly version: ServerVersion;
+  readonly dataDir: string;
+  readonly source: ReplicationSource;
+  readonly log: Logger;
+}): Promise<SetupOutcome> {
+  const { db, version, dataDir, source } = deps;
+  const log = deps.log.child({ phase: 'replication' });
+  if (await hasRecord(dataDir)) {
+    log.info({ record: RECORD_FILE }, 'replication was configured earlier: not applying it again');
+    return { state: 'configured', how: 'recorded-earlier' };
+  }
+  const status = await readReplicaStatus(db, version);
+  const start = hasReplicaKeyword(version) ? 'START REPLICA' : 'START SLAVE';
+  if (status.configured) {
+    // Configured but not recorded: we stopped between CHANGE MASTER and the record.
+    log.warn({ source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning }, 'server already replicates but no record: adopting it, not applying CHANGE MASTER again');
+    if (status.ioRunning === 'No' || status.sqlRunning === 'No') await db.query(start);
+    await writeRecord(dataDir, { how: 'found-on-server', source_host: status.sourceHost });
+    return { state: 'configured', how: 'found-on-server' };
+  }
+  let clone;
+  try {
+    clone = await readCloneCoordinates(dataDir);
+  } catch (err) {
+    if (!(err instanceof ParseError)) throw err;
+    const text = (await readFirst(dataDir, [err.source]))?.text ?? '';
+    log.error({ file: err.source, content: text, err: err.message }, 'clone info file does not parse: replication not started');
+    return { state: 'blocked', reason: `${err.message}; the file is left in DATA_DIR for inspection` };
+  }
+  if (!clone) {
+    const reason = `no ${SLAVE_INFO[1]} or ${BINLOG_INFO[1]} in DATA_DIR=${dataDir} and replication is not configured: this replica was not cloned by mysql-agent init`;
+    log.error(reason);
+    return { state: 'blocked', reason };
+  }
+  const statements = replicationStatements(version, clone.coordinates, source);
+  for (const statement of statements) {
+    log.info({ sql: statement.shown, from: clone.file }, 'applying');
+    await db.query(statement.sql);
+  }
+  await writeRecord(dataDir, { how: 'applied', from: clone.file, coordinates: clone.coordinates, statements: statements.map((s) => s.shown) });
+  log.info({ from: clone.file, source_host: source.host }, 'replication configured and started');
+  return { state: 'configured', how: 'applied', from: clone.file };
+}

@@ -1,0 +1,159 @@
+/**
+ * `mysql-agent sidecar`: serves HTTP at once (health must answer while the server starts),
+ * waits for the local server, starts replication once from the clone, and reports readiness
+ * and status from the server's own replication state. SIGTERM (the `signal`) ends a running
+ * backup, closes the listener and the MySQL pool.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+import { BackupService } from './backup.js';
+import type { Config } from './config.js';
+import { type Db, createDb, readReplicaStatus, readServerVersion, waitForServer } from './db.js';
+import { errorMessage } from './errors.js';
+import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
+import type { Logger } from './log.js';
+import { type SetupOutcome, ensureReplication } from './replication.js';
+import type { ServerVersion } from './server-version.js';
+
+const CONNECT_RETRY_SECONDS = 10;
+const SETUP_RETRY_MS = 5000;
+
+type SetupState = { readonly state: 'waiting'; readonly reason: string } | SetupOutcome;
+
+function setupReason(setup: SetupState): string {
+  return setup.state === 'configured' ? 'replication configured' : setup.reason;
+}
+
+/** Live view of this pod for /readyz and /status. */
+class PodStatus implements StatusSource {
+  setup: SetupState = { state: 'waiting', reason: 'waiting for the local server' };
+  version: ServerVersion | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly db: Db,
+    private readonly backups: BackupService,
+  ) {}
+
+  backupRefusal(): string | null {
+    if (this.config.role === 'replica' && this.setup.state !== 'configured') {
+      // A backup of a replica that does not replicate yet would carry no usable position.
+      return `this replica is not replicating yet (${setupReason(this.setup)})`;
+    }
+    return null;
+  }
+
+  async readiness(): Promise<Readiness> {
+    try {
+      await this.db.query('SELECT 1');
+    } catch (err) {
+      return { ready: false, reason: `local server does not answer: ${errorMessage(err)}` };
+    }
+    if (this.config.role === 'primary') return { ready: true, reason: null };
+    if (this.setup.state !== 'configured' || this.version === null) {
+      return { ready: false, reason: setupReason(this.setup) };
+    }
+    const r = await readReplicaStatus(this.db, this.version);
+    if (!r.configured) return { ready: false, reason: 'replication is not configured on the server' };
+    if (r.ioRunning !== 'Yes') return { ready: false, reason: `IO thread ${r.ioRunning ?? 'missing'}${r.lastIoError ? `: ${r.lastIoError}` : ''}` };
+    if (r.sqlRunning !== 'Yes') return { ready: false, reason: `SQL thread ${r.sqlRunning ?? 'missing'}${r.lastSqlError ? `: ${r.lastSqlError}` : ''}` };
+    return { ready: true, reason: null };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const readiness = await this.readiness();
+    let replication: Record<string, unknown> | null = null;
+    if (this.config.role === 'replica') {
+      replication = { setup: this.setup };
+      if (this.version) {
+        try {
+          const r = await readReplicaStatus(this.db, this.version);
+          replication = {
+            ...replication,
+            source_host: r.sourceHost,
+            io_running: r.ioRunning,
+            sql_running: r.sqlRunning,
+            seconds_behind: r.secondsBehind,
+            last_io_error: r.lastIoError,
+            last_sql_error: r.lastSqlError,
+            using_gtid: r.usingGtid,
+          };
+        } catch (err) {
+          replication = { ...replication, error: errorMessage(err) };
+        }
+      }
+    }
+    return {
+      pod: this.config.podName,
+      ordinal: this.config.ordinal,
+      role: this.config.role,
+      server_id: this.config.serverId,
+      server_version: this.version?.text ?? null,
+      ready: readiness.ready,
+      not_ready_reason: readiness.reason,
+      replication,
+      backup_in_progress: this.backups.inProgress,
+      last_backup: this.backups.last,
+    };
+  }
+}
+
+async function setUpReplication(config: Config, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<void> {
+  await waitForServer(db, log, signal);
+  status.version = await readServerVersion(db);
+  log.info({ phase: 'wait-server', server_version: status.version.text, flavor: status.version.flavor }, 'connected to the local server');
+  if (config.role === 'primary') {
+    status.setup = { state: 'configured', how: 'recorded-earlier' };
+    return;
+  }
+  status.setup = await ensureReplication({
+    db,
+    version: status.version,
+    dataDir: config.dataDir,
+    source: {
+      host: config.primaryHost,
+      port: config.mysql.port,
+      user: config.replication.user,
+      password: config.replication.password,
+      connectRetrySeconds: CONNECT_RETRY_SECONDS,
+    },
+    log,
+  });
+}
+
+export async function runSidecar(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  if (config.backup.token === null) {
+    log.warn({ phase: 'http' }, 'BACKUP_AUTH=none: anyone who can reach the backup port can copy all data');
+  }
+  const db = createDb(config);
+  const backups = new BackupService(config, log, signal);
+  const status = new PodStatus(config, db, backups);
+  const app = buildHttpServer({ token: config.backup.token, backups, status, log });
+  await app.listen({ host: config.backup.bind, port: config.backup.port });
+  log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
+
+  // Replication setup retries on errors (server restarting, transient failures) until it
+  // reaches a verdict; a blocked verdict (no or invalid info files) needs a person.
+  const setup = (async () => {
+    while (!signal.aborted) {
+      try {
+        await setUpReplication(config, db, status, log, signal);
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        status.setup = { state: 'waiting', reason: `replication setup failed: ${errorMessage(err)}` };
+        log.error({ phase: 'replication', err: errorMessage(err) }, 'replication setup failed, retrying');
+        await delay(SETUP_RETRY_MS, undefined, { signal }).catch(() => {});
+      }
+    }
+  })();
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  log.info({ phase: 'shutdown' }, 'shutting down');
+  await app.close();
+  await setup;
+  await db.end();
+  log.info({ phase: 'shutdown' }, 'stopped');
+}
