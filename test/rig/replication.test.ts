@@ -1,0 +1,111 @@
+/**
+ * A three-node cluster built the way the StatefulSet builds it: node1 clones from the primary
+ * (binlog_info path), node2 from node1 (slave_info path); replication starts once and only once.
+ */
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rig } from './rig.js';
+import { newBaseDir, waitUntil } from './helpers.js';
+
+let rig: Rig;
+const runs: Record<number, Awaited<ReturnType<Rig['nodes'][number]['up']>>> = {};
+
+beforeAll(async () => {
+  rig = new Rig({ baseDir: await newBaseDir('replication'), ipPrefix: '127.0.0.5' });
+  for (let n = 0; n < 3; n++) runs[n] = await rig.node(n).up();
+});
+
+afterAll(async () => {
+  await rig?.destroy();
+});
+
+const countRows = async (ordinal: number) =>
+  Number((await rig.node(ordinal).sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);
+
+describe('a cluster brought up node by node', () => {
+  it('writes server-id.cnf and the role file for each ordinal', async () => {
+    for (let n = 0; n < 3; n++) {
+      const node = rig.node(n);
+      expect(await readFile(join(node.confDir, 'server-id.cnf'), 'utf8')).toBe(`[mysqld]\nserver-id=${100 + n}\n`);
+      const [row] = await node.sql<{ id: number }>('SELECT @@server_id AS id');
+      expect(Number(row!.id)).toBe(100 + n);
+    }
+    expect(await readFile(join(rig.node(0).confDir, 'primary.cnf'), 'utf8')).toContain('log-bin');
+    expect(await readFile(join(rig.node(1).confDir, 'replica.cnf'), 'utf8')).toContain('read-only=1');
+  });
+
+  it('clones node1 from the primary through binlog_info and node2 from node1 through slave_info', async () => {
+    const done1 = runs[1]!.lines.find((l) => l.phase === 'done');
+    const done2 = runs[2]!.lines.find((l) => l.phase === 'done');
+    expect(done1?.peer).toBe('127.0.0.50:3307');
+    expect(done2?.peer).toBe('127.0.0.51:3307');
+    expect(Number(done1?.bytes)).toBeGreaterThan(1_000_000);
+
+    const applied = (ordinal: number) =>
+      rig.node(ordinal).sidecarLines().filter((l) => l.msg === 'applying').map((l) => String(l.sql));
+    expect(applied(1)[0]).toMatch(/^CHANGE MASTER TO MASTER_HOST='127\.0\.0\.50', .*MASTER_PASSWORD='\*\*\*'.*MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+$/);
+    expect(rig.node(1).sidecarLines().find((l) => l.msg === 'applying')?.from).toBe('xtrabackup_binlog_info');
+    expect(rig.node(2).sidecarLines().find((l) => l.msg === 'applying')?.from).toBe('xtrabackup_slave_info');
+    expect(applied(1)[1]).toBe('START SLAVE');
+    // The password never reaches a log line.
+    for (const n of [1, 2]) expect(rig.node(n).sidecarOutput).not.toContain('rig-repl-pw');
+
+    for (const n of [1, 2]) {
+      const s = await rig.node(n).replicaStatus();
+      expect(s?.Master_Host).toBe('127.0.0.50');
+      expect(s?.Slave_IO_Running).toBe('Yes');
+      expect(s?.Slave_SQL_Running).toBe('Yes');
+    }
+  });
+
+  it('replicates rows written on the primary afterwards to both replicas', async () => {
+    const primary = rig.node(0);
+    await primary.sql('CREATE DATABASE app');
+    await primary.sql('CREATE TABLE app.items (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40), KEY (v))');
+    for (let i = 0; i < 20; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${i}`]);
+    for (const n of [1, 2]) await waitUntil(async () => (await countRows(n)) === 20, `20 rows on node ${n}`);
+  });
+
+  it('reports ready and the replication state over HTTP', async () => {
+    const res = await rig.node(2).http('/readyz');
+    expect(res.status).toBe(200);
+    const status = (await (await rig.node(2).http('/status')).json()) as Record<string, any>;
+    expect(status).toMatchObject({ pod: 'mysql-2', ordinal: 2, role: 'replica', server_id: 102, ready: true });
+    expect(status.replication).toMatchObject({ source_host: '127.0.0.50', io_running: 'Yes', sql_running: 'Yes' });
+    expect(JSON.stringify(status)).not.toContain('rig-repl-pw');
+    const primary = (await (await rig.node(0).http('/status')).json()) as Record<string, any>;
+    expect(primary).toMatchObject({ role: 'primary', ready: true, replication: null });
+  });
+
+  it('does not apply CHANGE MASTER again when the sidecar restarts, and replication keeps running', async () => {
+    const node = rig.node(1);
+    const before = await node.replicaStatus();
+    expect((await node.stopSidecar()).code).toBe(0);
+    node.startSidecar();
+    await node.waitFor('/readyz');
+    expect(node.sidecarLines().some((l) => l.msg === 'applying')).toBe(false);
+    expect(node.sidecarLines().some((l) => String(l.msg).includes('configured earlier'))).toBe(true);
+    const after = await node.replicaStatus();
+    expect(after?.Slave_IO_Running).toBe('Yes');
+    // Not re-pointed at the clone's old position: the read position only moved forward.
+    expect(Number(after?.Read_Master_Log_Pos)).toBeGreaterThanOrEqual(Number(before?.Read_Master_Log_Pos));
+    await rig.node(0).sql("INSERT INTO app.items (v) VALUES ('after-restart')");
+    await waitUntil(async () => (await countRows(1)) === 21, '21 rows on node 1');
+  });
+
+  it('recognises a crash between CHANGE MASTER and the record: adopts, does not repeat', async () => {
+    const node = rig.node(2);
+    await node.stopSidecar('SIGKILL');
+    // What a crash right after CHANGE MASTER leaves: the server configured, no record.
+    await rm(join(node.dataDir, 'mysql-agent-replication.json'));
+    node.startSidecar();
+    await node.waitFor('/readyz');
+    expect(node.sidecarLines().some((l) => l.msg === 'applying')).toBe(false);
+    expect(node.sidecarLines().some((l) => String(l.msg).includes('adopting'))).toBe(true);
+    const record = JSON.parse(await readFile(join(node.dataDir, 'mysql-agent-replication.json'), 'utf8'));
+    expect(record.how).toBe('found-on-server');
+    await rig.node(0).sql("INSERT INTO app.items (v) VALUES ('after-adopt')");
+    await waitUntil(async () => (await countRows(2)) === 22, '22 rows on node 2');
+  });
+});
