@@ -45,7 +45,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
 }
 
 /** Whether a stderr line is per-file chatter (one per table) rather than news. */
-const ROUTINE = /^\[\d+\] .*(Copying|Streaming|\.\.\.done|Compressing)/;
+const ROUTINE = /^\[\d+\] .*(Copying|Streaming|\.\.\.done|Compressing|copied successfully)/;
 const TAIL_LINES = 5;
 
 export function spawnOwned(spec: ChildSpec): OwnedChild {

@@ -1,0 +1,111 @@
+/**
+ * The backup endpoint of a real sidecar over real HTTP: authentication before anything is
+ * spawned, one backup at a time, and no backup tool left behind when the client goes away or
+ * the sidecar is stopped. The sender is throttled so a backup lasts long enough to interfere.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rig, type RigNode } from './rig.js';
+import { backupToolPids, newBaseDir, rawGet, waitUntil } from './helpers.js';
+
+let rig: Rig;
+let primary: RigNode;
+const SLOW = { XTRABACKUP_ARGS: '' };
+
+beforeAll(async () => {
+  rig = new Rig({ baseDir: await newBaseDir('backup'), ipPrefix: '127.0.0.6' });
+  primary = rig.node(0);
+  await primary.up();
+  // Throttled to ~1 MB/s so a 17 MB backup runs for seconds.
+  SLOW.XTRABACKUP_ARGS = `--defaults-file=${primary.dir}/my.cnf --throttle=1`;
+  await primary.stopSidecar();
+  primary.startSidecar(SLOW);
+  await primary.waitFor('/readyz');
+});
+
+afterAll(async () => {
+  await rig?.destroy();
+});
+
+const auth = () => ({ authorization: `Bearer ${rig.token}` });
+
+describe('GET /backup', () => {
+  it('answers 401 without a token or with a wrong one, and starts no process', async () => {
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong-token-0123456789' },
+      { authorization: `Basic ${Buffer.from(`x:${rig.token}`).toString('base64')}` },
+      { authorization: `Bearer ${rig.token}x` },
+    ];
+    for (const headers of attempts) {
+      const res = await primary.http('/backup', { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expect(backupToolPids(primary.dataDir)).toEqual([]);
+    }
+    const status = (await (await primary.http('/status')).json()) as Record<string, unknown>;
+    expect(status.last_backup).toBeNull();
+    expect(status.backup_in_progress).toBeNull();
+    const refused = primary.sidecarLines().filter((l) => l.msg === 'backup request refused');
+    expect(refused).toHaveLength(attempts.length);
+    expect(primary.sidecarOutput).not.toContain(rig.token);
+  });
+
+  it('streams a backup that ends with X-Backup-Status: Success', async () => {
+    await primary.stopSidecar();
+    primary.startSidecar();
+    await primary.waitFor('/healthz');
+    const res = await rawGet(primary.url('/backup'), auth());
+    expect(res.status).toBe(200);
+    expect(res.error).toBeNull();
+    expect(res.trailers['x-backup-status']).toBe('Success');
+    expect(res.bytes).toBeGreaterThan(1_000_000);
+    const status = (await (await primary.http('/status')).json()) as Record<string, any>;
+    expect(status.last_backup).toMatchObject({ failure: null, bytes: res.bytes });
+    await primary.stopSidecar();
+    primary.startSidecar(SLOW);
+    await primary.waitFor('/healthz');
+  });
+
+  it('refuses a second concurrent backup with 429 and Retry-After', async () => {
+    const first = rawGet(primary.url('/backup'), auth(), (_bytes, destroy) => {
+      if (second) destroy();
+    });
+    let second: Response | undefined;
+    await waitUntil(() => backupToolPids(primary.dataDir).length > 0, 'the first backup to start');
+    second = await primary.http('/backup', { headers: auth() });
+    expect(second.status).toBe(429);
+    expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(backupToolPids(primary.dataDir)).toHaveLength(1);
+    await first;
+    await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the first backup tool to be killed', 10_000);
+  });
+
+  it('kills the backup tool when the client disconnects mid-stream', async () => {
+    const res = await rawGet(primary.url('/backup'), auth(), (bytes, destroy) => {
+      if (bytes > 100_000) destroy();
+    });
+    expect(res.error).not.toBeNull();
+    await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'no backup tool left', 10_000);
+    const status = await waitUntil(async () => {
+      const s = (await (await primary.http('/status')).json()) as Record<string, any>;
+      return s.last_backup?.finished_at ? s : undefined;
+    }, 'the backup to be recorded');
+    expect(status.last_backup.failure).toContain('client disconnected');
+  });
+
+  it('leaves no backup process when the sidecar gets SIGTERM mid-backup, and exits 0 within seconds', async () => {
+    const pending = rawGet(primary.url('/backup'), auth());
+    await waitUntil(() => backupToolPids(primary.dataDir).length > 0, 'the backup to start');
+    await waitUntil(() => primary.sidecarLines().some((l) => l.msg === 'backup started'), 'the backup log line');
+    const started = Date.now();
+    const { code } = await primary.stopSidecar('SIGTERM');
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(backupToolPids(primary.dataDir)).toEqual([]);
+    const res = await pending;
+    // The client never sees a success it did not get.
+    expect(res.trailers['x-backup-status']).not.toBe('Success');
+    primary.startSidecar();
+    await primary.waitFor('/readyz');
+  });
+});

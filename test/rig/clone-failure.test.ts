@@ -1,0 +1,104 @@
+/**
+ * A clone either lands complete or leaves DATA_DIR as it was: the sender's backup tool killed
+ * mid-stream, a wrong token, SIGTERM to init, and a peer that only comes up later.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rig, type RigNode } from './rig.js';
+import { backupToolPids, newBaseDir, pidsMatching, waitUntil } from './helpers.js';
+
+let rig: Rig;
+let primary: RigNode;
+let replica: RigNode;
+
+beforeAll(async () => {
+  rig = new Rig({ baseDir: await newBaseDir('clone-failure'), ipPrefix: '127.0.0.8' });
+  primary = rig.node(0);
+  replica = rig.node(1);
+  await primary.up();
+});
+
+afterAll(async () => {
+  await rig?.destroy();
+});
+
+/** Restarts the primary's sidecar with the backup tool throttled (~3-4 MB/s) or not. */
+async function restartPrimarySidecar(throttle: boolean): Promise<void> {
+  await primary.stopSidecar();
+  primary.startSidecar(throttle ? { XTRABACKUP_ARGS: `--defaults-file=${primary.dir}/my.cnf --throttle=50` } : {});
+  await primary.waitFor('/readyz');
+}
+
+const failure = (lines: Record<string, unknown>[]) => lines.find((l) => l.phase === 'exit');
+
+describe('init when a clone goes wrong', () => {
+  it('leaves DATA_DIR as before and exits non-zero when the sender is killed mid-stream; the next run succeeds', async () => {
+    await restartPrimarySidecar(true);
+    const init = replica.init({ CLONE_RETRY_DEADLINE: '0' });
+    await waitUntil(() => backupToolPids(primary.dataDir)[0], 'the sender backup tool', 20_000);
+    await waitUntil(() => pidsMatching(`mbstream -x -C ${replica.dataDir}`).length > 0, 'the extract to run');
+    await new Promise((r) => setTimeout(r, 1000));
+    for (const pid of backupToolPids(primary.dataDir)) process.kill(pid, 'SIGKILL');
+    const run = await init;
+    expect(run.code).not.toBe(0);
+    expect(String(failure(run.lines)?.err)).toMatch(/reported the backup failed .*killed by SIGKILL/);
+    expect(await readdir(replica.dataDir)).toEqual([]);
+    expect(pidsMatching(`mbstream -x -C ${replica.dataDir}`)).toEqual([]);
+
+    await restartPrimarySidecar(false);
+    await replica.up();
+    expect((await replica.replicaStatus())?.Slave_SQL_Running).toBe('Yes');
+    await replica.down();
+  });
+
+  it('removes the staging directory and exits promptly on SIGTERM mid-clone, killing the stream tool', async () => {
+    await rigResetReplica();
+    await restartPrimarySidecar(true);
+    const child = replica.spawnInit();
+    await waitUntil(() => pidsMatching(`mbstream -x -C ${replica.dataDir}`).length > 0, 'the extract to run', 20_000);
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const started = Date.now();
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await readdir(replica.dataDir)).toEqual([]);
+    expect(pidsMatching(`mbstream -x -C ${replica.dataDir}`)).toEqual([]);
+    await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the sender to notice', 10_000);
+    await restartPrimarySidecar(false);
+  });
+
+  it('gives up at once, naming BACKUP_TOKEN, when the peer refuses the token', async () => {
+    const run = await replica.init({ BACKUP_TOKEN: 'not-the-cluster-token-123' });
+    expect(run.code).toBe(1);
+    expect(String(failure(run.lines)?.err)).toContain('BACKUP_TOKEN');
+    expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    expect(await readdir(replica.dataDir)).toEqual([]);
+  });
+
+  it('waits with backoff for a peer that is not up yet, then clones', async () => {
+    await primary.stopSidecar();
+    const init = replica.init({ CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' });
+    await new Promise((r) => setTimeout(r, 2500));
+    primary.startSidecar();
+    const run = await init;
+    expect(run.code).toBe(0);
+    expect(run.lines.filter((l) => l.msg === 'clone attempt failed, retrying').length).toBeGreaterThan(0);
+    expect(run.lines.find((l) => l.msg === 'clone attempt failed, retrying')?.err).toContain('ECONNREFUSED');
+    expect(await readdir(replica.dataDir)).toContain('mysql');
+  });
+
+  it('exits non-zero with the reason once the retry deadline has passed', async () => {
+    const lonely = rig.node(3); // its peer, ordinal 2, never comes up
+    const started = Date.now();
+    const run = await lonely.init({ CLONE_RETRY_DEADLINE: '3', CLONE_RETRY_MAX_DELAY: '1' });
+    expect(run.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(String(failure(run.lines)?.err)).toMatch(/gave up after \d+ attempt\(s\).*ECONNREFUSED/);
+    expect(await readdir(lonely.dataDir)).toEqual([]);
+  });
+});
+
+async function rigResetReplica(): Promise<void> {
+  await rm(replica.dataDir, { recursive: true, force: true });
+  await mkdir(replica.dataDir, { recursive: true });
+}
