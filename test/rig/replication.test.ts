@@ -2,7 +2,7 @@
  * A three-node cluster built the way the StatefulSet builds it: node1 clones from the primary
  * (binlog_info path), node2 from node1 (slave_info path); replication starts once and only once.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig } from './rig.js';
@@ -107,5 +107,37 @@ describe('a cluster brought up node by node', () => {
     expect(record.how).toBe('found-on-server');
     await rig.node(0).sql("INSERT INTO app.items (v) VALUES ('after-adopt')");
     await waitUntil(async () => (await countRows(2)) === 22, '22 rows on node 2');
+  });
+
+  it('waits for a late server, then refuses an info file that does not parse: not ready, nothing applied, file kept', async () => {
+    const node = rig.node(3);
+    const run = await node.init();
+    expect(run.code).toBe(0);
+    const slaveInfo = join(node.dataDir, 'xtrabackup_slave_info');
+    const injected = "CHANGE MASTER TO MASTER_LOG_FILE='mysql-bin.000001'; DROP DATABASE app; -- ', MASTER_LOG_POS=4;\n";
+    await writeFile(slaveInfo, injected);
+    // The sidecar starts before the server, as containers of a pod may.
+    node.startSidecar();
+    await node.waitFor('/healthz');
+    await waitUntil(() => node.sidecarLines().some((l) => l.msg === 'waiting for the local server'), 'a waiting log line');
+    expect((await node.http('/readyz')).status).toBe(503);
+    await node.startServer();
+    const status = await waitUntil(async () => {
+      const s = (await (await node.http('/status')).json()) as Record<string, any>;
+      return s.replication?.setup?.state === 'blocked' ? s : undefined;
+    }, 'the setup verdict');
+    expect(status.ready).toBe(false);
+    expect(status.not_ready_reason).toContain('xtrabackup_slave_info');
+    expect((await node.http('/readyz')).status).toBe(503);
+    expect((await node.http('/healthz')).status).toBe(200);
+    const logged = node.sidecarLines().find((l) => l.msg === 'clone info file does not parse: replication not started');
+    expect(logged?.content).toBe(injected);
+    expect(await readFile(slaveInfo, 'utf8')).toBe(injected);
+    expect(await node.replicaStatus()).toBeUndefined();
+    expect((await node.sql("SHOW DATABASES LIKE 'app'")).length).toBe(1);
+    // A replica that does not replicate must not hand out backups.
+    const backup = await node.http('/backup', { headers: { authorization: `Bearer ${rig.token}` } });
+    expect(backup.status).toBe(503);
+    await node.down();
   });
 });
