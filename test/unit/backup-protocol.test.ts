@@ -50,7 +50,7 @@ describe('statusTrailer', () => {
 
   it('replaces newlines, control characters and non-ASCII by spaces', () => {
     const trailer = statusTrailer('line1\r\nline2\tdéjà vu \u0000 ✓');
-    expect(trailer).toBe('Failed: line1  line2 d j  vu     ');
+    expect(trailer).toBe('Failed: line1  line2 d j  vu    ');
     expect(trailer).toMatch(/^[\x20-\x7e]+$/);
   });
 

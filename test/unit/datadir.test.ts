@@ -126,7 +126,7 @@ describe('foreignDataDirError', () => {
     expect(err).toBeInstanceOf(DataDirError);
     expect(err.message).toContain('DATA_DIR=/var/lib/mysql');
     expect(err.message).toContain('a, b, c, d, e, … (7 entries)');
-    expect(err.message).not.toContain('f');
+    expect(err.message).not.toMatch(/\bf\b|\bg\b/);
   });
 });
 
