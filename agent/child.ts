@@ -28,7 +28,8 @@ export interface OwnedChild {
   readonly stdout: Readable | null;
   /** Resolves on exit 0; rejects with SubprocessError (with the stderr tail) otherwise. */
   readonly done: Promise<void>;
-  readonly exitCode: () => number | null;
+  /** The last lines the child wrote to stderr (some tools report errors there and exit 0). */
+  readonly stderrTail: () => string;
   kill(): void;
 }
 
@@ -108,7 +109,7 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
     stdin: child.stdin,
     stdout: child.stdout,
     done,
-    exitCode: () => child.exitCode,
+    stderrTail: () => tail.join(' | '),
     kill,
   };
 }

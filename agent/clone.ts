@@ -124,7 +124,8 @@ export async function cloneInto(
       // A broken pipe closes the tool's stdin, so it exits by itself; when the tool is what
       // failed (disk full, corrupt chunk), its stderr says more than the pipe error does.
       const toolErr = await child.done.then(() => null, (e: unknown) => e);
-      const why = toolErr === null ? errorMessage(err) : `${errorMessage(err)}; ${errorMessage(toolErr)}`;
+      const toolSays = toolErr === null ? child.stderrTail() : errorMessage(toolErr);
+      const why = toolSays === '' ? errorMessage(err) : `${errorMessage(err)}; ${toolSays}`;
       throw new CloneError(`stream from ${peer} broke after ${counter.bytes} bytes: ${why}`, true, { cause: err });
     }
     try {
@@ -132,6 +133,11 @@ export async function cloneInto(
     } catch (err) {
       const reason = err instanceof SubprocessError ? err.message : errorMessage(err);
       throw new CloneError(`extracting the stream from ${peer} failed: ${reason}`, true, { cause: err });
+    }
+    // mbstream exits 0 after "File exists" or "invalid filename" and stops extracting; on
+    // success it prints nothing, so anything on its stderr fails the clone.
+    if (child.stderrTail() !== '') {
+      throw new CloneError(`extracting the stream from ${peer} failed: ${child.stderrTail()}`, true);
     }
     const status = res.trailers[STATUS_TRAILER];
     if (status !== SUCCESS) {

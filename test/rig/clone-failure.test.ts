@@ -2,7 +2,8 @@
  * A clone either lands complete or leaves DATA_DIR as it was: the sender's backup tool killed
  * mid-stream, a wrong token, SIGTERM to init, and a peer that only comes up later.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig, type RigNode } from './rig.js';
 import { backupToolPids, newBaseDir, pidsMatching, waitUntil } from './helpers.js';
@@ -68,6 +69,7 @@ describe('init when a clone goes wrong', () => {
   });
 
   it('gives up at once, naming BACKUP_TOKEN, when the peer refuses the token', async () => {
+    await rigResetReplica();
     const run = await replica.init({ BACKUP_TOKEN: 'not-the-cluster-token-123' });
     expect(run.code).toBe(1);
     expect(String(failure(run.lines)?.err)).toContain('BACKUP_TOKEN');
@@ -76,6 +78,7 @@ describe('init when a clone goes wrong', () => {
   });
 
   it('waits with backoff for a peer that is not up yet, then clones', async () => {
+    await rigResetReplica();
     await primary.stopSidecar();
     const init = replica.init({ CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' });
     await new Promise((r) => setTimeout(r, 2500));
@@ -96,6 +99,20 @@ describe('init when a clone goes wrong', () => {
     expect(String(failure(run.lines)?.err)).toMatch(/gave up after \d+ attempt\(s\).*ECONNREFUSED/);
     expect(await readdir(lonely.dataDir)).toEqual([]);
   });
+  // mbstream stops at a file that exists, prints "File exists" and exits 0: at the first file
+  // the pipe breaks; at the last one the whole stream may already have been read.
+  it.each(['aria_log_control', 'xtrabackup_info'])(
+    'refuses a clone when the stream tool reports an error but exits 0 (mbstream "File exists" on %s)',
+    async (existing) => {
+      await rigResetReplica();
+      const wrapper = join(rig.options.baseDir, `mbstream-file-exists-${existing}`);
+      await writeFile(wrapper, `#!/bin/sh\ntouch "$3/${existing}"\nexec mbstream "$@"\n`, { mode: 0o755 });
+      const run = await replica.init({ XBSTREAM_BIN: wrapper, CLONE_RETRY_DEADLINE: '0' });
+      expect(run.code).toBe(1);
+      expect(String(failure(run.lines)?.err)).toContain('File exists');
+      expect(await readdir(replica.dataDir)).toEqual([]);
+    },
+  );
 });
 
 async function rigResetReplica(): Promise<void> {
