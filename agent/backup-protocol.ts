@@ -30,7 +30,8 @@ export const CLOSING_FILES: readonly (readonly string[])[] = [
 
 /** Parses `Authorization: Bearer <token>`; null when absent or of another scheme. */
 export function bearerToken(header: string | undefined): string | null {
-  const m = header === undefined ? null : /^Bearer ([\x21-\x7e]+)$/.exec(header);
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  const m = header === undefined ? null : /^bearer ([\x21-\x7e]+)$/i.exec(header);
   return m ? m[1]! : null;
 }
 

@@ -84,13 +84,14 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'XTRABACKUP_ARGS', help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)' },
   { name: 'CLONE_RETRY_DEADLINE', default: '600', help: 'seconds init keeps retrying a refused, busy or broken clone' },
   { name: 'CLONE_RETRY_MAX_DELAY', default: '30', help: 'longest wait in seconds between clone attempts' },
-  { name: 'LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace' },
+  { name: 'LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 
 const kebab = (name: string) => name.toLowerCase().replaceAll('_', '-');
 
 const HOST = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const MAX_SERVER_ID = 4294967295;
 
 /** Thrown by loadConfig for `--help`: the CLI prints the text and exits 0. */
 export class HelpRequested {
@@ -197,8 +198,14 @@ export function loadConfig(sources: ConfigSources): Config {
   }
   const { set, ordinal } = identity;
 
-  const offset = int('SERVER_ID_OFFSET', 100, 1, 4294967295 - 100000);
+  const offset = int('SERVER_ID_OFFSET', 100, 1, MAX_SERVER_ID);
+  if (offset + ordinal > MAX_SERVER_ID) {
+    throw new ConfigError(`SERVER_ID_OFFSET=${offset} is too large for ordinal ${ordinal}: server-id must stay at or below ${MAX_SERVER_ID}`);
+  }
   const service = str('SERVICE_NAME', 'mysql');
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(service)) {
+    throw new ConfigError(`SERVICE_NAME="${service}" is invalid: expected a Kubernetes Service name (lower-case letters, digits, '-')`);
+  }
   const template = str('PEER_HOST_TEMPLATE', '{set}-{ordinal}.{service}');
   if (!template.includes('{ordinal}')) {
     throw new ConfigError(`PEER_HOST_TEMPLATE="${template}" is invalid: it must contain {ordinal}`);
@@ -297,5 +304,10 @@ export function loadConfig(sources: ConfigSources): Config {
     },
     logLevel,
   };
-  return Object.freeze(config);
+  return deepFreeze(config);
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const v of Object.values(value)) if (v !== null && typeof v === 'object') deepFreeze(v as object);
+  return Object.freeze(value);
 }

@@ -9,6 +9,7 @@ import {
   type ServerVersion,
   hasChangeReplicationSource,
   hasReplicaKeyword,
+  hasResetBinaryLogsAndGtids,
   needsPublicKeyFetch,
 } from './server-version.js';
 
@@ -67,6 +68,10 @@ export function replicationStatements(
   const statements: Statement[] = [];
 
   if (coordinates.from === 'slave_info' && coordinates.mode === 'gtid') {
+    if (coordinates.gtidVariable === 'gtid_purged') {
+      // gtid_purged can only be set on an empty gtid_executed, which a restored clone is not.
+      statements.push(render(hasResetBinaryLogsAndGtids(version) ? 'RESET BINARY LOGS AND GTIDS' : 'RESET MASTER', []));
+    }
     statements.push(render(`SET GLOBAL ${coordinates.gtidVariable} = ?`, [coordinates.gtid]));
     const gtidOption: [string, Value] =
       version.flavor === 'mariadb' ? ['MASTER_USE_GTID', raw('slave_pos')] : ['MASTER_AUTO_POSITION', 1];

@@ -36,3 +36,6 @@ export const hasChangeReplicationSource = (v: ServerVersion): boolean => v.flavo
 
 /** caching_sha2_password without TLS needs the source's public key (MySQL 8.0+). */
 export const needsPublicKeyFetch = (v: ServerVersion): boolean => v.flavor === 'mysql' && atLeast(v, 8, 0, 0);
+
+/** RESET MASTER became RESET BINARY LOGS AND GTIDS in MySQL 8.2 (and is gone in 8.4). */
+export const hasResetBinaryLogsAndGtids = (v: ServerVersion): boolean => v.flavor === 'mysql' && atLeast(v, 8, 2, 0);

@@ -8,6 +8,11 @@ describe('bearerToken', () => {
     expect(bearerToken(`Bearer ${TOKEN}`)).toBe(TOKEN);
   });
 
+  it('reads the scheme name case-insensitively', () => {
+    expect(bearerToken(`bearer ${TOKEN}`)).toBe(TOKEN);
+    expect(bearerToken(`BEARER ${TOKEN}`)).toBe(TOKEN);
+  });
+
   it.each([
     ['a missing header', undefined],
     ['an empty header', ''],

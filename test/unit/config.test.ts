@@ -202,6 +202,7 @@ describe('loadConfig validation', () => {
     ['XTRABACKUP_ARGS', { XTRABACKUP_ARGS: '--throttle=20 rm' }],
     ['CLONE_RETRY_MAX_DELAY', { CLONE_RETRY_MAX_DELAY: '0' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],
   ] as const)('names %s when it is invalid (%j)', (name, env) => {
     expect(configError(() => load({ env }))).toContain(name);
   });
