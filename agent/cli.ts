@@ -7,9 +7,7 @@
 import { hostname } from 'node:os';
 import { type Config, HelpRequested, loadConfig } from './config.js';
 import { AgentError, ConfigError, errorMessage } from './errors.js';
-import { runInit } from './init.js';
 import { createLogger } from './log.js';
-import { runSidecar } from './sidecar.js';
 
 /** How long the sidecar may take to stop after SIGTERM before it exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -48,8 +46,9 @@ async function main(): Promise<void> {
     });
   }
   try {
-    if (config.command === 'init') await runInit(config, log, controller.signal);
-    else await runSidecar(config, log, controller.signal);
+    // Each role loads only its own modules: init never pays for fastify and mysql2 in memory.
+    if (config.command === 'init') await (await import('./init.js')).runInit(config, log, controller.signal);
+    else await (await import('./sidecar.js')).runSidecar(config, log, controller.signal);
   } catch (err) {
     const code = err instanceof AgentError ? err.code : 'UNEXPECTED';
     log.error({ phase: 'exit', code, err: errorMessage(err) }, `${config.command} failed: ${errorMessage(err)}`);

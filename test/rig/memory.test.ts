@@ -1,0 +1,96 @@
+/**
+ * Backpressure end to end: the memory of the receiving init and of the serving sidecar does
+ * not follow the size of the data. A 17 MB clone and one more than ten times larger are
+ * compared by the peak RSS (VmHWM) of the two agent processes.
+ */
+import { readFile, rm, mkdir } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rig, type RigNode } from './rig.js';
+import { newBaseDir } from './helpers.js';
+
+let rig: Rig;
+let primary: RigNode;
+let replica: RigNode;
+
+beforeAll(async () => {
+  rig = new Rig({ baseDir: await newBaseDir('memory'), ipPrefix: '127.0.0.9' });
+  primary = rig.node(0);
+  replica = rig.node(1);
+  await primary.up();
+});
+
+afterAll(async () => {
+  await rig?.destroy();
+});
+
+/** Peak resident set of a process in MB, sampled until it exits (or until `until` resolves). */
+function trackPeakRss(pid: number, until?: Promise<unknown>): { peak: () => number; stop: () => void } {
+  let peak = 0;
+  let stopped = false;
+  const sample = async () => {
+    while (!stopped) {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+        if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  void sample();
+  void until?.then(() => (stopped = true));
+  return { peak: () => peak, stop: () => (stopped = true) };
+}
+
+async function measuredClone(): Promise<{ bytes: number; initPeakMb: number }> {
+  await rm(replica.dataDir, { recursive: true, force: true });
+  await mkdir(replica.dataDir, { recursive: true });
+  await replica.prepareDirs();
+  const child: ChildProcess = replica.spawnInit();
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
+  const rss = trackPeakRss(child.pid!);
+  expect(await exited).toBe(0);
+  const done = out.split('\n').filter((l) => l.includes('"phase":"done"')).map((l) => JSON.parse(l))[0];
+  return { bytes: Number(done.bytes), initPeakMb: rss.peak() };
+}
+
+async function loadRows(rows: number): Promise<void> {
+  await primary.sql('CREATE DATABASE IF NOT EXISTS load_test');
+  await primary.sql(
+    'CREATE TABLE load_test.t (id INT AUTO_INCREMENT PRIMARY KEY, pad CHAR(255) NOT NULL, note VARCHAR(64) NOT NULL, KEY (note))',
+  );
+  await primary.sql("INSERT INTO load_test.t (pad, note) VALUES (REPEAT('x', 255), MD5(1))");
+  for (let n = 1; n < rows; n *= 2) {
+    await primary.sql('INSERT INTO load_test.t (pad, note) SELECT pad, MD5(RAND()) FROM load_test.t');
+  }
+}
+
+describe('memory during a clone', () => {
+  it('stays flat for init and the sidecar when the data grows more than tenfold', async () => {
+    const small = await measuredClone();
+    const sidecarPid = primary.sidecar!.pid!;
+    const sidecarBefore = trackPeakRss(sidecarPid);
+    await new Promise((r) => setTimeout(r, 200));
+    const sidecarBaseline = sidecarBefore.peak();
+    sidecarBefore.stop();
+
+    await loadRows(2 ** 19);
+    const large = await measuredClone();
+    const sidecarAfter = trackPeakRss(sidecarPid);
+    await new Promise((r) => setTimeout(r, 200));
+    const sidecarPeak = sidecarAfter.peak();
+    sidecarAfter.stop();
+
+    const report = { small, large, sidecarBaseline, sidecarPeak };
+    console.log(JSON.stringify(report));
+    expect(large.bytes).toBeGreaterThan(10 * small.bytes);
+    expect(large.initPeakMb).toBeLessThan(small.initPeakMb + 25);
+    expect(large.initPeakMb).toBeLessThan(150);
+    // VmHWM is the lifetime peak: it includes the small backup and the large one.
+    expect(sidecarPeak).toBeLessThan(sidecarBaseline + 25);
+  }, 300_000);
+});
