@@ -9,7 +9,7 @@
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataDirError } from './errors.js';
-import { fsyncDir } from './fs-atomic.js';
+import { fsyncDir } from './files.js';
 
 export const STAGING_NAME = '.mysql-agent-clone';
 const PREPARED_MARKER = '.mysql-agent-prepared';

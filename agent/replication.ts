@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import type { Db } from './db.js';
 import { readReplicaStatus } from './db.js';
 import { ParseError } from './errors.js';
-import { writeFileAtomic } from './fs-atomic.js';
+import { readFirst, writeFileAtomic } from './files.js';
 import { type CloneCoordinates, parseBinlogInfo, parseSlaveInfo } from './info-files.js';
 import type { Logger } from './log.js';
 import { type ReplicationSource, replicationStatements } from './replication-sql.js';
@@ -32,17 +32,6 @@ const BINLOG_INFO = ['mariadb_backup_binlog_info', 'xtrabackup_binlog_info'];
 export type SetupOutcome =
   | { readonly state: 'configured'; readonly how: 'recorded-earlier' | 'found-on-server' | 'applied'; readonly from?: string }
   | { readonly state: 'blocked'; readonly reason: string };
-
-async function readFirst(dir: string, names: readonly string[]): Promise<{ name: string; text: string } | null> {
-  for (const name of names) {
-    try {
-      return { name, text: await readFile(join(dir, name), 'utf8') };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  return null;
-}
 
 /**
  * The clone's coordinates: slave_info wins (a GTID replica with log-bin also leaves a

@@ -2,11 +2,11 @@
  * The server's configuration fragments: `server-id.cnf` from the ordinal and the role's file
  * copied from the ConfigMap. Re-runnable: a rerun writes the same bytes.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
-import { writeFileAtomic } from './fs-atomic.js';
+import { readFirst, writeFileAtomic } from './files.js';
 import type { Role } from './topology.js';
 
 /** ConfigMap file names per role, preferred first; the tutorial's names are still accepted. */
@@ -17,17 +17,6 @@ const ROLE_FILES: Record<Role, readonly string[]> = {
 
 export function serverIdCnf(serverId: number): string {
   return `[mysqld]\nserver-id=${serverId}\n`;
-}
-
-async function readFirst(dir: string, names: readonly string[]): Promise<{ name: string; text: string } | null> {
-  for (const name of names) {
-    try {
-      return { name, text: await readFile(join(dir, name), 'utf8') };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  return null;
 }
 
 /** Writes server-id.cnf and `<role>.cnf` into CONF_DIR and removes the other role's file. */

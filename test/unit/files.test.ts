@@ -2,12 +2,12 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { fsyncDir, writeFileAtomic } from '../../agent/fs-atomic.js';
+import { fsyncDir, writeFileAtomic } from '../../agent/files.js';
 
 let dir: string;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'fs-atomic-'));
+  dir = await mkdtemp(join(tmpdir(), 'files-'));
 });
 
 afterEach(async () => {

@@ -1,6 +1,6 @@
-/** Small filesystem helpers that never leave a half-written file behind. */
+/** Small filesystem helpers: writes that never leave a half-written file, reads with fallbacks. */
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Writes `path` through a temporary sibling, fsync and rename: readers see old or new, never half. */
@@ -30,4 +30,16 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Reads the first of `names` that exists in `dir` (preferred spellings first); null if none. */
+export async function readFirst(dir: string, names: readonly string[]): Promise<{ name: string; text: string } | null> {
+  for (const name of names) {
+    try {
+      return { name, text: await readFile(join(dir, name), 'utf8') };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return null;
 }
