@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Entry point: parses argv and the environment once, builds the root logger, dispatches to
- * `init` or `sidecar`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration,
- * 143 stopped by SIGTERM before finishing (init).
+ * `init`, `sidecar` or `plan`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration
+ * (or, for plan, a clone that cannot be used), 143 stopped by SIGTERM before finishing (init).
  */
 import { hostname } from 'node:os';
 import { type Config, HelpRequested, loadConfig } from './config.js';
@@ -33,6 +33,7 @@ async function main(): Promise<void> {
   const log = createLogger({
     level: config.logLevel,
     bindings: { pod: config.podName, ordinal: config.ordinal, role: config.role, command: config.command },
+    fd: config.command === 'plan' ? 2 : 1,
   });
   const controller = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
@@ -48,9 +49,15 @@ async function main(): Promise<void> {
   try {
     // Each role loads only its own modules: init never pays for fastify and mysql2 in memory.
     if (config.command === 'init') await (await import('./init.js')).runInit(config, log, controller.signal);
-    else await (await import('./sidecar.js')).runSidecar(config, log, controller.signal);
+    else if (config.command === 'sidecar') await (await import('./sidecar.js')).runSidecar(config, log, controller.signal);
+    else await (await import('./plan.js')).runPlan(config, process.stdout, process.stderr);
   } catch (err) {
     const code = err instanceof AgentError ? err.code : 'UNEXPECTED';
+    if (config.command === 'plan' && (code === 'PLAN' || code === 'PARSE')) {
+      process.stderr.write(`mysql-agent plan: ${errorMessage(err)}\n`);
+      process.exitCode = 2;
+      return;
+    }
     log.error({ phase: 'exit', code, err: errorMessage(err) }, `${config.command} failed: ${errorMessage(err)}`);
     process.exitCode = controller.signal.aborted ? 143 : code === 'CONFIG' ? 2 : 1;
     return;

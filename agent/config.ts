@@ -7,6 +7,8 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
+import { REQUESTED_MODES, type RequestedMode, type ServerFacts } from './replication-sql.js';
+import { type ServerVersion, parseServerVersion } from './server-version.js';
 import {
   type Ordinal,
   type Role,
@@ -16,7 +18,8 @@ import {
   serverIdOf,
 } from './topology.js';
 
-export type Command = 'init' | 'sidecar';
+export type Command = 'init' | 'sidecar' | 'plan';
+const COMMANDS: readonly Command[] = ['init', 'sidecar', 'plan'];
 
 export interface Config {
   readonly command: Command;
@@ -49,6 +52,9 @@ export interface Config {
     readonly retryDeadlineMs: number;
     readonly retryMaxDelayMs: number;
   };
+  readonly replicationMode: RequestedMode;
+  /** `plan` only: a server described on the command line instead of a live one. */
+  readonly offlineServer: ServerFacts | null;
   readonly logLevel: string;
 }
 
@@ -57,6 +63,8 @@ interface Setting {
   /** Shown in --help; `undefined` means "no default". */
   readonly default?: string;
   readonly help: string;
+  /** The commands that read it; all when absent. */
+  readonly only?: readonly Command[];
 }
 
 /** The table users read in --help and the README; the order is the order of --help. */
@@ -84,8 +92,14 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'XTRABACKUP_ARGS', help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)' },
   { name: 'CLONE_RETRY_DEADLINE', default: '600', help: 'seconds init keeps retrying a refused, busy or broken clone' },
   { name: 'CLONE_RETRY_MAX_DELAY', default: '30', help: 'longest wait in seconds between clone attempts' },
+  { name: 'REPLICATION_MODE', default: 'auto', help: 'auto, gtid or position: how a new replica follows the primary', only: ['sidecar', 'plan'] },
+  { name: 'SERVER_VERSION', help: 'plan without a live server: the version, e.g. 8.4.3 or 10.11.9-MariaDB', only: ['plan'] },
+  { name: 'FLAVOR', default: '(from SERVER_VERSION)', help: 'plan without a live server: mysql or mariadb', only: ['plan'] },
+  { name: 'GTID_MODE', default: 'ON', help: 'plan without a live MySQL server: its gtid_mode, ON or OFF', only: ['plan'] },
   { name: 'LOG_LEVEL', default: 'info', help: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
+
+const settingsOf = (command: Command | null) => SETTINGS.filter((s) => !s.only || (command !== null && s.only.includes(command)));
 
 const kebab = (name: string) => name.toLowerCase().replaceAll('_', '-');
 
@@ -100,17 +114,19 @@ export class HelpRequested {
 
 export function helpText(command: Command | null): string {
   const lines = [
-    command ? `Usage: mysql-agent ${command} [--flag value ...]` : 'Usage: mysql-agent <init|sidecar> [--flag value ...]',
+    command ? `Usage: mysql-agent ${command} [--flag value ...]` : 'Usage: mysql-agent <init|sidecar|plan> [--flag value ...]',
     '',
     command === 'init'
       ? 'Writes server-id.cnf and the role config, then clones an empty replica datadir from a peer.'
       : command === 'sidecar'
         ? 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status.'
-        : 'init: write config and clone a replica; sidecar: start replication once and serve backups.',
+        : command === 'plan'
+          ? 'Prints the statements the sidecar would run for the clone in DATA_DIR, password masked; exit 2 if it cannot be used.'
+          : 'init: write config and clone a replica; sidecar: start replication once and serve backups;\nplan: print the statements the sidecar would run.',
     '',
     'Settings: environment variable, or the flag of the same name in kebab-case (the flag wins).',
   ];
-  for (const s of SETTINGS) {
+  for (const s of settingsOf(command)) {
     const def = s.default === undefined ? '' : ` [default: ${s.default}]`;
     lines.push(`  ${s.name.padEnd(22)} --${kebab(s.name).padEnd(22)} ${s.help}${def}`);
   }
@@ -141,21 +157,25 @@ function defaultIsExecutable(path: string): boolean {
 export function loadConfig(sources: ConfigSources): Config {
   const [command, ...rest] = sources.argv;
   if (command === '--help' || command === '-h' || command === undefined) {
-    if (command === undefined) throw new ConfigError('no command given: run `mysql-agent init` or `mysql-agent sidecar` (see --help)');
+    if (command === undefined) throw new ConfigError('no command given: run `mysql-agent init`, `sidecar` or `plan` (see --help)');
     throw new HelpRequested(helpText(null));
   }
-  if (command !== 'init' && command !== 'sidecar') {
-    throw new ConfigError(`unknown command "${command}": expected init or sidecar`);
+  if (!COMMANDS.includes(command as Command)) {
+    throw new ConfigError(`unknown command "${command}": expected init, sidecar or plan`);
   }
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const s of SETTINGS) options[kebab(s.name)] = { type: 'string' };
+  for (const s of settingsOf(command as Command)) options[kebab(s.name)] = { type: 'string' };
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }).values as typeof flags;
   } catch (err) {
     throw new ConfigError(`${(err as Error).message.split('\n')[0]} (see mysql-agent ${command} --help)`);
   }
-  if (flags.help) throw new HelpRequested(helpText(command));
+  if (flags.help) throw new HelpRequested(helpText(command as Command));
+  return buildConfig(command as Command, flags, sources);
+}
+
+function buildConfig(command: Command, flags: Record<string, string | boolean | undefined>, sources: ConfigSources): Config {
 
   const raw = (name: string): string | undefined => {
     const flag = flags[kebab(name)];
@@ -232,7 +252,7 @@ export function loadConfig(sources: ConfigSources): Config {
     token = tokenRaw;
   }
   // The init container needs the token as a client to clone, the sidecar as a server.
-  const needsToken = command === 'sidecar' ? auth === 'token' : ordinal !== 0 && auth === 'token';
+  const needsToken = auth === 'token' && (command === 'sidecar' || (command === 'init' && ordinal !== 0));
   if (needsToken && token === null) {
     throw new ConfigError(
       'BACKUP_TOKEN is not set: set it to the same secret on every pod (e.g. `openssl rand -hex 32`), or set BACKUP_AUTH=none to run without authentication',
@@ -256,7 +276,7 @@ export function loadConfig(sources: ConfigSources): Config {
   };
   const backupTool = findTool('XTRABACKUP_BIN', ['xtrabackup', 'mariadb-backup']);
   const streamTool = findTool('XBSTREAM_BIN', ['xbstream', 'mbstream']);
-  const needsTools = command === 'sidecar' || ordinal !== 0;
+  const needsTools = command === 'sidecar' || (command === 'init' && ordinal !== 0);
   if (needsTools && !backupTool) {
     throw new ConfigError('no backup tool found: install xtrabackup or mariadb-backup on PATH, or set XTRABACKUP_BIN');
   }
@@ -267,6 +287,12 @@ export function loadConfig(sources: ConfigSources): Config {
   for (const a of extraArgs) {
     if (!a.startsWith('--')) throw new ConfigError(`XTRABACKUP_ARGS has "${a}": expected options of the form --name or --name=value`);
   }
+
+  const replicationMode = str('REPLICATION_MODE', 'auto') as RequestedMode;
+  if (!REQUESTED_MODES.includes(replicationMode)) {
+    throw new ConfigError(`REPLICATION_MODE="${replicationMode}" is invalid: expected ${REQUESTED_MODES.join(', ')}`);
+  }
+  const offlineServer = command === 'plan' ? describedServer(raw) : null;
 
   const logLevel = str('LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -302,9 +328,34 @@ export function loadConfig(sources: ConfigSources): Config {
       retryDeadlineMs: int('CLONE_RETRY_DEADLINE', 600, 0, 7 * 24 * 3600) * 1000,
       retryMaxDelayMs: int('CLONE_RETRY_MAX_DELAY', 30, 1, 3600) * 1000,
     },
+    replicationMode,
+    offlineServer,
     logLevel,
   };
   return deepFreeze(config);
+}
+
+/** The server `plan` is asked about with --server-version (and --flavor, --gtid-mode), or null for a live one. */
+function describedServer(raw: (name: string) => string | undefined): ServerFacts | null {
+  const text = raw('SERVER_VERSION');
+  const flavor = raw('FLAVOR');
+  const gtid = (raw('GTID_MODE') ?? 'ON').toUpperCase();
+  if (text === undefined || text === '') {
+    if (flavor) throw new ConfigError('FLAVOR is set without SERVER_VERSION: give --server-version too, or neither to ask the live server');
+    return null;
+  }
+  if (flavor !== undefined && flavor !== 'mysql' && flavor !== 'mariadb') {
+    throw new ConfigError(`FLAVOR="${flavor}" is invalid: expected mysql or mariadb`);
+  }
+  if (gtid !== 'ON' && gtid !== 'OFF') throw new ConfigError(`GTID_MODE="${gtid}" is invalid: expected ON or OFF`);
+  let version: ServerVersion;
+  try {
+    version = parseServerVersion(text, flavor === 'mariadb' ? 'MariaDB' : '');
+  } catch {
+    throw new ConfigError(`SERVER_VERSION="${text}" is invalid: expected X.Y.Z, e.g. 8.4.3 or 10.11.9-MariaDB`);
+  }
+  if (flavor === 'mysql') version = { ...version, flavor: 'mysql' };
+  return { version, gtidMode: version.flavor === 'mariadb' || gtid === 'ON' };
 }
 
 function deepFreeze<T extends object>(value: T): T {

@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import { backoffDelay, type Clock, realClock } from './retry.js';
-import { replicaStatusQuery } from './replication-sql.js';
+import { type ServerFacts, replicaStatusQuery } from './replication-sql.js';
 import { type ServerVersion, parseServerVersion } from './server-version.js';
 
 export interface Db {
@@ -53,9 +53,13 @@ export async function waitForServer(db: Db, log: Logger, signal: AbortSignal, cl
   }
 }
 
-export async function readServerVersion(db: Db): Promise<ServerVersion> {
+/** Flavor, version and, on MySQL, whether gtid_mode is ON (MariaDB always has GTIDs). */
+export async function readServerFacts(db: Db): Promise<ServerFacts> {
   const [row] = await db.query('SELECT VERSION() AS version, @@version_comment AS comment');
-  return parseServerVersion(String(row?.version ?? ''), String(row?.comment ?? ''));
+  const version = parseServerVersion(String(row?.version ?? ''), String(row?.comment ?? ''));
+  if (version.flavor === 'mariadb') return { version, gtidMode: true };
+  const [gtid] = await db.query('SELECT @@GLOBAL.gtid_mode AS gtid_mode');
+  return { version, gtidMode: String(gtid?.gtid_mode ?? '').toUpperCase() === 'ON' };
 }
 
 export interface ReplicaStatus {

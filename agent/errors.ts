@@ -9,7 +9,8 @@ export type ErrorCode =
   | 'CLONE'
   | 'CLONE_FATAL'
   | 'SUBPROCESS'
-  | 'DATADIR';
+  | 'DATADIR'
+  | 'PLAN';
 
 export class AgentError extends Error {
   readonly code: ErrorCode;
@@ -48,6 +49,13 @@ export class CloneError extends AgentError {
     options?: { cause?: unknown },
   ) {
     super(retryable ? 'CLONE' : 'CLONE_FATAL', message, options);
+  }
+}
+
+/** The clone cannot be followed on this server in the requested mode; the message says why. */
+export class PlanError extends AgentError {
+  constructor(message: string) {
+    super('PLAN', message);
   }
 }
 

@@ -20,27 +20,18 @@ export interface BinlogPosition {
   readonly pos: number;
 }
 
-/** Where a clone says replication has to start. */
-export type CloneCoordinates =
-  | {
-      /** From the source's own binlog (`binlog_info`): the clone came from the primary. */
-      readonly from: 'binlog_info';
-      readonly position: BinlogPosition;
-      readonly gtid: GtidSet | null;
-    }
-  | {
-      /** From `slave_info`: the clone came from a replica, at its replication position. */
-      readonly from: 'slave_info';
-      readonly mode: 'position';
-      readonly position: BinlogPosition;
-    }
-  | {
-      readonly from: 'slave_info';
-      readonly mode: 'gtid';
-      /** MariaDB: the value for gtid_slave_pos; MySQL: the value for gtid_purged. */
-      readonly gtid: GtidSet;
-      readonly gtidVariable: 'gtid_slave_pos' | 'gtid_purged';
-    };
+/** Which info file the coordinates come from: the source's own binlog, or its replication position. */
+export type InfoFileKind = 'binlog_info' | 'slave_info';
+
+/**
+ * Where a clone says replication has to start: a binlog position, a GTID set, or both
+ * (MariaDB's binlog_info carries both; a GTID replica's slave_info only the GTID set).
+ */
+export interface CloneCoordinates {
+  readonly from: InfoFileKind;
+  readonly position: BinlogPosition | null;
+  readonly gtid: GtidSet | null;
+}
 
 const BINLOG_FILE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$/;
 const POSITION = /^[0-9]{1,19}$/;
@@ -61,6 +52,11 @@ export function parsePosition(text: string, source: string): number {
     throw new ParseError(`${source}: "${text}" is not a binlog position`, source);
   }
   return n;
+}
+
+/** MariaDB GTIDs are `domain-server-seq`; MySQL's start with the source's UUID. */
+export function gtidFlavor(gtid: GtidSet): 'mariadb' | 'mysql' {
+  return MARIADB_GTID.test(gtid) ? 'mariadb' : 'mysql';
 }
 
 /** Accepts a MariaDB or MySQL GTID set; whitespace (MySQL splits long sets over lines) is dropped. */
@@ -186,7 +182,11 @@ export function parseSlaveInfo(text: string, source = 'xtrabackup_slave_info'): 
     if (!set || set.variable !== expected) {
       throw new ParseError(`${source}: a GTID CHANGE MASTER needs a SET GLOBAL ${expected} statement`, source);
     }
-    return { from: 'slave_info', mode: 'gtid', gtid: parseGtidSet(set.value, source), gtidVariable: expected };
+    const gtid = parseGtidSet(set.value, source);
+    if (gtidFlavor(gtid) !== (expected === 'gtid_slave_pos' ? 'mariadb' : 'mysql')) {
+      throw new ParseError(`${source}: "${set.value}" is not a ${expected} value`, source);
+    }
+    return { from: 'slave_info', position: null, gtid };
   }
   if (set) throw new ParseError(`${source}: SET GLOBAL ${set.variable} without a GTID CHANGE MASTER`, source);
   rejectOtherOptions(options, ['MASTER_LOG_FILE', 'MASTER_LOG_POS'], source);
@@ -197,8 +197,8 @@ export function parseSlaveInfo(text: string, source = 'xtrabackup_slave_info'): 
   }
   return {
     from: 'slave_info',
-    mode: 'position',
     position: { file: parseBinlogFile(file, source), pos: parsePosition(pos, source) },
+    gtid: null,
   };
 }
 

@@ -9,7 +9,8 @@ export type { Logger };
 export function createLogger(options: {
   level: string;
   bindings: Record<string, string | number>;
-  destination?: pino.DestinationStream;
+  /** 1 (stdout) by default; `plan` logs to 2 so that stdout holds only statements. */
+  fd?: 1 | 2;
 }): Logger {
   return pino(
     {
@@ -23,6 +24,6 @@ export function createLogger(options: {
         censor: '***',
       },
     },
-    options.destination ?? pino.destination({ fd: 1, sync: true }),
+    pino.destination({ fd: options.fd ?? 1, sync: true }),
   );
 }

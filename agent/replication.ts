@@ -12,15 +12,34 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Config } from './config.js';
 import type { Db } from './db.js';
 import { readReplicaStatus } from './db.js';
-import { ParseError } from './errors.js';
+import { ParseError, PlanError } from './errors.js';
 import { readFirst, writeFileAtomic } from './files.js';
 import { type CloneCoordinates, parseBinlogInfo, parseSlaveInfo } from './info-files.js';
 import type { Logger } from './log.js';
-import { type ReplicationSource, replicationStatements } from './replication-sql.js';
-import type { ServerVersion } from './server-version.js';
-import { hasReplicaKeyword } from './server-version.js';
+import {
+  type ReplicationSource,
+  type RequestedMode,
+  type ServerFacts,
+  planReplication,
+  startReplicaStatement,
+} from './replication-sql.js';
+
+/** How often a replica retries a lost connection to the primary (the tutorial's value). */
+const CONNECT_RETRY_SECONDS = 10;
+
+/** The primary as CHANGE MASTER names it, from the configuration. */
+export function replicationSource(config: Config): ReplicationSource {
+  return {
+    host: config.primaryHost,
+    port: config.mysql.port,
+    user: config.replication.user,
+    password: config.replication.password,
+    connectRetrySeconds: CONNECT_RETRY_SECONDS,
+  };
+}
 
 /** The durable record; kept in the datadir so it lives and dies with the data it describes. */
 export const RECORD_FILE = 'mysql-agent-replication.json';
@@ -45,7 +64,7 @@ export async function readCloneCoordinates(dataDir: string): Promise<{ file: str
   return null;
 }
 
-async function hasRecord(dataDir: string): Promise<boolean> {
+export async function hasRecord(dataDir: string): Promise<boolean> {
   try {
     await readFile(join(dataDir, RECORD_FILE));
     return true;
@@ -61,23 +80,24 @@ async function writeRecord(dataDir: string, record: Record<string, unknown>): Pr
 
 export async function ensureReplication(deps: {
   readonly db: Db;
-  readonly version: ServerVersion;
+  readonly server: ServerFacts;
+  readonly mode: RequestedMode;
   readonly dataDir: string;
   readonly source: ReplicationSource;
   readonly log: Logger;
 }): Promise<SetupOutcome> {
-  const { db, version, dataDir, source } = deps;
+  const { db, server, dataDir, source } = deps;
+  const { version } = server;
   const log = deps.log.child({ phase: 'replication' });
   if (await hasRecord(dataDir)) {
     log.info({ record: RECORD_FILE }, 'replication was configured earlier: not applying it again');
     return { state: 'configured', how: 'recorded-earlier' };
   }
   const status = await readReplicaStatus(db, version);
-  const start = hasReplicaKeyword(version) ? 'START REPLICA' : 'START SLAVE';
   if (status.configured) {
     // Configured but not recorded: we stopped between CHANGE MASTER and the record.
     log.warn({ source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning }, 'server already replicates but no record: adopting it, not applying CHANGE MASTER again');
-    if (status.ioRunning === 'No' || status.sqlRunning === 'No') await db.query(start);
+    if (status.ioRunning === 'No' || status.sqlRunning === 'No') await db.query(startReplicaStatement(version));
     await writeRecord(dataDir, { how: 'found-on-server', source_host: status.sourceHost });
     return { state: 'configured', how: 'found-on-server' };
   }
@@ -95,12 +115,26 @@ export async function ensureReplication(deps: {
     log.error(reason);
     return { state: 'blocked', reason };
   }
-  const statements = replicationStatements(version, clone.coordinates, source);
-  for (const statement of statements) {
+  let plan;
+  try {
+    plan = planReplication(server, clone.coordinates, deps.mode, source);
+  } catch (err) {
+    if (!(err instanceof PlanError)) throw err;
+    log.error({ from: clone.file, err: err.message }, 'replication not started');
+    return { state: 'blocked', reason: err.message };
+  }
+  log.info({ from: clone.file, mode: plan.mode, why: plan.why }, 'replication mode chosen');
+  for (const statement of plan.statements) {
     log.info({ sql: statement.shown, from: clone.file }, 'applying');
     await db.query(statement.sql);
   }
-  await writeRecord(dataDir, { how: 'applied', from: clone.file, coordinates: clone.coordinates, statements: statements.map((s) => s.shown) });
-  log.info({ from: clone.file, source_host: source.host }, 'replication configured and started');
+  await writeRecord(dataDir, {
+    how: 'applied',
+    from: clone.file,
+    mode: plan.mode,
+    coordinates: clone.coordinates,
+    statements: plan.statements.map((s) => s.shown),
+  });
+  log.info({ from: clone.file, mode: plan.mode, source_host: source.host }, 'replication configured and started');
   return { state: 'configured', how: 'applied', from: clone.file };
 }

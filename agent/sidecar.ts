@@ -7,14 +7,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackupService } from './backup.js';
 import type { Config } from './config.js';
-import { type Db, createDb, readReplicaStatus, readServerVersion, waitForServer } from './db.js';
+import { type Db, createDb, readReplicaStatus, readServerFacts, waitForServer } from './db.js';
 import { errorMessage } from './errors.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
-import { type SetupOutcome, ensureReplication } from './replication.js';
-import type { ServerVersion } from './server-version.js';
+import { type SetupOutcome, ensureReplication, replicationSource } from './replication.js';
+import type { ServerFacts } from './replication-sql.js';
 
-const CONNECT_RETRY_SECONDS = 10;
 const SETUP_RETRY_MS = 5000;
 
 type SetupState = { readonly state: 'waiting'; readonly reason: string } | SetupOutcome;
@@ -26,7 +25,7 @@ function setupReason(setup: SetupState): string {
 /** Live view of this pod for /readyz and /status. */
 class PodStatus implements StatusSource {
   setup: SetupState = { state: 'waiting', reason: 'waiting for the local server' };
-  version: ServerVersion | null = null;
+  server: ServerFacts | null = null;
 
   constructor(
     private readonly config: Config,
@@ -49,10 +48,10 @@ class PodStatus implements StatusSource {
       return { ready: false, reason: `local server does not answer: ${errorMessage(err)}` };
     }
     if (this.config.role === 'primary') return { ready: true, reason: null };
-    if (this.setup.state !== 'configured' || this.version === null) {
+    if (this.setup.state !== 'configured' || this.server === null) {
       return { ready: false, reason: setupReason(this.setup) };
     }
-    const r = await readReplicaStatus(this.db, this.version);
+    const r = await readReplicaStatus(this.db, this.server.version);
     if (!r.configured) return { ready: false, reason: 'replication is not configured on the server' };
     if (r.ioRunning !== 'Yes') return { ready: false, reason: `IO thread ${r.ioRunning ?? 'missing'}${r.lastIoError ? `: ${r.lastIoError}` : ''}` };
     if (r.sqlRunning !== 'Yes') return { ready: false, reason: `SQL thread ${r.sqlRunning ?? 'missing'}${r.lastSqlError ? `: ${r.lastSqlError}` : ''}` };
@@ -64,9 +63,9 @@ class PodStatus implements StatusSource {
     let replication: Record<string, unknown> | null = null;
     if (this.config.role === 'replica') {
       replication = { setup: this.setup };
-      if (this.version) {
+      if (this.server) {
         try {
-          const r = await readReplicaStatus(this.db, this.version);
+          const r = await readReplicaStatus(this.db, this.server.version);
           replication = {
             ...replication,
             source_host: r.sourceHost,
@@ -87,7 +86,7 @@ class PodStatus implements StatusSource {
       ordinal: this.config.ordinal,
       role: this.config.role,
       server_id: this.config.serverId,
-      server_version: this.version?.text ?? null,
+      server_version: this.server?.version.text ?? null,
       ready: readiness.ready,
       not_ready_reason: readiness.reason,
       replication,
@@ -99,23 +98,22 @@ class PodStatus implements StatusSource {
 
 async function setUpReplication(config: Config, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<void> {
   await waitForServer(db, log, signal);
-  status.version = await readServerVersion(db);
-  log.info({ phase: 'wait-server', server_version: status.version.text, flavor: status.version.flavor }, 'connected to the local server');
+  const server = await readServerFacts(db);
+  status.server = server;
+  log.info(
+    { phase: 'wait-server', server_version: server.version.text, flavor: server.version.flavor, gtid_mode: server.gtidMode },
+    'connected to the local server',
+  );
   if (config.role === 'primary') {
     status.setup = { state: 'configured', how: 'recorded-earlier' };
     return;
   }
   status.setup = await ensureReplication({
     db,
-    version: status.version,
+    server,
+    mode: config.replicationMode,
     dataDir: config.dataDir,
-    source: {
-      host: config.primaryHost,
-      port: config.mysql.port,
-      user: config.replication.user,
-      password: config.replication.password,
-      connectRetrySeconds: CONNECT_RETRY_SECONDS,
-    },
+    source: replicationSource(config),
     log,
   });
 }

@@ -1,5 +1,5 @@
 /** Small helpers shared by the rig tests: process lookup, polling, raw HTTP with trailers. */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -60,3 +60,13 @@ export function rawGet(url: string, headers: Record<string, string> = {}, onData
 }
 
 export const newBaseDir = (name: string) => mkdtemp(join(tmpdir(), `mysql-agent-${name}-`));
+
+/** Runs `mysql-agent plan` (the built CLI) and collects its exit code and output. */
+export function runPlan(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  const cli = join(import.meta.dirname, '../../dist/cli.js');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, 'plan', ...args], { env }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}

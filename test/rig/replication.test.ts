@@ -1,6 +1,7 @@
 /**
  * A three-node cluster built the way the StatefulSet builds it: node1 clones from the primary
  * (binlog_info path), node2 from node1 (slave_info path); replication starts once and only once.
+ * Position mode (REPLICATION_MODE=position) throughout.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,7 +13,8 @@ let rig: Rig;
 const runs: Record<number, Awaited<ReturnType<Rig['nodes'][number]['up']>>> = {};
 
 beforeAll(async () => {
-  rig = new Rig({ baseDir: await newBaseDir('replication'), ipPrefix: '127.0.0.5' });
+  // Binlog positions, as the tutorial does; gtid.test.ts covers the GTID default of MariaDB.
+  rig = new Rig({ baseDir: await newBaseDir('replication'), ipPrefix: '127.0.0.5', agentEnv: { REPLICATION_MODE: 'position' } });
   for (let n = 0; n < 3; n++) runs[n] = await rig.node(n).up();
 });
 
@@ -56,6 +58,7 @@ describe('a cluster brought up node by node', () => {
       expect(s?.Master_Host).toBe('127.0.0.50');
       expect(s?.Slave_IO_Running).toBe('Yes');
       expect(s?.Slave_SQL_Running).toBe('Yes');
+      expect(s?.Using_Gtid).toBe('No');
     }
   });
 

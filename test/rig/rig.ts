@@ -183,7 +183,7 @@ export class RigNode {
       await c.query(`GRANT REPLICATION SLAVE ON *.* TO ?@'%'`, [CREDENTIALS.replicationUser]);
       await c.query(`CREATE USER ?@'127.0.0.%' IDENTIFIED BY ?`, [CREDENTIALS.agentUser, CREDENTIALS.agent]);
       await c.query(
-        `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN ON *.* TO ?@'127.0.0.%'`,
+        `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN ON *.* TO ?@'127.0.0.%'`,
         [CREDENTIALS.agentUser],
       );
       await c.query('FLUSH PRIVILEGES');

@@ -246,7 +246,13 @@ describe('loadConfig validation', () => {
 });
 
 describe('loadConfig --help', () => {
-  it.each([[['--help']], [['-h']], [['init', '--help']], [['sidecar', '-h']]])('%j throws HelpRequested listing every setting', (argv) => {
+  it.each([
+    [['--help'], null],
+    [['-h'], null],
+    [['init', '--help'], 'init'],
+    [['sidecar', '-h'], 'sidecar'],
+    [['plan', '--help'], 'plan'],
+  ] as const)('%j throws HelpRequested listing every setting of the command', (argv, command) => {
     let thrown: unknown;
     try {
       load({ argv: [...argv], env: { BACKUP_TOKEN: undefined } });
@@ -256,9 +262,31 @@ describe('loadConfig --help', () => {
     expect(thrown).toBeInstanceOf(HelpRequested);
     const text = (thrown as HelpRequested).text;
     for (const s of SETTINGS) {
-      expect(text).toContain(s.name);
-      expect(text).toContain(`--${s.name.toLowerCase().replaceAll('_', '-')}`);
+      const flag = `--${s.name.toLowerCase().replaceAll('_', '-')} `;
+      const applies = !s.only || (command !== null && (s.only as readonly string[]).includes(command));
+      if (applies) expect(text).toContain(flag);
+      else expect(text).not.toContain(flag);
     }
+  });
+
+  it('accepts plan-only flags for plan and refuses them for the sidecar', () => {
+    const c = load({ argv: ['plan', '--server-version', '8.4.3', '--gtid-mode', 'OFF'], env: { BACKUP_TOKEN: undefined } });
+    expect(c.offlineServer).toMatchObject({ version: { flavor: 'mysql', major: 8, minor: 4 }, gtidMode: false });
+    expect(load({ argv: ['plan', '--server-version', '11.4.2', '--flavor', 'mariadb'] }).offlineServer).toMatchObject({
+      version: { flavor: 'mariadb', major: 11 },
+      gtidMode: true,
+    });
+    expect(configError(() => load({ argv: ['sidecar', '--server-version', '8.4.3'] }))).toContain('server-version');
+  });
+
+  it.each([
+    ['REPLICATION_MODE', ['plan'], { REPLICATION_MODE: 'both' }],
+    ['SERVER_VERSION', ['plan', '--server-version', 'eight'], {}],
+    ['FLAVOR', ['plan', '--server-version', '8.4.3', '--flavor', 'percona'], {}],
+    ['GTID_MODE', ['plan', '--server-version', '8.4.3', '--gtid-mode', 'MAYBE'], {}],
+    ['FLAVOR', ['plan', '--flavor', 'mysql'], {}],
+  ] as const)('names %s when a plan setting is invalid', (name, argv, env) => {
+    expect(configError(() => load({ argv: [...argv], env }))).toContain(name);
   });
 
   it('shows help even when the rest of the configuration is invalid', () => {

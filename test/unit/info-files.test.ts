@@ -100,19 +100,14 @@ describe('parseBinlogInfo', () => {
 });
 
 describe('parseSlaveInfo', () => {
-  const position = (file: string, pos: number) => ({ from: 'slave_info', mode: 'position', position: { file, pos } });
+  const position = (file: string, pos: number) => ({ from: 'slave_info', position: { file, pos }, gtid: null });
 
   it('reads the MariaDB position form', () => {
     expect(parseSlaveInfo(fixture('slave_info.mariadb-10.11-position'))).toEqual(position('mysql-bin.000001', 1992994));
   });
 
   it('reads the MariaDB two-line GTID form', () => {
-    expect(parseSlaveInfo(fixture('slave_info.mariadb-10.11-gtid'))).toEqual({
-      from: 'slave_info',
-      mode: 'gtid',
-      gtid: '0-100-12',
-      gtidVariable: 'gtid_slave_pos',
-    });
+    expect(parseSlaveInfo(fixture('slave_info.mariadb-10.11-gtid'))).toEqual({ from: 'slave_info', position: null, gtid: '0-100-12' });
   });
 
   it('reads the MariaDB GTID form with CRLF line endings', () => {
@@ -130,12 +125,7 @@ describe('parseSlaveInfo', () => {
   });
 
   it('reads the MySQL GTID form (gtid_purged + MASTER_AUTO_POSITION=1)', () => {
-    expect(parseSlaveInfo(fixture('slave_info.xtrabackup-mysql-gtid'))).toEqual({
-      from: 'slave_info',
-      mode: 'gtid',
-      gtid: `${UUID1}:1-10`,
-      gtidVariable: 'gtid_purged',
-    });
+    expect(parseSlaveInfo(fixture('slave_info.xtrabackup-mysql-gtid'))).toEqual({ from: 'slave_info', position: null, gtid: `${UUID1}:1-10` });
   });
 
   it('reads the CHANGE REPLICATION SOURCE TO SOURCE_* spelling', () => {
@@ -144,12 +134,19 @@ describe('parseSlaveInfo', () => {
 
   it('reads SOURCE_AUTO_POSITION=1', () => {
     const text = `SET GLOBAL gtid_purged='${UUID1}:1-10';\nCHANGE REPLICATION SOURCE TO SOURCE_AUTO_POSITION=1;\n`;
-    expect(parseSlaveInfo(text)).toMatchObject({ mode: 'gtid', gtid: `${UUID1}:1-10`, gtidVariable: 'gtid_purged' });
+    expect(parseSlaveInfo(text)).toMatchObject({ position: null, gtid: `${UUID1}:1-10` });
   });
 
   it('keeps a quoted GTID set that spans lines as one value', () => {
     const text = `SET GLOBAL gtid_purged='${UUID1}:1-10,\n${UUID2}:1-3';\nCHANGE MASTER TO MASTER_AUTO_POSITION=1;\n`;
-    expect(parseSlaveInfo(text)).toMatchObject({ mode: 'gtid', gtid: `${UUID1}:1-10,${UUID2}:1-3` });
+    expect(parseSlaveInfo(text)).toMatchObject({ position: null, gtid: `${UUID1}:1-10,${UUID2}:1-3` });
+  });
+
+  it.each([
+    ['a MySQL GTID set in gtid_slave_pos', `SET GLOBAL gtid_slave_pos = '${UUID1}:1-10';\nCHANGE MASTER TO master_use_gtid = slave_pos;\n`],
+    ['a MariaDB GTID in gtid_purged', "SET GLOBAL gtid_purged='0-100-12';\nCHANGE MASTER TO MASTER_AUTO_POSITION=1;\n"],
+  ])('refuses %s', (_what, text) => {
+    parseError(() => parseSlaveInfo(text));
   });
 
   it.each([

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { parseBinlogInfo, parseSlaveInfo } from '../../agent/info-files.js';
-import { type ReplicationSource, replicaStatusQuery, replicationStatements } from '../../agent/replication-sql.js';
-import { parseServerVersion } from '../../agent/server-version.js';
+import type { CloneCoordinates } from '../../agent/info-files.js';
+import { PlanError } from '../../agent/errors.js';
+import {
+  type ReplicationSource,
+  chooseMode,
+  planReplication,
+  replicaStatusQuery,
+  replicationStatements,
+} from '../../agent/replication-sql.js';
+import { type ServerVersion, parseServerVersion } from '../../agent/server-version.js';
 
 const MARIADB_10_11 = parseServerVersion('10.11.19-MariaDB-0+deb12u1', 'Debian 12');
 const MYSQL = (v: string) => parseServerVersion(v, 'MySQL Community Server - GPL');
@@ -15,7 +23,10 @@ const FROM_MARIADB_GTID_REPLICA = parseSlaveInfo("SET GLOBAL gtid_slave_pos = '0
 const FROM_MYSQL_GTID_REPLICA = parseSlaveInfo(`SET GLOBAL gtid_purged='${UUID}:1-10';\nCHANGE MASTER TO MASTER_AUTO_POSITION=1;\n`);
 const FROM_MYSQL_PRIMARY = parseBinlogInfo(`binlog.000002\t1232\t${UUID}:1-4\n`);
 
-const sqlOf = (...args: Parameters<typeof replicationStatements>) => replicationStatements(...args).map((s) => s.sql);
+/** The statements in the mode the clone allows by itself: GTID when it has no position. */
+const build = (version: ServerVersion, clone: CloneCoordinates, source: ReplicationSource) =>
+  replicationStatements({ version, gtidMode: true }, clone, clone.position === null ? 'gtid' : 'position', source);
+const sqlOf = (...args: Parameters<typeof build>) => build(...args).map((s) => s.sql);
 
 const MASTER_CONNECTION = "MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='pw', MASTER_CONNECT_RETRY=10";
 const SOURCE_CONNECTION = "SOURCE_HOST='mysql-0.mysql', SOURCE_PORT=3306, SOURCE_USER='repl', SOURCE_PASSWORD='pw', SOURCE_CONNECT_RETRY=10";
@@ -135,7 +146,7 @@ describe('replicationStatements: MySQL by version', () => {
 
 describe('replicationStatements: the password', () => {
   it('is in sql and masked as *** in shown', () => {
-    const [change] = replicationStatements(MARIADB_10_11, FROM_PRIMARY, SOURCE);
+    const [change] = build(MARIADB_10_11, FROM_PRIMARY, SOURCE);
     expect(change!.sql).toContain("MASTER_PASSWORD='pw'");
     expect(change!.shown).toBe(
       "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='***', MASTER_CONNECT_RETRY=10, MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=1898491",
@@ -143,7 +154,7 @@ describe('replicationStatements: the password', () => {
   });
 
   it('masks it in shown on MySQL 8.4 too', () => {
-    const statements = replicationStatements(MYSQL('8.4.3'), FROM_POSITION_REPLICA, { ...SOURCE, password: 'hunter2-secret' });
+    const statements = build(MYSQL('8.4.3'), FROM_POSITION_REPLICA, { ...SOURCE, password: 'hunter2-secret' });
     for (const s of statements) expect(s.shown).not.toContain('hunter2-secret');
     expect(statements[0]!.shown).toContain("SOURCE_PASSWORD='***'");
     expect(statements[0]!.sql).toContain("SOURCE_PASSWORD='hunter2-secret'");
@@ -151,7 +162,7 @@ describe('replicationStatements: the password', () => {
 
   it('escapes a quote and a backslash so they cannot end the string', () => {
     const password = "it's\\', MASTER_HOST='evil";
-    const [change] = replicationStatements(MARIADB_10_11, FROM_PRIMARY, { ...SOURCE, password });
+    const [change] = build(MARIADB_10_11, FROM_PRIMARY, { ...SOURCE, password });
     expect(change!.sql).toBe(
       "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='repl', " +
         "MASTER_PASSWORD='it\\'s\\\\\\', MASTER_HOST=\\'evil', MASTER_CONNECT_RETRY=10, " +
@@ -161,12 +172,12 @@ describe('replicationStatements: the password', () => {
   });
 
   it('keeps a ? in the password from being taken for a placeholder', () => {
-    const [change] = replicationStatements(MARIADB_10_11, FROM_PRIMARY, { ...SOURCE, password: 'a?b' });
+    const [change] = build(MARIADB_10_11, FROM_PRIMARY, { ...SOURCE, password: 'a?b' });
     expect(change!.sql).toContain("MASTER_PASSWORD='a?b', MASTER_CONNECT_RETRY=10, MASTER_LOG_FILE='mysql-bin.000001'");
   });
 
   it('shows statements without a password as they run', () => {
-    const statements = replicationStatements(MARIADB_10_11, FROM_MARIADB_GTID_REPLICA, SOURCE);
+    const statements = build(MARIADB_10_11, FROM_MARIADB_GTID_REPLICA, SOURCE);
     expect(statements[0]!.shown).toBe(statements[0]!.sql);
     expect(statements.at(-1)!.shown).toBe('START SLAVE');
   });
@@ -181,5 +192,47 @@ describe('replicaStatusQuery', () => {
     ['8.4.3', 'SHOW REPLICA STATUS'],
   ])('%s: %s', (version, query) => {
     expect(replicaStatusQuery(parseServerVersion(version))).toBe(query);
+  });
+});
+
+describe('chooseMode', () => {
+  const MARIADB = { version: MARIADB_10_11, gtidMode: true };
+  const MYSQL_GTID = { version: MYSQL('8.4.3'), gtidMode: true };
+  const MYSQL_NO_GTID = { version: MYSQL('8.4.3'), gtidMode: false };
+  const FROM_MARIADB_POSITION_ONLY = parseBinlogInfo('mysql-bin.000003\t154\n');
+
+  it.each([
+    ['MariaDB, clone with GTID and position', MARIADB, FROM_PRIMARY, 'gtid'],
+    ['MariaDB, clone with position only', MARIADB, FROM_MARIADB_POSITION_ONLY, 'position'],
+    ['MariaDB, clone from a GTID replica', MARIADB, FROM_MARIADB_GTID_REPLICA, 'gtid'],
+    ['MySQL gtid_mode ON, GTID clone', MYSQL_GTID, FROM_MYSQL_PRIMARY, 'gtid'],
+    ['MySQL gtid_mode ON, position-only clone', MYSQL_GTID, FROM_POSITION_REPLICA, 'position'],
+    ['MySQL gtid_mode OFF, GTID clone with a position', MYSQL_NO_GTID, FROM_MYSQL_PRIMARY, 'position'],
+  ] as const)('auto: %s → %s', (_what, server, clone, mode) => {
+    expect(chooseMode(server, clone, 'auto').mode).toBe(mode);
+  });
+
+  it.each([
+    ['gtid on MySQL with gtid_mode OFF', MYSQL_NO_GTID, FROM_MYSQL_PRIMARY, 'gtid', /REPLICATION_MODE=gtid is impossible: gtid_mode is not ON/],
+    ['gtid with a clone without GTID', MARIADB, FROM_POSITION_REPLICA, 'gtid', /REPLICATION_MODE=gtid is impossible: .*carries no GTID/],
+    ['gtid with a MySQL GTID on MariaDB', MARIADB, FROM_MYSQL_PRIMARY, 'gtid', /is not a MariaDB GTID/],
+    ['position with a GTID-only clone', MARIADB, FROM_MARIADB_GTID_REPLICA, 'position', /REPLICATION_MODE=position is impossible: .*only a GTID position/],
+    ['auto with a GTID-only clone on gtid_mode OFF', MYSQL_NO_GTID, FROM_MYSQL_GTID_REPLICA, 'auto', /cannot be followed/],
+  ] as const)('refuses %s, naming why', (_what, server, clone, requested, message) => {
+    let thrown: unknown;
+    try {
+      chooseMode(server, clone, requested);
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(PlanError);
+    expect((thrown as Error).message).toMatch(message);
+  });
+
+  it('honours an explicit position request on a GTID-capable clone', () => {
+    expect(planReplication(MARIADB, FROM_PRIMARY, 'position', SOURCE).statements.map((s) => s.sql)).toEqual([
+      `CHANGE MASTER TO ${MASTER_CONNECTION}, MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=1898491`,
+      'START SLAVE',
+    ]);
   });
 });
