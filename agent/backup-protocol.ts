@@ -11,6 +11,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 export const BACKUP_PATH = '/backup';
 export const STATUS_TRAILER = 'x-backup-status';
 export const SUCCESS = 'Success';
+/** The sender's estimate of the stream's size, so a receiver can refuse before filling its volume. */
+export const ESTIMATE_HEADER = 'x-backup-estimated-bytes';
 
 /** The status trailer for a finished child: `Success`, or `Failed: <why>`. */
 export function statusTrailer(failure: string | null): string {

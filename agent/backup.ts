@@ -11,6 +11,7 @@ import { backupCommand } from './backup-tool.js';
 import { ByteCounter } from './byte-counter.js';
 import { spawnOwned } from './child.js';
 import type { Config } from './config.js';
+import { estimateBackupBytes } from './datadir.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -25,6 +26,8 @@ export interface BackupRecord {
 
 export interface RunningBackup {
   readonly stream: Readable;
+  /** The datadir's size as the backup will roughly copy it; null if it could not be measured. */
+  readonly estimatedBytes: Promise<number | null>;
   /** Resolves when the tool has exited: null on success, else why it failed. Never rejects. */
   readonly finished: Promise<string | null>;
   abort(reason: string): void;
@@ -91,6 +94,10 @@ export class BackupService {
       return failure;
     });
 
-    return { stream: counter, finished, abort: (reason) => controller.abort(reason) };
+    const estimatedBytes = estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
+      log.warn({ err: errorMessage(err) }, 'could not estimate the backup size');
+      return null;
+    });
+    return { stream: counter, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
   }
 }

@@ -7,10 +7,11 @@ import { request, type IncomingMessage } from 'node:http';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { BACKUP_PATH, CLOSING_FILES, STATUS_TRAILER, SUCCESS } from './backup-protocol.js';
+import { BACKUP_PATH, CLOSING_FILES, ESTIMATE_HEADER, STATUS_TRAILER, SUCCESS } from './backup-protocol.js';
 import type { ToolCommand } from './backup-tool.js';
 import { ByteCounter } from './byte-counter.js';
 import { spawnOwned } from './child.js';
+import { freeBytes } from './datadir.js';
 import { CloneError, SubprocessError, errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 
@@ -51,6 +52,8 @@ function connect(source: CloneSource, signal: AbortSignal): Promise<IncomingMess
     req.end();
   });
 }
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
 
 /** Maps a non-200 answer to a retryable or fatal CloneError. */
 function refusal(res: IncomingMessage, peer: string): CloneError {
@@ -109,7 +112,16 @@ export async function cloneInto(
   try {
     const res = await connect(source, local.signal);
     if (res.statusCode !== 200) throw refusal(res, peer);
-    log.info({ phase: 'stream', peer }, 'peer accepted, streaming');
+    const estimate = Number(res.headers[ESTIMATE_HEADER] ?? NaN);
+    const free = await freeBytes(stagingDir);
+    if (Number.isFinite(estimate) && estimate > free) {
+      res.destroy();
+      throw new CloneError(
+        `the clone needs about ${mb(estimate)} (the peer's estimate) but DATA_DIR's filesystem has ${mb(free)} free: grow the volume or free space`,
+        false,
+      );
+    }
+    log.info({ phase: 'stream', peer, estimated_bytes: Number.isFinite(estimate) ? estimate : null, free_bytes: free }, 'peer accepted, streaming');
     const child = spawnOwned({
       ...extract,
       stdin: 'pipe',
@@ -125,6 +137,14 @@ export async function cloneInto(
       // failed (disk full, corrupt chunk), its stderr says more than the pipe error does.
       const toolErr = await child.done.then(() => null, (e: unknown) => e);
       const toolSays = toolErr === null ? child.stderrTail() : errorMessage(toolErr);
+      if (/No space left|Errcode: 28|ENOSPC/.test(`${toolSays} ${errorMessage(err)}`)) {
+        const needed = Number.isFinite(estimate) ? `about ${mb(estimate)} (the peer's estimate)` : `more than ${mb(counter.bytes)}`;
+        throw new CloneError(
+          `DATA_DIR's filesystem filled up after ${mb(counter.bytes)} of the clone: it needs ${needed} and had ${mb(free)} free; grow the volume or free space`,
+          false,
+          { cause: err },
+        );
+      }
       const why = toolSays === '' ? errorMessage(err) : `${errorMessage(err)}; ${toolSays}`;
       throw new CloneError(`stream from ${peer} broke after ${counter.bytes} bytes: ${why}`, true, { cause: err });
     }

@@ -41,6 +41,7 @@ export interface Config {
     readonly port: number;
     /** null only when BACKUP_AUTH=none. */
     readonly token: string | null;
+    readonly idleTimeoutMs: number;
   };
   readonly tools: {
     readonly backup: string;
@@ -87,6 +88,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'BACKUP_PORT', default: '3307', help: 'port the sidecar serves on' },
   { name: 'BACKUP_TOKEN', help: 'shared secret for GET /backup (at least 16 characters)' },
   { name: 'BACKUP_AUTH', default: 'token', help: 'token, or none to serve backups to anyone (warns)' },
+  { name: 'BACKUP_IDLE_TIMEOUT', default: '120', help: 'seconds a backup client may read nothing before the backup is ended', only: ['sidecar'] },
   { name: 'XTRABACKUP_BIN', default: '(xtrabackup, else mariadb-backup, on PATH)', help: 'backup tool' },
   { name: 'XBSTREAM_BIN', default: '(xbstream, else mbstream, on PATH)', help: 'stream tool' },
   { name: 'XTRABACKUP_ARGS', help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)' },
@@ -322,6 +324,7 @@ function buildConfig(command: Command, flags: Record<string, string | boolean | 
       bind: host('BACKUP_BIND', str('BACKUP_BIND', '0.0.0.0')),
       port: int('BACKUP_PORT', 3307, 1, 65535),
       token: auth === 'none' ? null : token,
+      idleTimeoutMs: int('BACKUP_IDLE_TIMEOUT', 120, 1, 24 * 3600) * 1000,
     },
     tools: { backup: backupTool, stream: streamTool, extraArgs },
     clone: {

@@ -4,8 +4,8 @@
  * BackupService and the status source passed in.
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { BACKUP_PATH, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from './backup-protocol.js';
-import type { BackupService } from './backup.js';
+import { BACKUP_PATH, ESTIMATE_HEADER, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from './backup-protocol.js';
+import type { BackupService, RunningBackup } from './backup.js';
 import type { Logger } from './log.js';
 
 export interface Readiness {
@@ -23,7 +23,33 @@ export interface StatusSource {
 const RETRY_BUSY_S = 30;
 const RETRY_NOT_READY_S = 10;
 
+/**
+ * Ends a backup whose client stopped reading: the response stays backpressured (nothing
+ * drains) for `timeoutMs`. A tool that is merely slow to produce output does not count.
+ */
+function watchIdleClient(reply: FastifyReply, run: RunningBackup, timeoutMs: number): void {
+  const step = Math.min(1000, timeoutMs);
+  let stalledFor = 0;
+  let written = -1;
+  const timer = setInterval(() => {
+    const res = reply.raw;
+    const progress = res.socket?.bytesWritten ?? 0;
+    stalledFor = res.writableNeedDrain && progress === written ? stalledFor + step : 0;
+    written = progress;
+    if (stalledFor >= timeoutMs) {
+      clearInterval(timer);
+      reply.log.warn({ client: reply.request.ip, idle_ms: stalledFor }, 'backup client stopped reading: ending the backup');
+      run.abort(`client stopped reading for ${Math.round(stalledFor / 1000)} s`);
+      res.destroy();
+    }
+  }, step);
+  timer.unref();
+  reply.raw.once('close', () => clearInterval(timer));
+}
+
 export function buildHttpServer(deps: {
+  /** A backup whose client reads nothing for this long is ended. */
+  readonly idleTimeoutMs: number;
   readonly token: string | null;
   readonly backups: BackupService;
   readonly status: StatusSource;
@@ -58,6 +84,9 @@ export function buildHttpServer(deps: {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) run.abort('client disconnected');
     });
+    watchIdleClient(reply, run, deps.idleTimeoutMs);
+    const estimate = await run.estimatedBytes;
+    if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
     reply.header('content-type', 'application/octet-stream');
     reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
     return reply.send(run.stream);

@@ -125,7 +125,7 @@ export async function runSidecar(config: Config, log: Logger, signal: AbortSigna
   const db = createDb(config);
   const backups = new BackupService(config, log, signal);
   const status = new PodStatus(config, db, backups);
-  const app = buildHttpServer({ token: config.backup.token, backups, status, log });
+  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log });
   await app.listen({ host: config.backup.bind, port: config.backup.port });
   log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
 

@@ -1,6 +1,6 @@
 /** Small helpers shared by the rig tests: process lookup, polling, raw HTTP with trailers. */
 import { execFile, execFileSync } from 'node:child_process';
-import { request } from 'node:http';
+import { type Server, createServer, request } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,12 +21,18 @@ export function pidsMatching(pattern: string): number[] {
 /** Backup tool processes reading this datadir. */
 export const backupToolPids = (dataDir: string) => pidsMatching(`mariadb-backup.*--datadir=${dataDir}( |$)`);
 
+/** Polls `probe` until it returns something truthy; a probe that throws counts as "not yet". */
 export async function waitUntil<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError = '';
   for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (err) {
+      lastError = ` (last error: ${(err as Error).message})`;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError}`);
     await delay(100);
   }
 }
@@ -69,4 +75,49 @@ export function runPlan(args: string[], env: NodeJS.ProcessEnv): Promise<{ code:
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
+}
+
+/** Mounts a tmpfs of `megabytes` at `dir` (root only): a small volume that can really fill up. */
+export function mountTmpfs(dir: string, megabytes: number): void {
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${megabytes}m`, 'tmpfs', dir]);
+}
+
+export function unmount(dir: string): void {
+  try {
+    execFileSync('umount', [dir]);
+  } catch {
+    execFileSync('umount', ['-l', dir]);
+  }
+}
+
+/**
+ * An HTTP proxy on `listen` that forwards to `target` and flips one bit of the response body
+ * at `offset`, passing status, headers and trailers through: a stream corrupted in flight.
+ */
+export async function startBitFlipProxy(listen: { host: string; port: number }, target: { host: string; port: number }, offset: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    const upstream = request({ ...target, path: req.url, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      let seen = 0;
+      up.on('data', (chunk: Buffer) => {
+        if (seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;
+        seen += chunk.length;
+        if (!res.write(chunk)) {
+          up.pause();
+          res.once('drain', () => up.resume());
+        }
+      });
+      up.on('end', () => {
+        res.addTrailers(up.trailers);
+        res.end();
+      });
+      up.on('error', () => res.destroy());
+      // The receiver gave up: let the sender know, as a direct connection would.
+      res.on('close', () => up.destroy());
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
+  return server;
 }

@@ -1,0 +1,252 @@
+/**
+ * Faults and abuse on real servers: a volume too small or filling up, init SIGKILLed
+ * mid-extract, a peer whose name does not resolve yet, a wrong replication password, a client
+ * that stops reading, a bit flipped in flight, and a flood of bad tokens. After each fault
+ * clears, the replica holds exactly the primary's rows.
+ */
+import { appendFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { type Server, request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CREDENTIALS, Rig, type RigNode } from './rig.js';
+import {
+  backupToolPids,
+  mountTmpfs,
+  newBaseDir,
+  pidsMatching,
+  startBitFlipProxy,
+  unmount,
+  waitUntil,
+} from './helpers.js';
+
+// Real clones under a loaded machine: generous per-test time.
+vi.setConfig({ testTimeout: 120_000 });
+
+let rig: Rig;
+let primary: RigNode;
+const mounts: string[] = [];
+const HOSTS_MARK = '# mysql-agent faults.test.ts';
+
+beforeAll(async () => {
+  rig = new Rig({ baseDir: await newBaseDir('faults'), ipPrefix: '127.0.0.4' });
+  primary = rig.node(0);
+  await primary.up();
+  await primary.sql('CREATE DATABASE shop');
+  await primary.sql('CREATE TABLE shop.items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40), price INT, KEY (name))');
+  await primary.sql('CREATE TABLE shop.notes (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT)');
+  for (let i = 0; i < 50; i++) await primary.sql('INSERT INTO shop.items (name, price) VALUES (?, ?)', [`item-${i}`, i * 7]);
+  await primary.sql("INSERT INTO shop.notes (body) SELECT REPEAT('n', 500) FROM shop.items");
+});
+
+afterEach(async () => {
+  for (const dir of mounts.splice(0)) unmount(dir);
+});
+
+afterAll(async () => {
+  const hosts = await readFile('/etc/hosts', 'utf8');
+  await writeFile('/etc/hosts', hosts.split('\n').filter((l) => !l.includes(HOSTS_MARK)).join('\n'));
+  await rig?.destroy();
+});
+
+const failure = (lines: Record<string, unknown>[]) => String(lines.find((l) => l.phase === 'exit')?.err ?? '');
+
+/** An empty node directory, optionally on a tmpfs of the given size. */
+async function freshNode(ordinal: number, tmpfsMb?: number): Promise<RigNode> {
+  const node = rig.node(ordinal);
+  if (node.sidecar || node.server) await node.down();
+  await rm(node.dataDir, { recursive: true, force: true });
+  await mkdir(node.dataDir, { recursive: true });
+  if (tmpfsMb) {
+    mountTmpfs(node.dataDir, tmpfsMb);
+    mounts.push(node.dataDir);
+  }
+  return node;
+}
+
+async function restartPrimarySidecar(extra: Record<string, string> = {}): Promise<void> {
+  await primary.stopSidecar();
+  primary.startSidecar(extra);
+  await primary.waitFor('/readyz');
+}
+const throttled = () => ({ XTRABACKUP_ARGS: `--defaults-file=${primary.dir}/my.cnf --throttle=40` });
+
+/** The replica has exactly the primary's rows: CHECKSUM TABLE per table, once it has caught up. */
+async function expectSameRows(node: RigNode): Promise<void> {
+  for (const table of ['shop.items', 'shop.notes']) {
+    const [expected] = await primary.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
+    await waitUntil(async () => {
+      const [got] = await node.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
+      return String(got!.Checksum) === String(expected!.Checksum);
+    }, `${table} on node ${node.ordinal} to match the primary`);
+  }
+}
+
+async function bringUpAndCompare(node: RigNode): Promise<void> {
+  await node.startServer();
+  node.startSidecar();
+  await node.waitFor('/readyz');
+  await primary.sql('INSERT INTO shop.items (name, price) VALUES (?, ?)', [`after-${node.ordinal}-${Date.now()}`, 1]);
+  await expectSameRows(node);
+}
+
+describe('faults during a clone', () => {
+  it('refuses up front, saying how much room it needs, when DATA_DIR is too small', async () => {
+    const node = await freshNode(1, 8);
+    const run = await node.init();
+    expect(run.code).toBe(1);
+    expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) but DATA_DIR's filesystem has [\d.]+ MB free: grow the volume/);
+    expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    expect(await readdir(node.dataDir)).toEqual([]);
+  });
+
+  it('fails with the room it needed when the volume fills up mid-clone, leaving nothing behind', async () => {
+    await restartPrimarySidecar(throttled());
+    const node = await freshNode(1, 96);
+    const init = node.init({ CLONE_RETRY_DEADLINE: '0' });
+    await waitUntil(() => pidsMatching(`mbstream -x -C ${node.dataDir}`).length > 0, 'the extract to start', 20_000);
+    // Something else on the volume takes the room the clone was counting on.
+    await writeFile(join(node.dataDir, 'filler'), Buffer.alloc(0));
+    await appendFile(join(node.dataDir, 'filler'), Buffer.alloc(95 * 1024 * 1024)).catch(() => {});
+    const run = await init;
+    expect(run.code).toBe(1);
+    expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
+    expect(await readdir(node.dataDir)).toEqual(['filler']);
+    await restartPrimarySidecar();
+  });
+
+  it('cleans up after init is SIGKILLed mid-extract and succeeds on the next run', async () => {
+    await restartPrimarySidecar(throttled());
+    const node = await freshNode(1);
+    await node.prepareDirs();
+    const child = node.spawnInit();
+    await waitUntil(() => pidsMatching(`mbstream -x -C ${node.dataDir}`).length > 0, 'the extract to start', 20_000);
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGKILL');
+    await waitUntil(() => pidsMatching(`mbstream -x -C ${node.dataDir}`).length === 0, 'the orphaned extract to end', 20_000);
+    expect(await readdir(node.dataDir)).toContain('.mysql-agent-clone');
+    await restartPrimarySidecar();
+    const run = await node.init();
+    expect(run.code).toBe(0);
+    expect(run.lines.some((l) => l.msg === 'removing the staging directory of an interrupted clone')).toBe(true);
+    expect((await readdir(node.dataDir)).includes('.mysql-agent-clone')).toBe(false);
+    await bringUpAndCompare(node);
+  });
+
+  it('waits for a peer name that does not resolve yet, then clones; gives up after the deadline if it never does', async () => {
+    const node = await freshNode(2);
+    const template = { PEER_HOST_TEMPLATE: 'fault-peer-{ordinal}.mysql-agent.invalid' };
+    const never = await node.init({ ...template, CLONE_RETRY_DEADLINE: '2', CLONE_RETRY_MAX_DELAY: '1' });
+    expect(never.code).toBe(1);
+    expect(failure(never.lines)).toMatch(/gave up after \d+ attempt\(s\).*fault-peer-1\.mysql-agent\.invalid:3307 unreachable \((ENOTFOUND|EAI_AGAIN)\)/);
+    expect(await readdir(node.dataDir)).toEqual([]);
+
+    const init = node.init({ ...template, CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' });
+    await new Promise((r) => setTimeout(r, 2500));
+    // The name now points at node1's address... which is node1's agent: use the primary's instead.
+    await appendFile('/etc/hosts', `\n${primary.ip} fault-peer-1.mysql-agent.invalid ${HOSTS_MARK}\n`);
+    const run = await init;
+    expect(run.code).toBe(0);
+    expect(run.lines.some((l) => l.msg === 'clone attempt failed, retrying' && /ENOTFOUND|EAI_AGAIN/.test(String(l.err)))).toBe(true);
+    await bringUpAndCompare(node);
+    await node.down();
+  });
+
+  it('refuses a stream with one bit flipped in flight and leaves nothing behind', async () => {
+    const node = await freshNode(1);
+    let proxy: Server | undefined;
+    try {
+      proxy = await startBitFlipProxy({ host: primary.ip, port: 3318 }, { host: primary.ip, port: 3307 }, 8_000_000);
+      const run = await node.init({ BACKUP_PORT: '3318', CLONE_RETRY_DEADLINE: '0' });
+      expect(run.code).toBe(1);
+      expect(failure(run.lines)).toMatch(/checksum/);
+      expect(await readdir(node.dataDir)).toEqual([]);
+    } finally {
+      proxy?.close();
+    }
+    const clean = await node.init();
+    expect(clean.code).toBe(0);
+    await bringUpAndCompare(node);
+  });
+});
+
+describe('faults around a running replica', () => {
+  it('stays up, not ready, saying why, with a wrong replication password; replicates once the password matches', async () => {
+    await primary.sql("CREATE USER 'repl2'@'%' IDENTIFIED BY 'the-right-one'");
+    await primary.sql("GRANT REPLICATION SLAVE ON *.* TO 'repl2'@'%'");
+    const node = await freshNode(1);
+    const wrong = { REPLICATION_USER: 'repl2', REPLICATION_PASSWORD: 'a-wrong-password' };
+    const run = await node.init(wrong);
+    expect(run.code).toBe(0);
+    await node.startServer();
+    const sidecar = node.startSidecar(wrong);
+    const status = await waitUntil(async () => {
+      const s = (await (await node.http('/status')).json()) as Record<string, any>;
+      return s.replication?.last_io_error ? s : undefined;
+    }, 'the IO thread error', 60_000);
+    expect(status.ready).toBe(false);
+    expect(status.not_ready_reason).toMatch(/IO thread .*Access denied for user 'repl2'/);
+    expect((await node.http('/readyz')).status).toBe(503);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(sidecar.exitCode).toBeNull();
+    expect(node.sidecarOutput).not.toContain('a-wrong-password');
+    expect(JSON.stringify(status)).not.toContain('a-wrong-password');
+
+    await primary.sql("ALTER USER 'repl2'@'%' IDENTIFIED BY 'a-wrong-password'");
+    await node.waitFor('/readyz', 60_000);
+    await primary.sql('INSERT INTO shop.items (name, price) VALUES (?, ?)', ['after-password', 2]);
+    await expectSameRows(node);
+    await node.down();
+  });
+
+  it('ends a backup whose client stops reading, and kills the backup tool', async () => {
+    await restartPrimarySidecar({ BACKUP_IDLE_TIMEOUT: '2' });
+    // A client that reads the first bytes and then nothing more, without closing.
+    const req = request(primary.url('/backup'), { headers: { authorization: `Bearer ${rig.token}` } }, (res) => {
+      res.once('data', () => res.pause());
+    });
+    req.on('error', () => {});
+    req.end();
+    try {
+      await waitUntil(() => backupToolPids(primary.dataDir).length > 0, 'the backup to start');
+      await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the backup tool to be killed', 30_000);
+      const status = await waitUntil(async () => {
+        const s = (await (await primary.http('/status')).json()) as Record<string, any>;
+        return s.last_backup?.finished_at ? s : undefined;
+      }, 'the backup to be recorded');
+      expect(status.last_backup.failure).toMatch(/client stopped reading/);
+      expect(primary.sidecarLines().some((l) => l.msg === 'backup client stopped reading: ending the backup')).toBe(true);
+    } finally {
+      req.destroy();
+    }
+    await restartPrimarySidecar();
+  });
+
+  it('answers 401 to 200 requests with missing or wrong tokens, some concurrent, starting nothing and logging no token', async () => {
+    const wrongTokens = Array.from({ length: 200 }, (_, i) => `wrong-token-${i}-${'x'.repeat(i % 20)}`);
+    let sawTool = false;
+    const watcher = setInterval(() => {
+      if (backupToolPids(primary.dataDir).length > 0) sawTool = true;
+    }, 20);
+    try {
+      for (let batch = 0; batch < 4; batch++) {
+        const statuses = await Promise.all(
+          wrongTokens.slice(batch * 50, batch * 50 + 50).map(async (token, i) => {
+            const headers: Record<string, string> = i % 5 === 0 ? {} : { authorization: i % 7 === 0 ? `Basic ${token}` : `Bearer ${token}` };
+            return (await primary.http('/backup', { headers })).status;
+          }),
+        );
+        expect(new Set(statuses)).toEqual(new Set([401]));
+      }
+    } finally {
+      clearInterval(watcher);
+    }
+    expect(sawTool).toBe(false);
+    const logs = primary.sidecarOutput;
+    expect(logs).not.toContain(rig.token);
+    for (const token of wrongTokens) expect(logs).not.toContain(token);
+    for (const secret of [CREDENTIALS.agent, CREDENTIALS.replication, CREDENTIALS.root]) {
+      expect(logs).not.toContain(secret);
+      expect(await (await primary.http('/status')).text()).not.toContain(secret);
+    }
+  });
+});
