@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for bin in mariadbd mariadb-install-db mariadb-backup mbstream; do
+for bin in mariadbd mariadb-install-db mariadb-backup mbstream ncat; do
   command -v "$bin" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin" command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -15,7 +15,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -q
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q mariadb-server mariadb-backup
+  apt-get -o DPkg::Lock::Timeout=300 install -y -q mariadb-server mariadb-backup ncat
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund

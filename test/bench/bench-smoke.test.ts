@@ -1,0 +1,42 @@
+/**
+ * The benchmark still works (CI smoke): a tiny dataset, one round of A, B and C. Its figures
+ * are not asserted (they mean nothing at this size and on a shared machine), only that every
+ * variant ran and the report carries every field the README quotes.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { REPO } from '../rig/rig.js';
+
+let out = '';
+afterAll(async () => {
+  if (out) await rm(out, { recursive: true, force: true });
+});
+
+describe('npm run bench (smoke)', () => {
+  it('runs A, B and C and writes the JSON and Markdown reports', async () => {
+    out = await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
+    const code = await new Promise<number>((resolve) =>
+      execFile(
+        process.execPath,
+        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/bench.ts'), '--size', '0.02', '--rounds', '1', '--out', out],
+        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
+        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+      ),
+    );
+    expect(code).toBe(0);
+    const report = JSON.parse(await readFile(join(out, 'bench-0.02gb.json'), 'utf8'));
+    for (const v of ['A', 'B', 'C']) {
+      expect(report.variants[v].stream_s.median).toBeGreaterThan(0);
+      expect(report.variants[v].prepare_s).toBeGreaterThan(0);
+      expect(report.variants[v].ready_s).toBeGreaterThan(0);
+    }
+    expect(report.ratio_a_b).toHaveLength(1);
+    expect(report.ratio_a_c).toHaveLength(1);
+    expect(report.agent.init_peak_rss_mb).toBeGreaterThan(0);
+    expect(report.agent.sidecar_peak_rss_mb).toBeGreaterThan(0);
+    expect(await readFile(join(out, 'bench-0.02gb.md'), 'utf8')).toMatch(/\| A agent .*\n\| B raw pipe .*\n\| C tutorial /);
+  }, 300_000);
+});

@@ -1,0 +1,339 @@
+/**
+ * `npm run bench`: clone speed and memory of the agent against the raw pipe and the tutorial's
+ * ncat path, measured in one run, interleaved (A B C A B C …), page cache dropped before each
+ * clone. A is the agent (sidecar serving, `mysql-agent init` receiving, then prepare); B is
+ * `mariadb-backup --backup --stream=xbstream | mbstream -x` (the limit of this machine); C is the
+ * tutorial's `ncat --listen --send-only -c "<backup>"` / `ncat --recv-only | mbstream -x`.
+ *
+ *   npm run bench -- [--size GB] [--rounds N] [--out DIR]
+ *
+ * Writes bench-<size>gb.json and .md into DIR (default test/bench/results) and prints the table.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
+import { newBaseDir, waitUntil } from '../rig/helpers.js';
+
+const { values } = parseArgs({
+  options: {
+    size: { type: 'string', default: '1' },
+    rounds: { type: 'string', default: '3' },
+    out: { type: 'string', default: join(REPO, 'test/bench/results') },
+  },
+});
+const SIZE_GB = Number(values.size);
+const ROUNDS = Number(values.rounds);
+if (!(SIZE_GB > 0) || !(ROUNDS >= 1)) {
+  console.error('bench: --size must be a positive number of GB and --rounds at least 1');
+  process.exit(2);
+}
+const NCAT_PORT = 3399;
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+
+type Variant = 'A' | 'B' | 'C';
+interface Sample {
+  readonly variant: Variant;
+  readonly round: number;
+  readonly cold: boolean;
+  /** Stream + extract, seconds. */
+  readonly stream_s: number;
+  readonly prepare_s: number;
+  /** From the start of the clone until the new replica replicates (A: /readyz). */
+  readonly ready_s: number;
+  readonly bytes: number;
+  readonly init_cpu_s?: number;
+  readonly init_peak_rss_mb?: number;
+  readonly sidecar_cpu_s?: number;
+  readonly sidecar_peak_rss_mb?: number;
+}
+
+/** CPU seconds (user + system) and peak RSS (VmHWM) of one process, read from /proc. */
+async function procUsage(pid: number): Promise<{ cpu: number; peakMb: number } | null> {
+  try {
+    const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+    const ticks = Number(stat[11]) + Number(stat[12]);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+    return { cpu: ticks / 100, peakMb: Number(hwm?.[1] ?? 0) / 1024 };
+  } catch {
+    return null;
+  }
+}
+
+/** Samples a process every 50 ms until it exits; the last sample is its final usage. */
+function watch(child: ChildProcess): Promise<{ code: number | null; cpu: number; peakMb: number }> {
+  let last = { cpu: 0, peakMb: 0 };
+  let done = false;
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => ((done = true), r(code))));
+  void (async () => {
+    while (!done) {
+      const u = await procUsage(child.pid!);
+      if (u && !done) last = u;
+      await delay(50);
+    }
+  })();
+  return exited.then((code) => ({ code, ...last }));
+}
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}: ${err.slice(-400)}`))));
+  });
+}
+
+async function dropCaches(): Promise<boolean> {
+  try {
+    await run('sync', []);
+    await writeFile('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Loads about SIZE_GB of data: three tables with secondary indexes, grown by doubling. */
+async function loadDataset(primary: RigNode): Promise<number> {
+  await primary.sql('CREATE DATABASE IF NOT EXISTS bench');
+  await primary.sql(`CREATE TABLE IF NOT EXISTS bench.customers (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64), email VARCHAR(128),
+    created DATETIME, KEY (email), KEY (created))`);
+  await primary.sql(`CREATE TABLE IF NOT EXISTS bench.orders (id INT AUTO_INCREMENT PRIMARY KEY, customer_id INT, amount DECIMAL(10,2),
+    status VARCHAR(16), note VARCHAR(200), created DATETIME, KEY (customer_id), KEY (status, created))`);
+  await primary.sql(`CREATE TABLE IF NOT EXISTS bench.events (id INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(32), payload VARCHAR(255),
+    KEY (kind))`);
+  await primary.sql("INSERT INTO bench.customers (name, email, created) VALUES ('seed', 'seed@example.org', NOW())");
+  await primary.sql("INSERT INTO bench.orders (customer_id, amount, status, note, created) VALUES (1, 9.99, 'new', 'seed', NOW())");
+  await primary.sql("INSERT INTO bench.events (kind, payload) VALUES ('seed', REPEAT('p', 200))");
+  const target = SIZE_GB * 1e9;
+  // The tablespace files, not information_schema: InnoDB's statistics lag behind the inserts.
+  const size = async () => {
+    let total = 0;
+    for (const file of await readdir(join(primary.dataDir, 'bench'))) total += (await stat(join(primary.dataDir, 'bench', file))).size;
+    return total;
+  };
+  const grow = [
+    "INSERT INTO bench.customers (name, email, created) SELECT CONCAT('n', id + RAND()), CONCAT(MD5(RAND()), '@example.org'), NOW() - INTERVAL FLOOR(RAND() * 1000) DAY FROM bench.customers",
+    "INSERT INTO bench.orders (customer_id, amount, status, note, created) SELECT FLOOR(RAND() * 100000), RAND() * 500, ELT(1 + FLOOR(RAND() * 3), 'new', 'paid', 'sent'), MD5(RAND()), NOW() FROM bench.orders",
+    "INSERT INTO bench.events (kind, payload) SELECT ELT(1 + FLOOR(RAND() * 4), 'click', 'view', 'buy', 'leave'), REPEAT(MD5(RAND()), 6) FROM bench.events",
+  ];
+  for (let i = 0; (await size()) < target; i++) {
+    // Grow the smallest share first so that no table dominates.
+    await primary.sql(grow[i % grow.length]!);
+  }
+  await primary.sql('FLUSH TABLES');
+  return size();
+}
+
+async function resetTarget(node: RigNode): Promise<void> {
+  await rm(node.dataDir, { recursive: true, force: true });
+  await mkdir(node.dataDir, { recursive: true });
+}
+
+/** B and C end like the tutorial: start the server and point it at the primary by hand. */
+async function manualReplicaStart(node: RigNode): Promise<void> {
+  await node.startServer();
+  const [file, pos] = (await readFile(join(node.dataDir, 'xtrabackup_binlog_info'), 'utf8')).trim().split('\n').at(-1)!.split('\t');
+  await node.sql(
+    'CHANGE MASTER TO MASTER_HOST=?, MASTER_PORT=3306, MASTER_USER=?, MASTER_PASSWORD=?, MASTER_LOG_FILE=?, MASTER_LOG_POS=?, MASTER_CONNECT_RETRY=10',
+    [node.rig.node(0).ip, CREDENTIALS.replicationUser, CREDENTIALS.replication, file, Number(pos)],
+  );
+  await node.sql('START SLAVE');
+  await waitUntil(async () => {
+    const s = await node.replicaStatus();
+    return s?.Slave_IO_Running === 'Yes' && s?.Slave_SQL_Running === 'Yes';
+  }, 'manual replication to run', 120_000);
+}
+
+/** Whether something listens on ip:port, from /proc/net/tcp (state 0A is LISTEN). */
+async function listening(ip: string, port: number): Promise<boolean> {
+  const hex = ip.split('.').reverse().map((o) => Number(o).toString(16).padStart(2, '0')).join('').toUpperCase();
+  const local = `${hex}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return (await readFile('/proc/net/tcp', 'utf8')).split('\n').some((l) => l.includes(` ${local} `) && / 0A /.test(l));
+}
+
+function backupArgs(primary: RigNode, tmp: string): string[] {
+  return [`--defaults-file=${primary.dir}/my.cnf`, '--backup', '--slave-info', '--stream=xbstream', `--host=${primary.ip}`, '--port=3306', `--user=${CREDENTIALS.agentUser}`, `--target-dir=${tmp}`];
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const v = await fn();
+  return [v, (performance.now() - t) / 1000];
+}
+
+async function variantA(rig: Rig, round: number, cold: boolean): Promise<Sample> {
+  const primary = rig.node(0);
+  const node = rig.node(1);
+  await resetTarget(node);
+  await node.prepareDirs();
+  const sidecarBefore = await procUsage(primary.sidecar!.pid!);
+  const started = performance.now();
+  const child = node.spawnInit();
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const usage = await watch(child);
+  if (usage.code !== 0) throw new Error(`A: init exited ${usage.code}: ${out.slice(-800)}`);
+  const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number | string>);
+  const stream = lines.find((l) => l.msg === 'stream complete and verified')!;
+  const prepare = lines.find((l) => l.msg === 'clone prepared')!;
+  const sidecarAfter = await procUsage(primary.sidecar!.pid!);
+  await node.startServer();
+  node.startSidecar();
+  await node.waitFor('/readyz', 180_000);
+  const ready = (performance.now() - started) / 1000;
+  await node.down();
+  return {
+    variant: 'A',
+    round,
+    cold,
+    stream_s: Number(stream.duration_ms) / 1000,
+    prepare_s: Number(prepare.duration_ms) / 1000,
+    ready_s: ready,
+    bytes: Number(stream.bytes),
+    init_cpu_s: usage.cpu,
+    init_peak_rss_mb: usage.peakMb,
+    sidecar_cpu_s: (sidecarAfter?.cpu ?? 0) - (sidecarBefore?.cpu ?? 0),
+    sidecar_peak_rss_mb: sidecarAfter?.peakMb ?? 0,
+  };
+}
+
+async function variantPipe(rig: Rig, variant: 'B' | 'C', round: number, cold: boolean, bytes: number): Promise<Sample> {
+  const primary = rig.node(0);
+  const node = rig.node(1);
+  await resetTarget(node);
+  const tmp = join(rig.options.baseDir, 'bench-tmp');
+  await mkdir(tmp, { recursive: true });
+  const env = { ...process.env, MYSQL_PWD: CREDENTIALS.agent };
+  let sender: ChildProcess | null = null;
+  if (variant === 'C') {
+    // The tutorial's sender: ncat runs the backup for the one connection it accepts.
+    const command = ['mariadb-backup', ...backupArgs(primary, tmp)].join(' ');
+    sender = spawn('ncat', ['--listen', '--send-only', '--max-conns=1', primary.ip, String(NCAT_PORT), '-c', command], { env, stdio: 'ignore' });
+    // A probe connection would make ncat run the backup: watch the socket table instead.
+    await waitUntil(() => listening(primary.ip, NCAT_PORT), 'ncat to listen');
+  }
+  const source =
+    variant === 'B'
+      ? `mariadb-backup ${backupArgs(primary, tmp).join(' ')}`
+      : `ncat --recv-only ${primary.ip} ${NCAT_PORT}`;
+  const started = performance.now();
+  const [, stream] = await timed(() => run('bash', ['-o', 'pipefail', '-c', `${source} | mbstream -x -C ${node.dataDir}`], env));
+  const [, prepare] = await timed(() => run('mariadb-backup', ['--prepare', `--target-dir=${node.dataDir}`]));
+  sender?.kill('SIGKILL');
+  await writeFile(join(node.dir, 'conf.d', 'server-id.cnf'), '[mysqld]\nserver-id=101\n');
+  await manualReplicaStart(node);
+  const ready = (performance.now() - started) / 1000;
+  await node.stopServer();
+  await rm(tmp, { recursive: true, force: true });
+  return { variant, round, cold, stream_s: stream, prepare_s: prepare, ready_s: ready, bytes };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const f = (x: number, d = 2) => x.toFixed(d);
+
+function report(samples: Sample[], datasetBytes: number, coldRuns: boolean) {
+  const by = (v: Variant) => samples.filter((s) => s.variant === v);
+  const rounds = [...new Set(samples.map((s) => s.round))];
+  const ratio = (a: Variant, b: Variant) =>
+    rounds.map((r) => by(a).find((s) => s.round === r)!.stream_s / by(b).find((s) => s.round === r)!.stream_s);
+  const a = by('A');
+  const summary = {
+    date: new Date().toISOString(),
+    machine: { host: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model, mem_gb: +(totalmem() / 2 ** 30).toFixed(1) },
+    dataset_bytes: datasetBytes,
+    stream_bytes: a[0]!.bytes,
+    rounds: rounds.length,
+    page_cache_dropped: coldRuns,
+    variants: Object.fromEntries(
+      (['A', 'B', 'C'] as const).map((v) => {
+        const s = by(v);
+        const stream = s.map((x) => x.stream_s);
+        return [
+          v,
+          {
+            stream_s: { median: median(stream), min: Math.min(...stream), max: Math.max(...stream) },
+            stream_mb_s: median(s.map((x) => x.bytes / 1e6 / x.stream_s)),
+            prepare_s: median(s.map((x) => x.prepare_s)),
+            ready_s: median(s.map((x) => x.ready_s)),
+          },
+        ];
+      }),
+    ),
+    ratio_a_b: ratio('A', 'B'),
+    ratio_a_c: ratio('A', 'C'),
+    agent: {
+      init_cpu_s: median(a.map((x) => x.init_cpu_s!)),
+      init_peak_rss_mb: Math.max(...a.map((x) => x.init_peak_rss_mb!)),
+      sidecar_cpu_s: median(a.map((x) => x.sidecar_cpu_s!)),
+      sidecar_peak_rss_mb: Math.max(...a.map((x) => x.sidecar_peak_rss_mb!)),
+      ready_added_s: median(a.map((x) => x.ready_s)) - median(by('B').map((x) => x.ready_s)),
+    },
+    samples,
+  };
+  const v = summary.variants as Record<Variant, { stream_s: { median: number; min: number; max: number }; stream_mb_s: number; prepare_s: number; ready_s: number }>;
+  const md = [
+    `Dataset ${f(datasetBytes / 1e9)} GB (stream ${f(summary.stream_bytes / 1e9)} GB), ${rounds.length} interleaved rounds, page cache ${coldRuns ? 'dropped before each clone' : 'NOT dropped (no permission)'}; ${summary.machine.cpus} × ${summary.machine.cpu_model}, ${summary.date.slice(0, 10)}.`,
+    '',
+    '| variant | stream + extract s (median, min–max) | MB/s | prepare s | clone start → replicating s |',
+    '|---|---|---|---|---|',
+    ...(['A', 'B', 'C'] as const).map(
+      (k) =>
+        `| ${{ A: 'A agent (sidecar → init)', B: 'B raw pipe `mariadb-backup \\| mbstream`', C: 'C tutorial `ncat \\| mbstream`' }[k]} | ${f(v[k].stream_s.median)} (${f(v[k].stream_s.min)}–${f(v[k].stream_s.max)}) | ${f(v[k].stream_mb_s, 0)} | ${f(v[k].prepare_s)} | ${f(v[k].ready_s)} |`,
+    ),
+    '',
+    `A/B per round: ${summary.ratio_a_b.map((x) => f(x, 3)).join(', ')}; A/C per round: ${summary.ratio_a_c.map((x) => f(x, 3)).join(', ')}.`,
+    `Agent processes: init ${f(summary.agent.init_cpu_s)} CPU s, peak RSS ${f(summary.agent.init_peak_rss_mb, 0)} MB; sidecar ${f(summary.agent.sidecar_cpu_s)} CPU s per backup, peak RSS ${f(summary.agent.sidecar_peak_rss_mb, 0)} MB. Time to ready added by the agent over B with a manual CHANGE MASTER: ${f(summary.agent.ready_added_s)} s.`,
+  ].join('\n');
+  return { summary, md };
+}
+
+async function main(): Promise<void> {
+  const rig = new Rig({ baseDir: await newBaseDir('bench'), ipPrefix: '127.0.3.1' });
+  const stop = async () => {
+    await rig.destroy();
+    process.exit(130);
+  };
+  process.once('SIGINT', stop);
+  try {
+    log(`bringing up the primary and loading ${SIZE_GB} GB`);
+    await rig.node(0).up();
+    const dataset = await loadDataset(rig.node(0));
+    log(`dataset ${f(dataset / 1e9)} GB loaded`);
+    const samples: Sample[] = [];
+    let coldRuns = true;
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const variant of ['A', 'B', 'C'] as const) {
+        const cold = await dropCaches();
+        coldRuns &&= cold;
+        const bytes = samples.find((s) => s.variant === 'A')?.bytes ?? 0;
+        const sample = variant === 'A' ? await variantA(rig, round, cold) : await variantPipe(rig, variant, round, cold, bytes);
+        log(`round ${round} ${variant}: stream ${f(sample.stream_s)} s, prepare ${f(sample.prepare_s)} s, ready ${f(sample.ready_s)} s`);
+        samples.push(sample);
+      }
+    }
+    const { summary, md } = report(samples, dataset, coldRuns);
+    await mkdir(values.out!, { recursive: true });
+    const base = join(values.out!, `bench-${SIZE_GB}gb`);
+    writeFileSync(`${base}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+    writeFileSync(`${base}.md`, `${md}\n`);
+    console.log(md);
+    log(`wrote ${base}.json and ${base}.md`);
+  } finally {
+    await rig.destroy();
+  }
+}
+
+if (!existsSync(join(REPO, 'dist/cli.js'))) {
+  console.error('bench: dist/cli.js is missing: run `npm run build` first (npm run bench does)');
+  process.exit(2);
+}
+await main();
