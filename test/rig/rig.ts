@@ -108,6 +108,7 @@ export class RigNode {
     await mkdir(this.dataDir, { recursive: true });
     await mkdir(this.confDir, { recursive: true });
     await mkdir(this.configMapDir, { recursive: true });
+    await mkdir(join(this.dir, 'tmp'), { recursive: true });
     for (const f of ['primary.cnf', 'replica.cnf']) await copyFile(join(ROLE_CONFIGS, f), join(this.configMapDir, f));
     const asRoot = process.getuid?.() === 0;
     await writeFile(
@@ -119,6 +120,8 @@ export class RigNode {
         `socket=${this.socket}`,
         `pid-file=${join(this.dir, 'mysqld.pid')}`,
         `log-error=${join(this.dir, 'mysqld.err')}`,
+        // Its own temp dir: a shared /tmp is cleaned by other processes mid-query.
+        `tmpdir=${join(this.dir, 'tmp')}`,
         `bind-address=${this.ip}`,
         'port=3306',
         'skip-name-resolve',
