@@ -58,7 +58,8 @@ export function parsePeerStatus(body: unknown): PeerStatus {
     secondsBehind: behind,
     usesGtid: typeof r.uses_gtid === 'boolean' ? r.uses_gtid : null,
     servingBackup: s.serving_backup === true || (s.backup_in_progress !== null && s.backup_in_progress !== undefined),
-    holdsData: s.holds_data === true,
+    // Agents older than this field: a replica that replicates, or tried to, was cloned and holds data.
+    holdsData: typeof s.holds_data === 'boolean' ? s.holds_data : io !== null || sql !== null,
     gtidExecuted: str(s.gtid_executed),
   };
 }

@@ -364,6 +364,66 @@ describe('loadConfig tool lookup', () => {
   });
 });
 
+describe('loadConfig clone source, empty primary and readiness settings', () => {
+  it('defaults to auto with 60 s of lag, 3 s peer timeout, 5 peers, refuse, ready within 30 s', () => {
+    const c = load({ argv: ['init'] });
+    expect(c.cloneSource).toEqual({ choice: { kind: 'auto' }, maxLagSeconds: 60 });
+    expect(c.peers).toEqual({ statusTimeoutMs: 3000, probeCount: 5 });
+    expect(c.primaryEmptyStart).toBe('refuse');
+    expect(c.readyMaxLagSeconds).toBe(30);
+  });
+
+  it.each([
+    ['previous', { kind: 'previous' }],
+    ['primary', { kind: 'primary' }],
+    ['mysql-2.mysql', { kind: 'host', host: 'mysql-2.mysql' }],
+  ] as const)('reads CLONE_SOURCE=%s', (value, choice) => {
+    expect(load({ argv: ['init'], env: { CLONE_SOURCE: value } }).cloneSource.choice).toEqual(choice);
+  });
+
+  it('reads the numbers and PRIMARY_EMPTY_START from the environment or flags', () => {
+    const c = load({
+      argv: ['init', '--primary-empty-start', 'allow'],
+      env: { CLONE_MAX_LAG: '5', PEER_STATUS_TIMEOUT: '1', PEER_PROBE_COUNT: '9', READY_MAX_LAG: '0' },
+    });
+    expect(c.cloneSource.maxLagSeconds).toBe(5);
+    expect(c.peers).toEqual({ statusTimeoutMs: 1000, probeCount: 9 });
+    expect(c.primaryEmptyStart).toBe('allow');
+    expect(c.readyMaxLagSeconds).toBe(0);
+  });
+
+  it.each([
+    ['CLONE_SOURCE', { CLONE_SOURCE: 'mysql 2' }],
+    ['CLONE_SOURCE', { CLONE_SOURCE: 'http://mysql-2:3307' }],
+    ['CLONE_MAX_LAG', { CLONE_MAX_LAG: '-1' }],
+    ['PEER_STATUS_TIMEOUT', { PEER_STATUS_TIMEOUT: '0' }],
+    ['PEER_PROBE_COUNT', { PEER_PROBE_COUNT: 'all' }],
+    ['PRIMARY_EMPTY_START', { PRIMARY_EMPTY_START: 'yes' }],
+    ['READY_MAX_LAG', { READY_MAX_LAG: '1.5' }],
+  ] as const)('names %s when it is invalid (%j)', (name, env) => {
+    const message = configError(() => load({ argv: ['init'], env }));
+    expect(message).toContain(name);
+    expect(message).not.toContain('\n');
+  });
+
+  it('needs the token and the tools at ordinal 0 only when it may recover from a replica', () => {
+    expect(load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined, PRIMARY_EMPTY_START: 'allow' }, executables: new Set() }).backup.token).toBeNull();
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined, PRIMARY_EMPTY_START: 'recover' } }))).toContain(
+      'BACKUP_TOKEN',
+    );
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { PRIMARY_EMPTY_START: 'recover' }, executables: new Set() }))).toContain(
+      'backup tool',
+    );
+  });
+
+  it('accepts --clone-source for init only and --ready-max-lag for the sidecar only', () => {
+    expect(load({ argv: ['init', '--clone-source', 'primary'] }).cloneSource.choice).toEqual({ kind: 'primary' });
+    expect(configError(() => load({ argv: ['sidecar', '--clone-source', 'primary'] }))).toContain('clone-source');
+    expect(load({ argv: ['sidecar', '--ready-max-lag', '10'] }).readyMaxLagSeconds).toBe(10);
+    expect(configError(() => load({ argv: ['init', '--ready-max-lag', '10'] }))).toContain('ready-max-lag');
+  });
+});
+
 describe('loadConfig server-id range', () => {
   // server_id is a 32-bit unsigned value; a larger one is clamped by mysqld, so two pods would share it.
   it('never yields a server-id above 4294967295', () => {
