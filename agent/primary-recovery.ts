@@ -1,18 +1,23 @@
 /**
  * The second half of PRIMARY_EMPTY_START=recover, run once by the sidecar at ordinal 0: a
- * primary rebuilt from a replica holds the replica's data but an empty binary log, so its GTID
- * state must be set to continue from the replica's before anything is written. Otherwise
- * MariaDB numbers the next transaction 0-100-1 and the replicas, which connect with
- * MASTER_USE_GTID=slave_pos at 0-100-N, silently go back in sequence (seen on the rig).
+ * primary rebuilt from a replica holds the replica's data but an empty binary log, whose first
+ * Gtid_list says "no history". MariaDB 10.11 then numbers new transactions on from
+ * gtid_slave_pos (0-100-N+1), and a replica that was BEHIND the rebuilt point (at 0-100-M, M < N)
+ * connects without an error and silently skips M+1..N (seen on the rig: rows missing, both
+ * threads running). Setting the binary log's GTID state first makes the new binary log begin
+ * with Gtid_list [0-100-N]: replicas at N resume, replicas behind stop with error 1236.
  *
  * | flavor  | statements (verified on MariaDB 10.11; MySQL from its documentation)            |
  * |---------|--------------------------------------------------------------------------------|
  * | MariaDB | RESET MASTER; SET GLOBAL gtid_binlog_state = '<the clone's gtid_slave_pos>'      |
  * | MySQL   | RESET MASTER (8.2+: RESET BINARY LOGS AND GTIDS); SET GLOBAL gtid_purged = '<set>' |
  *
- * Once only: the outcome goes into the recovery record in DATA_DIR, and the server is asked
- * first, so a crash between the statements and the record is recognised, not repeated. A server
- * that wrote something of its own before the state was set is left alone and reported.
+ * (RESET MASTER alone would be worse: MariaDB restarts numbering at 0-100-1.)
+ *
+ * Once only, write-ahead: the record in DATA_DIR says `applying` before the statements and
+ * `applied` after, so a crash in between is finished, not repeated blindly. A server that wrote
+ * something of its own before the statements ran is left alone and reported: resetting its
+ * binary log would hide those transactions from the replicas.
  */
 import { join } from 'node:path';
 import mysql from 'mysql2';
@@ -32,8 +37,12 @@ export interface RecoveryRecord {
   /** The GTID state the new primary continues from. */
   readonly gtid: string;
   readonly behind: readonly { readonly ordinal: number; readonly host: string; readonly gtid: string }[];
-  /** null until the sidecar has set the server's GTID state. */
-  readonly continuity: { readonly how: 'applied' | 'found-on-server'; readonly statements: readonly string[]; readonly at: string } | null;
+  /** null until the sidecar starts setting the server's GTID state; `applying` while it does. */
+  readonly continuity: {
+    readonly how: 'applying' | 'applied' | 'found-on-server';
+    readonly statements: readonly string[];
+    readonly at: string;
+  } | null;
 }
 
 export type ContinuityOutcome =
@@ -66,8 +75,9 @@ export async function ensurePrimaryContinuity(deps: {
   const log = deps.log.child({ phase: 'primary-recovery' });
   const record = await readRecoveryRecord(dataDir);
   if (record === null) return { state: 'none' };
-  if (record.continuity !== null) return { state: 'configured', how: 'recorded-earlier' };
-  const save = (how: 'applied' | 'found-on-server', statements: string[]) =>
+  const done = record.continuity?.how === 'applied' || record.continuity?.how === 'found-on-server';
+  if (done) return { state: 'configured', how: 'recorded-earlier' };
+  const save = (how: 'applying' | 'applied' | 'found-on-server', statements: string[]) =>
     writeFileAtomic(join(dataDir, RECOVERY_RECORD), `${JSON.stringify({ ...record, continuity: { how, statements, at: new Date().toISOString() } }, null, 2)}\n`);
 
   const replica = await readReplicaStatus(db, server.version);
@@ -77,20 +87,22 @@ export async function ensurePrimaryContinuity(deps: {
     return { state: 'blocked', reason };
   }
   const current = await serverGtidState(db, server.version);
-  if (current !== '' && gtidCovers(current, record.gtid)) {
-    log.info({ gtid: current, target: record.gtid }, 'the GTID state already continues from the recovery point: nothing to apply');
+  if (record.continuity?.how === 'applying' && current !== '' && gtidCovers(current, record.gtid)) {
+    // The statements ran; we stopped before recording it.
+    log.info({ gtid: current, target: record.gtid }, 'the GTID state was set before a restart: not applying it again');
     await save('found-on-server', []);
     return { state: 'configured', how: 'found-on-server' };
   }
-  // MariaDB: only an empty binary log may be reset (anything in it was written here, after the
-  // rebuild). MySQL: a restored gtid_executed may lag the clone; anything outside it was written here.
+  // Nothing written here yet: MariaDB's binary log is still empty; MySQL's executed set holds
+  // nothing beyond the clone's (a restored gtid_executed may lag it, never exceed it).
   const untouched = server.version.flavor === 'mariadb' ? current === '' : gtidCovers(record.gtid, current);
   if (!untouched) {
-    const reason = `the rebuilt primary wrote transactions of its own (GTID state ${current}) before its GTID state was set to continue from ${record.gtid}: not resetting its binary log; compare the data with the replicas, then set the state by hand (${continuityStatements(server.version, record.gtid).join('; ')}) and mark ${RECOVERY_RECORD}`;
+    const reason = `the rebuilt primary wrote transactions of its own (GTID state ${current}) before its GTID state was set to continue from ${record.gtid}: not resetting its binary log, which would hide them from the replicas; check the data against the replicas, then run ${continuityStatements(server.version, record.gtid).join('; ')} by hand if it is safe and set "continuity" in ${RECOVERY_RECORD}`;
     log.error({ gtid: current, target: record.gtid }, reason);
     return { state: 'blocked', reason };
   }
   const statements = continuityStatements(server.version, record.gtid);
+  await save('applying', statements);
   for (const sql of statements) {
     log.info({ sql }, 'applying');
     await db.query(sql);

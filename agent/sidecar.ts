@@ -82,15 +82,18 @@ class PodStatus implements StatusSource {
     } catch (err) {
       return { ready: false, reason: `local server does not answer: ${errorMessage(err)}` };
     }
-    // A primary is ready when its server answers, unless it was rebuilt from a replica and its
-    // GTID state is not set to continue yet (primary-recovery.ts): nothing may be written before.
-    if (this.config.role === 'primary' && this.setup.state !== 'blocked' && !(this.setup.state === 'waiting' && this.records.recoveryPending)) {
+    if (this.config.role === 'primary') {
+      // Ready when its server answers, unless it was rebuilt from a replica and its GTID state
+      // does not continue yet (primary-recovery.ts): nothing may be written before that.
+      if (this.setup.state === 'blocked') return { ready: false, reason: this.setup.reason };
+      if (this.setup.state === 'waiting' && this.records.recoveryPending) {
+        return { ready: false, reason: `rebuilt from a replica, its GTID state is not set yet (${this.setup.reason})` };
+      }
       return { ready: true, reason: null };
     }
     if (this.setup.state !== 'configured' || this.server === null) {
       return { ready: false, reason: setupReason(this.setup) };
     }
-    if (this.config.role === 'primary') return { ready: true, reason: null };
     const r = await readReplicaStatus(this.db, this.server.version);
     if (!r.configured) return { ready: false, reason: 'replication is not configured on the server' };
     if (r.ioRunning !== 'Yes') return { ready: false, reason: `IO thread ${r.ioRunning ?? 'missing'}${r.lastIoError ? `: ${r.lastIoError}` : ''}` };
@@ -183,7 +186,8 @@ export async function runSidecar(config: Config, log: Logger, signal: AbortSigna
   const backups = new CountedBackupService(config, log, signal);
   const clone = await readCloneRecord(config.dataDir);
   const primaryStart = config.role === 'primary' ? await readJsonRecord(config.confDir, PRIMARY_START_RECORD) : null;
-  const recoveryPending = config.role === 'primary' && (await readRecoveryRecord(config.dataDir))?.continuity === null;
+  const recovery = config.role === 'primary' ? await readRecoveryRecord(config.dataDir) : null;
+  const recoveryPending = recovery !== null && (recovery.continuity === null || recovery.continuity.how === 'applying');
   const status = new PodStatus(config, db, backups, { clone, primaryStart, recoveryPending });
   const metrics = new AgentMetrics({
     replication: () => status.replicaStatus(),
