@@ -142,7 +142,7 @@ export function helpText(command: Command | null): string {
     command ? `Usage: mysql-agent ${command} [--flag value ...]` : 'Usage: mysql-agent <init|sidecar|plan> [--flag value ...]',
     '',
     command === 'init'
-      ? 'Writes server-id.cnf and the role config, then clones an empty replica datadir from a peer.'
+      ? 'Writes server-id.cnf and the role config, then clones an empty replica datadir from the best peer;\nat ordinal 0 with an empty datadir, first checks that no replica holds data (PRIMARY_EMPTY_START).'
       : command === 'sidecar'
         ? 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status.'
         : command === 'plan'
