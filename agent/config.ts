@@ -19,6 +19,17 @@ import {
 } from './topology.js';
 
 export type Command = 'init' | 'sidecar' | 'plan';
+
+/** CLONE_SOURCE: probe the lower ordinals and pick (auto), or a fixed peer. */
+export type CloneSourceChoice =
+  | { readonly kind: 'auto' }
+  | { readonly kind: 'previous' }
+  | { readonly kind: 'primary' }
+  | { readonly kind: 'host'; readonly host: string };
+
+/** PRIMARY_EMPTY_START: what ordinal 0 does with an empty datadir while replicas hold data. */
+export type PrimaryEmptyStart = 'refuse' | 'allow' | 'recover';
+const PRIMARY_EMPTY_STARTS: readonly PrimaryEmptyStart[] = ['refuse', 'allow', 'recover'];
 const COMMANDS: readonly Command[] = ['init', 'sidecar', 'plan'];
 
 export interface Config {
@@ -53,6 +64,14 @@ export interface Config {
     readonly retryDeadlineMs: number;
     readonly retryMaxDelayMs: number;
   };
+  /** init on a replica: where to clone from (CLONE_SOURCE) and how far behind a replica source may be. */
+  readonly cloneSource: { readonly choice: CloneSourceChoice; readonly maxLagSeconds: number };
+  /** Asking peers' agents for /status: the timeout, and how many replica ordinals ordinal 0 asks. */
+  readonly peers: { readonly statusTimeoutMs: number; readonly probeCount: number };
+  /** init at ordinal 0 with an empty datadir while replicas hold data. */
+  readonly primaryEmptyStart: PrimaryEmptyStart;
+  /** A replica is ready only while it is at most this many seconds behind. */
+  readonly readyMaxLagSeconds: number;
   readonly replicationMode: RequestedMode;
   /** `plan` only: a server described on the command line instead of a live one. */
   readonly offlineServer: ServerFacts | null;
@@ -94,7 +113,13 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'XTRABACKUP_ARGS', help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)' },
   { name: 'CLONE_RETRY_DEADLINE', default: '600', help: 'seconds init keeps retrying a refused, busy or broken clone' },
   { name: 'CLONE_RETRY_MAX_DELAY', default: '30', help: 'longest wait in seconds between clone attempts' },
-  { name: 'REPLICATION_MODE', default: 'auto', help: 'auto, gtid or position: how a new replica follows the primary', only: ['sidecar', 'plan'] },
+  { name: 'CLONE_SOURCE', default: 'auto', help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, or a host', only: ['init'] },
+  { name: 'CLONE_MAX_LAG', default: '60', help: 'auto: seconds a replica may be behind and still be cloned from', only: ['init'] },
+  { name: 'PEER_STATUS_TIMEOUT', default: '3', help: "seconds to wait for a peer agent's /status", only: ['init'] },
+  { name: 'PEER_PROBE_COUNT', default: '5', help: 'ordinal 0 with an empty datadir: how many replica ordinals (1..N) to ask whether they hold data', only: ['init'] },
+  { name: 'PRIMARY_EMPTY_START', default: 'refuse', help: 'ordinal 0 with an empty datadir while replicas hold data: refuse, allow, or recover (clone from the most advanced replica; GTID only)', only: ['init'] },
+  { name: 'READY_MAX_LAG', default: '30', help: 'a replica is ready only while at most this many seconds behind', only: ['sidecar'] },
+  { name: 'REPLICATION_MODE', default: 'auto', help: 'auto, gtid or position: how a new replica follows the primary', only: ['init', 'sidecar', 'plan'] },
   { name: 'SERVER_VERSION', help: 'plan without a live server: the version, e.g. 8.4.3 or 10.11.9-MariaDB', only: ['plan'] },
   { name: 'FLAVOR', default: '(from SERVER_VERSION)', help: 'plan without a live server: mysql or mariadb', only: ['plan'] },
   { name: 'GTID_MODE', default: 'ON', help: 'plan without a live MySQL server: its gtid_mode, ON or OFF', only: ['plan'] },
@@ -119,7 +144,7 @@ export function helpText(command: Command | null): string {
     command ? `Usage: mysql-agent ${command} [--flag value ...]` : 'Usage: mysql-agent <init|sidecar|plan> [--flag value ...]',
     '',
     command === 'init'
-      ? 'Writes server-id.cnf and the role config, then clones an empty replica datadir from a peer.'
+      ? 'Writes server-id.cnf and the role config, then clones an empty replica datadir from the best peer;\nat ordinal 0 with an empty datadir, first checks that no replica holds data (PRIMARY_EMPTY_START).'
       : command === 'sidecar'
         ? 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status.'
         : command === 'plan'
@@ -253,8 +278,14 @@ function buildConfig(command: Command, flags: Record<string, string | boolean | 
     }
     token = tokenRaw;
   }
+  const primaryEmptyStart = str('PRIMARY_EMPTY_START', 'refuse') as PrimaryEmptyStart;
+  if (!PRIMARY_EMPTY_STARTS.includes(primaryEmptyStart)) {
+    throw new ConfigError(`PRIMARY_EMPTY_START="${primaryEmptyStart}" is invalid: expected ${PRIMARY_EMPTY_STARTS.join(', ')}`);
+  }
+  // init clones on a replica, and on ordinal 0 when it may recover from a replica.
+  const initClones = command === 'init' && (ordinal !== 0 || primaryEmptyStart === 'recover');
   // The init container needs the token as a client to clone, the sidecar as a server.
-  const needsToken = auth === 'token' && (command === 'sidecar' || (command === 'init' && ordinal !== 0));
+  const needsToken = auth === 'token' && (command === 'sidecar' || initClones);
   if (needsToken && token === null) {
     throw new ConfigError(
       'BACKUP_TOKEN is not set: set it to the same secret on every pod (e.g. `openssl rand -hex 32`), or set BACKUP_AUTH=none to run without authentication',
@@ -278,7 +309,7 @@ function buildConfig(command: Command, flags: Record<string, string | boolean | 
   };
   const backupTool = findTool('XTRABACKUP_BIN', ['xtrabackup', 'mariadb-backup']);
   const streamTool = findTool('XBSTREAM_BIN', ['xbstream', 'mbstream']);
-  const needsTools = command === 'sidecar' || (command === 'init' && ordinal !== 0);
+  const needsTools = command === 'sidecar' || initClones;
   if (needsTools && !backupTool) {
     throw new ConfigError('no backup tool found: install xtrabackup or mariadb-backup on PATH, or set XTRABACKUP_BIN');
   }
@@ -295,6 +326,7 @@ function buildConfig(command: Command, flags: Record<string, string | boolean | 
     throw new ConfigError(`REPLICATION_MODE="${replicationMode}" is invalid: expected ${REQUESTED_MODES.join(', ')}`);
   }
   const offlineServer = command === 'plan' ? describedServer(raw) : null;
+  const cloneSource = cloneSourceChoice(str('CLONE_SOURCE', 'auto'), host);
 
   const logLevel = str('LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -331,11 +363,27 @@ function buildConfig(command: Command, flags: Record<string, string | boolean | 
       retryDeadlineMs: int('CLONE_RETRY_DEADLINE', 600, 0, 7 * 24 * 3600) * 1000,
       retryMaxDelayMs: int('CLONE_RETRY_MAX_DELAY', 30, 1, 3600) * 1000,
     },
+    cloneSource: { choice: cloneSource, maxLagSeconds: int('CLONE_MAX_LAG', 60, 0, 7 * 24 * 3600) },
+    peers: {
+      statusTimeoutMs: int('PEER_STATUS_TIMEOUT', 3, 1, 300) * 1000,
+      probeCount: int('PEER_PROBE_COUNT', 5, 1, 1000),
+    },
+    primaryEmptyStart,
+    readyMaxLagSeconds: int('READY_MAX_LAG', 30, 0, 7 * 24 * 3600),
     replicationMode,
     offlineServer,
     logLevel,
   };
   return deepFreeze(config);
+}
+
+/** CLONE_SOURCE: auto, previous, primary, or the host of an agent to clone from. */
+function cloneSourceChoice(value: string, host: (name: string, value: string) => string): CloneSourceChoice {
+  if (value === 'auto' || value === 'previous' || value === 'primary') return { kind: value };
+  if (!HOST.test(value)) {
+    throw new ConfigError(`CLONE_SOURCE="${value}" is invalid: expected auto, previous, primary, or the host name of a peer's agent`);
+  }
+  return { kind: 'host', host: host('CLONE_SOURCE', value) };
 }
 
 /** The server `plan` is asked about with --server-version (and --flavor, --gtid-mode), or null for a live one. */

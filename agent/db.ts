@@ -71,6 +71,8 @@ export interface ReplicaStatus {
   readonly lastIoError: string | null;
   readonly lastSqlError: string | null;
   readonly usingGtid: string | null;
+  /** Follows the source by GTID: MariaDB Using_Gtid other than No, MySQL Auto_Position 1; null when unknown. */
+  readonly usesGtid: boolean | null;
 }
 
 /** Reads a SHOW SLAVE/REPLICA STATUS row in either vocabulary (Master_* / Source_*, Slave_* / Replica_*). */
@@ -84,6 +86,8 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
   };
   const host = pick('Master_Host', 'Source_Host');
   const behind = pick('Seconds_Behind_Master', 'Seconds_Behind_Source');
+  const usingGtid = pick('Using_Gtid');
+  const autoPosition = pick('Auto_Position');
   return {
     configured: host !== null && host !== '',
     sourceHost: host || null,
@@ -92,7 +96,8 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
     secondsBehind: behind === null ? null : Number(behind),
     lastIoError: pick('Last_IO_Error') || null,
     lastSqlError: pick('Last_SQL_Error') || null,
-    usingGtid: pick('Using_Gtid'),
+    usingGtid,
+    usesGtid: usingGtid !== null ? usingGtid !== 'No' : autoPosition !== null ? autoPosition === '1' : null,
   };
 }
 

@@ -54,6 +54,8 @@ export function buildHttpServer(deps: {
   readonly backups: BackupService;
   readonly status: StatusSource;
   readonly log: Logger;
+  /** GET /metrics in the Prometheus text format (metrics.ts). */
+  readonly metrics?: { readonly contentType: string; render(): Promise<string> };
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ phase: 'http' }) as FastifyBaseLogger,
@@ -100,6 +102,9 @@ export function buildHttpServer(deps: {
   });
 
   app.get('/status', async () => deps.status.status());
+
+  const metrics = deps.metrics;
+  if (metrics) app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.render()));
 
   return app;
 }

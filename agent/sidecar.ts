@@ -4,13 +4,19 @@
  * and status from the server's own replication state. SIGTERM (the `signal`) ends a running
  * backup, closes the listener and the MySQL pool.
  */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BackupService } from './backup.js';
+import type { BackupService } from './backup.js';
+import { type CloneRecord, readCloneRecord, readJsonRecord } from './clone-record.js';
 import type { Config } from './config.js';
-import { type Db, createDb, readReplicaStatus, readServerFacts, waitForServer } from './db.js';
+import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, waitForServer } from './db.js';
 import { errorMessage } from './errors.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import type { Logger } from './log.js';
+import { AgentMetrics, CountedBackupService } from './metrics.js';
+import { PRIMARY_START_RECORD } from './primary-guard.js';
+import { ensurePrimaryContinuity, readRecoveryRecord } from './primary-recovery.js';
 import { type SetupOutcome, ensureReplication, replicationSource } from './replication.js';
 import type { ServerFacts } from './replication-sql.js';
 
@@ -31,7 +37,36 @@ class PodStatus implements StatusSource {
     private readonly config: Config,
     private readonly db: Db,
     private readonly backups: BackupService,
+    /** init's records, read once at start: the clone that made this datadir, ordinal 0's start decision. */
+    private readonly records: { readonly clone: CloneRecord | null; readonly primaryStart: unknown; readonly recoveryPending: boolean },
   ) {}
+
+  /** The server's replication state; null on the primary or before the server is known. */
+  async replicaStatus(): Promise<ReplicaStatus | null> {
+    if (this.config.role === 'primary' || this.server === null) return null;
+    return readReplicaStatus(this.db, this.server.version);
+  }
+
+  /** The executed GTID state other pods compare: a MariaDB replica's gtid_slave_pos, a MariaDB primary's gtid_binlog_pos, MySQL's gtid_executed. */
+  private async gtidExecuted(): Promise<string | null> {
+    if (this.server === null) return null;
+    const variable =
+      this.server.version.flavor === 'mysql' ? 'gtid_executed' : this.config.role === 'replica' ? 'gtid_slave_pos' : 'gtid_binlog_pos';
+    try {
+      const [row] = await this.db.query(`SELECT @@GLOBAL.${variable} AS g`);
+      return String(row?.g ?? '').replace(/\s+/g, '');
+    } catch {
+      return null;
+    }
+  }
+
+  private async holdsData(): Promise<boolean> {
+    try {
+      return (await stat(join(this.config.dataDir, 'mysql'))).isDirectory();
+    } catch {
+      return false;
+    }
+  }
 
   backupRefusal(): string | null {
     if (this.config.role === 'replica' && this.setup.state !== 'configured') {
@@ -47,7 +82,15 @@ class PodStatus implements StatusSource {
     } catch (err) {
       return { ready: false, reason: `local server does not answer: ${errorMessage(err)}` };
     }
-    if (this.config.role === 'primary') return { ready: true, reason: null };
+    if (this.config.role === 'primary') {
+      // Ready when its server answers, unless it was rebuilt from a replica and its GTID state
+      // does not continue yet (primary-recovery.ts): nothing may be written before that.
+      if (this.setup.state === 'blocked') return { ready: false, reason: this.setup.reason };
+      if (this.setup.state === 'waiting' && this.records.recoveryPending) {
+        return { ready: false, reason: `rebuilt from a replica, its GTID state is not set yet (${this.setup.reason})` };
+      }
+      return { ready: true, reason: null };
+    }
     if (this.setup.state !== 'configured' || this.server === null) {
       return { ready: false, reason: setupReason(this.setup) };
     }
@@ -55,11 +98,16 @@ class PodStatus implements StatusSource {
     if (!r.configured) return { ready: false, reason: 'replication is not configured on the server' };
     if (r.ioRunning !== 'Yes') return { ready: false, reason: `IO thread ${r.ioRunning ?? 'missing'}${r.lastIoError ? `: ${r.lastIoError}` : ''}` };
     if (r.sqlRunning !== 'Yes') return { ready: false, reason: `SQL thread ${r.sqlRunning ?? 'missing'}${r.lastSqlError ? `: ${r.lastSqlError}` : ''}` };
+    // Reads sent here must be close to the primary's data.
+    const max = this.config.readyMaxLagSeconds;
+    if (r.secondsBehind === null) return { ready: false, reason: 'lag unknown: Seconds_Behind_Master is NULL' };
+    if (r.secondsBehind > max) return { ready: false, reason: `${r.secondsBehind} s behind the primary (READY_MAX_LAG=${max})` };
     return { ready: true, reason: null };
   }
 
   async status(): Promise<Record<string, unknown>> {
     const readiness = await this.readiness();
+    let replicating = false;
     let replication: Record<string, unknown> | null = null;
     if (this.config.role === 'replica') {
       replication = { setup: this.setup };
@@ -75,7 +123,9 @@ class PodStatus implements StatusSource {
             last_io_error: r.lastIoError,
             last_sql_error: r.lastSqlError,
             using_gtid: r.usingGtid,
+            uses_gtid: r.usesGtid,
           };
+          replicating = r.configured && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes';
         } catch (err) {
           replication = { ...replication, error: errorMessage(err) };
         }
@@ -90,8 +140,16 @@ class PodStatus implements StatusSource {
       ready: readiness.ready,
       not_ready_reason: readiness.reason,
       replication,
+      replicating,
+      holds_data: await this.holdsData(),
+      gtid_executed: await this.gtidExecuted(),
+      serving_backup: this.backups.inProgress !== null,
       backup_in_progress: this.backups.inProgress,
       last_backup: this.backups.last,
+      clone: this.records.clone,
+      ...(this.config.role === 'primary'
+        ? { primary_start: this.records.primaryStart, primary_recovery: await readRecoveryRecord(this.config.dataDir) }
+        : {}),
     };
   }
 }
@@ -105,7 +163,9 @@ async function setUpReplication(config: Config, db: Db, status: PodStatus, log: 
     'connected to the local server',
   );
   if (config.role === 'primary') {
-    status.setup = { state: 'configured', how: 'recorded-earlier' };
+    // Ordinal 0 never replicates; a primary rebuilt from a replica first continues its GTID state.
+    const outcome = await ensurePrimaryContinuity({ db, server, dataDir: config.dataDir, log });
+    status.setup = outcome.state === 'blocked' ? outcome : { state: 'configured', how: outcome.state === 'none' ? 'recorded-earlier' : outcome.how };
     return;
   }
   status.setup = await ensureReplication({
@@ -123,9 +183,20 @@ export async function runSidecar(config: Config, log: Logger, signal: AbortSigna
     log.warn({ phase: 'http' }, 'BACKUP_AUTH=none: anyone who can reach the backup port can copy all data');
   }
   const db = createDb(config);
-  const backups = new BackupService(config, log, signal);
-  const status = new PodStatus(config, db, backups);
-  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log });
+  const backups = new CountedBackupService(config, log, signal);
+  const clone = await readCloneRecord(config.dataDir);
+  const primaryStart = config.role === 'primary' ? await readJsonRecord(config.confDir, PRIMARY_START_RECORD) : null;
+  const recovery = config.role === 'primary' ? await readRecoveryRecord(config.dataDir) : null;
+  const recoveryPending = recovery !== null && (recovery.continuity === null || recovery.continuity.how === 'applying');
+  const status = new PodStatus(config, db, backups, { clone, primaryStart, recoveryPending });
+  const metrics = new AgentMetrics({
+    replication: () => status.replicaStatus(),
+    ready: async () => (await status.readiness()).ready,
+    backupInProgress: () => backups.inProgress !== null,
+    clone,
+  });
+  backups.countInto(metrics);
+  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log, metrics });
   await app.listen({ host: config.backup.bind, port: config.backup.port });
   log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
 

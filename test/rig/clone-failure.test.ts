@@ -91,9 +91,9 @@ describe('init when a clone goes wrong', () => {
   });
 
   it('exits non-zero with the reason once the retry deadline has passed', async () => {
-    const lonely = rig.node(3); // its peer, ordinal 2, never comes up
+    const lonely = rig.node(3); // its peer, ordinal 2, never comes up (auto would take the primary)
     const started = Date.now();
-    const run = await lonely.init({ CLONE_RETRY_DEADLINE: '3', CLONE_RETRY_MAX_DELAY: '1' });
+    const run = await lonely.init({ CLONE_RETRY_DEADLINE: '3', CLONE_RETRY_MAX_DELAY: '1', CLONE_SOURCE: 'previous' });
     expect(run.code).toBe(1);
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(String(failure(run.lines)?.err)).toMatch(/gave up after \d+ attempt\(s\).*ECONNREFUSED/);

@@ -203,6 +203,13 @@ describe('loadConfig validation', () => {
     ['CLONE_RETRY_MAX_DELAY', { CLONE_RETRY_MAX_DELAY: '0' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],
+    ['CLONE_SOURCE', { CLONE_SOURCE: 'mysql 2' }],
+    ['CLONE_SOURCE', { CLONE_SOURCE: 'http://mysql-2:3307' }],
+    ['CLONE_MAX_LAG', { CLONE_MAX_LAG: '-1' }],
+    ['PEER_STATUS_TIMEOUT', { PEER_STATUS_TIMEOUT: '0' }],
+    ['PEER_PROBE_COUNT', { PEER_PROBE_COUNT: 'all' }],
+    ['PRIMARY_EMPTY_START', { PRIMARY_EMPTY_START: 'yes' }],
+    ['READY_MAX_LAG', { READY_MAX_LAG: '1.5' }],
   ] as const)('names %s when it is invalid (%j)', (name, env) => {
     expect(configError(() => load({ env }))).toContain(name);
   });
@@ -361,6 +368,49 @@ describe('loadConfig tool lookup', () => {
     const c = load({ argv: ['init'], hostname: 'mysql-0', executables: new Set() });
     expect(c.tools.backup).toBe('');
     expect(c.tools.stream).toBe('');
+  });
+});
+
+describe('loadConfig clone source, empty primary and readiness settings', () => {
+  it.each([
+    ['defaults', ['init'], {}, { lag: 60, peers: { statusTimeoutMs: 3000, probeCount: 5 }, start: 'refuse', ready: 30 }],
+    [
+      'environment and flags',
+      ['init', '--primary-empty-start', 'allow'],
+      { CLONE_MAX_LAG: '5', PEER_STATUS_TIMEOUT: '1', PEER_PROBE_COUNT: '9', READY_MAX_LAG: '0' },
+      { lag: 5, peers: { statusTimeoutMs: 1000, probeCount: 9 }, start: 'allow', ready: 0 },
+    ],
+  ] as const)('reads lag limits, peer probing and PRIMARY_EMPTY_START: %s', (_what, argv, env, want) => {
+    const c = load({ argv: [...argv], env });
+    expect(c.cloneSource).toEqual({ choice: { kind: 'auto' }, maxLagSeconds: want.lag });
+    expect(c.peers).toEqual(want.peers);
+    expect(c.primaryEmptyStart).toBe(want.start);
+    expect(c.readyMaxLagSeconds).toBe(want.ready);
+  });
+
+  it.each([
+    ['previous', { kind: 'previous' }],
+    ['primary', { kind: 'primary' }],
+    ['mysql-2.mysql', { kind: 'host', host: 'mysql-2.mysql' }],
+  ] as const)('reads CLONE_SOURCE=%s', (value, choice) => {
+    expect(load({ argv: ['init'], env: { CLONE_SOURCE: value } }).cloneSource.choice).toEqual(choice);
+  });
+
+  it('needs the token and the tools at ordinal 0 only when it may recover from a replica', () => {
+    expect(load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined, PRIMARY_EMPTY_START: 'allow' }, executables: new Set() }).backup.token).toBeNull();
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined, PRIMARY_EMPTY_START: 'recover' } }))).toContain(
+      'BACKUP_TOKEN',
+    );
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { PRIMARY_EMPTY_START: 'recover' }, executables: new Set() }))).toContain(
+      'backup tool',
+    );
+  });
+
+  it('accepts --clone-source for init only and --ready-max-lag for the sidecar only', () => {
+    expect(load({ argv: ['init', '--clone-source', 'primary'] }).cloneSource.choice).toEqual({ kind: 'primary' });
+    expect(configError(() => load({ argv: ['sidecar', '--clone-source', 'primary'] }))).toContain('clone-source');
+    expect(load({ argv: ['sidecar', '--ready-max-lag', '10'] }).readyMaxLagSeconds).toBe(10);
+    expect(configError(() => load({ argv: ['init', '--ready-max-lag', '10'] }))).toContain('ready-max-lag');
   });
 });
 

@@ -24,6 +24,7 @@ describe('parseReplicaStatus', () => {
       lastIoError: null,
       lastSqlError: null,
       usingGtid: 'Slave_Pos',
+      usesGtid: true,
     });
   });
 
@@ -48,6 +49,7 @@ describe('parseReplicaStatus', () => {
       lastIoError: "error connecting to source 'repl@mysql-0.mysql:3306'",
       lastSqlError: null,
       usingGtid: null,
+      usesGtid: true,
     });
   });
 
@@ -71,7 +73,14 @@ describe('parseReplicaStatus', () => {
       lastIoError: null,
       lastSqlError: null,
       usingGtid: null,
+      usesGtid: null,
     });
+  });
+
+  it('tells GTID from position replication in both vocabularies', () => {
+    expect(parseReplicaStatus({ Master_Host: 'h', Using_Gtid: 'No' }).usesGtid).toBe(false);
+    expect(parseReplicaStatus({ Master_Host: 'h', Using_Gtid: 'Current_Pos' }).usesGtid).toBe(true);
+    expect(parseReplicaStatus({ Source_Host: 'h', Auto_Position: 0 }).usesGtid).toBe(false);
   });
 
   it('calls an empty row or an empty host not configured', () => {
