@@ -96,7 +96,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('serves backups on 0.0.0.0:3307 with the token', () => {
-    expect(load().backup).toEqual({ bind: '0.0.0.0', port: 3307, token: TOKEN });
+    expect(load().backup).toEqual({ bind: '0.0.0.0', port: 3307, token: TOKEN, idleTimeoutMs: 120_000 });
   });
 
   it('uses clone retry defaults of 600 s and 30 s, in milliseconds', () => {
@@ -140,6 +140,7 @@ describe('loadConfig overrides', () => {
         MYSQL_PORT: '3310',
         BACKUP_BIND: '127.0.0.1',
         BACKUP_PORT: '9000',
+        BACKUP_IDLE_TIMEOUT: '15',
         XTRABACKUP_ARGS: '--throttle=20  --parallel=2',
         CLONE_RETRY_DEADLINE: '60',
         CLONE_RETRY_MAX_DELAY: '5',
@@ -154,7 +155,7 @@ describe('loadConfig overrides', () => {
     expect(c.primaryHost).toBe('primary.example.org');
     expect(c.mysql.host).toBe('localhost');
     expect(c.mysql.port).toBe(3310);
-    expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN });
+    expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000 });
     expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
     expect(c.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000 });
     expect(c.logLevel).toBe('debug');
@@ -202,6 +203,7 @@ describe('loadConfig validation', () => {
     ['XTRABACKUP_ARGS', { XTRABACKUP_ARGS: '--throttle=20 rm' }],
     ['CLONE_RETRY_MAX_DELAY', { CLONE_RETRY_MAX_DELAY: '0' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['BACKUP_IDLE_TIMEOUT', { BACKUP_IDLE_TIMEOUT: '0' }],
     ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],
     ['CLONE_SOURCE', { CLONE_SOURCE: 'mysql 2' }],
     ['CLONE_SOURCE', { CLONE_SOURCE: 'http://mysql-2:3307' }],
