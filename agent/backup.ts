@@ -3,12 +3,12 @@
  * for the status trailer, and the tool SIGKILLed (it ignores SIGTERM) when the client goes
  * away or the agent shuts down.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { backupCommand } from './backup-tool.js';
-import { ByteCounter } from './byte-counter.js';
 import { spawnOwned } from './child.js';
 import type { Config } from './config.js';
 import { estimateBackupBytes } from './datadir.js';
@@ -34,7 +34,7 @@ export interface RunningBackup {
 }
 
 export class BackupService {
-  private running: { record: BackupRecord; counter: ByteCounter } | null = null;
+  private running: { record: BackupRecord; meter: { bytes: number } } | null = null;
   private lastRecord: BackupRecord | null = null;
 
   constructor(
@@ -44,7 +44,7 @@ export class BackupService {
   ) {}
 
   get inProgress(): BackupRecord | null {
-    return this.running ? { ...this.running.record, bytes: this.running.counter.bytes } : null;
+    return this.running ? { ...this.running.record, bytes: this.running.meter.bytes } : null;
   }
 
   get last(): BackupRecord | null {
@@ -57,47 +57,46 @@ export class BackupService {
     const controller = new AbortController();
     const onShutdown = () => controller.abort('agent shutting down');
     this.shutdown.addEventListener('abort', onShutdown, { once: true });
-    const counter = new ByteCounter();
     const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
-    this.running = { record, counter };
     const log = this.log.child({ phase: 'backup', client });
     const started = Date.now();
-
-    const finished = (async (): Promise<string | null> => {
-      const tmp = await mkdtemp(join(tmpdir(), 'mysql-agent-backup-'));
-      try {
-        const child = spawnOwned({
-          ...backupCommand(this.config, tmp),
-          stdin: 'ignore',
-          stdout: 'pipe',
-          signal: controller.signal,
-          killWith: 'SIGKILL',
-          log,
-        });
-        log.info({ pid: child.pid }, 'backup started');
-        child.stdout!.pipe(counter);
-        await child.done;
-        return controller.signal.aborted ? String(controller.signal.reason) : null;
-      } catch (err) {
-        return controller.signal.aborted ? `${controller.signal.reason} (${errorMessage(err)})` : errorMessage(err);
-      } finally {
-        await rm(tmp, { recursive: true, force: true });
-      }
-    })().then((failure) => {
-      this.shutdown.removeEventListener('abort', onShutdown);
-      this.lastRecord = { ...record, finished_at: new Date().toISOString(), bytes: counter.bytes, failure };
-      this.running = null;
-      const fields = { bytes: counter.bytes, duration_ms: Date.now() - started };
-      if (failure === null) log.info(fields, 'backup served');
-      else log.error({ ...fields, err: failure }, 'backup failed');
-      if (failure !== null && !counter.writableEnded) counter.end();
-      return failure;
+    const tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));
+    const child = spawnOwned({
+      ...backupCommand(this.config, tmp),
+      stdin: 'ignore',
+      stdout: 'pipe',
+      signal: controller.signal,
+      killWith: 'SIGKILL',
+      log,
     });
+    log.info({ pid: child.pid }, 'backup started');
+    // The tool's stdout is the reply itself; counting beside it adds no stage to the pipe.
+    const meter = { bytes: 0 };
+    child.stdout!.on('data', (chunk: Buffer) => (meter.bytes += chunk.length));
+    // A 'data' listener starts the flow: hold it until the reply pipes the stream (pipe resumes).
+    child.stdout!.pause();
+    this.running = { record, meter };
+
+    const finished = child.done
+      .then(
+        () => (controller.signal.aborted ? String(controller.signal.reason) : null),
+        (err: unknown) => (controller.signal.aborted ? `${controller.signal.reason} (${errorMessage(err)})` : errorMessage(err)),
+      )
+      .then(async (failure) => {
+        await rm(tmp, { recursive: true, force: true });
+        this.shutdown.removeEventListener('abort', onShutdown);
+        this.lastRecord = { ...record, finished_at: new Date().toISOString(), bytes: meter.bytes, failure };
+        this.running = null;
+        const fields = { bytes: meter.bytes, duration_ms: Date.now() - started };
+        if (failure === null) log.info(fields, 'backup served');
+        else log.error({ ...fields, err: failure }, 'backup failed');
+        return failure;
+      });
 
     const estimatedBytes = estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
       log.warn({ err: errorMessage(err) }, 'could not estimate the backup size');
       return null;
     });
-    return { stream: counter, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
+    return { stream: child.stdout!, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
   }
 }

@@ -176,7 +176,9 @@ export async function cloneDataDir(config: Config, log: Logger, signal: AbortSig
     await writeCloneRecord(dir, record);
     await plan.beforeMove?.(dir, candidate);
     // mbstream does not fsync: get every extracted byte to disk before mysql/ makes it count.
+    const syncStarted = Date.now();
     await spawnOwned({ command: 'sync', args: ['-f', dir], stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log }).done;
+    log.info({ phase: 'sync', duration_ms: Date.now() - syncStarted }, 'clone flushed to disk');
     await markPrepared(config.dataDir);
     prepared = true;
     const { entries } = await promoteStaging(config.dataDir);

@@ -240,7 +240,7 @@ export class RigNode {
       } catch (err) {
         last = String(err);
       }
-      await delay(250);
+      await delay(100);
     }
     throw new Error(`node ${this.ordinal}: ${path} not OK after ${timeoutMs} ms: ${last}`);
   }
