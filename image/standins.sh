@@ -4,12 +4,14 @@
 # mirror). Users never need them: they pull the real images.
 #
 #   mysql-agent-standin/debian:bookworm        debootstrap --variant=minbase, `docker import`
-#   mysql-agent-standin/node:20-bookworm-slim  + this machine's node and npm, laid out like node:*-slim
+#   mysql-agent-standin/node:20-bookworm-slim  + this machine's node and npm, laid out like node:*-slim,
+#                                              trusting this machine's CA bundle (npm in a build stage
+#                                              must reach the registry the way the host's npm does)
 #   mysql-agent-standin/mariadb:10.11          + Debian's mariadb-server and mariadb-backup, the mysql
 #                                              user as uid 999 and a first-start entrypoint like mariadb's
 #
 # Cached on this machine: an image is rebuilt only when its label `org.mysql-agent.standin-key`
-# differs from the hash of this folder, the node version and the apt sources. Prints the tags.
+# differs from the hash of this folder, the node version, the apt sources and the CA bundle. Prints the tags.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export DOCKER_BUILDKIT=0 # the legacy builder is what Debian's docker.io has without buildx
@@ -19,6 +21,7 @@ DEBIAN_TAG=$PREFIX/debian:bookworm
 NODE_TAG=$PREFIX/node:20-bookworm-slim
 MARIADB_TAG=$PREFIX/mariadb:10.11
 SOURCES=/etc/apt/sources.list.d/debian.sources
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 LABEL=org.mysql-agent.standin-key
 
 fail() { echo "image/standins.sh: $*" >&2; exit 1; }
@@ -26,11 +29,12 @@ command -v docker >/dev/null || fail "docker is not installed: run test/ensure-p
 docker info >/dev/null 2>&1 || fail "the Docker engine does not answer: run test/ensure-prereqs.sh (as root) to start it"
 command -v node >/dev/null || fail "node is not on PATH: the node stand-in copies this machine's Node 20"
 [ -r "$SOURCES" ] || fail "$SOURCES is missing: the stand-ins are built from Debian's mirror named there"
+[ -r "$CA_BUNDLE" ] || fail "$CA_BUNDLE is missing: apt-get install -y ca-certificates"
 node_bin="$(readlink -f "$(command -v node)")"
 npm_dir="$(dirname "$node_bin")/../lib/node_modules/npm"
 [ -d "$npm_dir" ] || fail "npm is not next to $node_bin (expected $npm_dir)"
 
-key="$(cat "$0" "$here"/standin/* "$SOURCES" <(node --version) | sha256sum | cut -c1-16)"
+key="$(cat "$0" "$here"/standin/* "$SOURCES" "$CA_BUNDLE" <(node --version) | sha256sum | cut -c1-16)"
 current() { [ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null)" = "$key" ]; }
 
 if ! current "$DEBIAN_TAG"; then
@@ -58,6 +62,7 @@ if ! current "$NODE_TAG"; then
   cp "$here/standin/node.Dockerfile" "$ctx/Dockerfile"
   cp "$node_bin" "$ctx/node"
   cp -r "$npm_dir" "$ctx/npm"
+  cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
   docker build -q --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$NODE_TAG" "$ctx" >/dev/null
   rm -rf "$ctx"
   trap - EXIT
