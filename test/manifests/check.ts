@@ -82,6 +82,8 @@ export interface DockerfileFacts {
   readonly entrypoint: string[];
   readonly user: string;
   readonly version: string;
+  /** Build arguments declared before the first FROM, with their defaults (the base images). */
+  readonly args: ReadonlyMap<string, string>;
   /** Agent image (name:tag) → the BASE_IMAGE it is built on. */
   readonly builds: ReadonlyMap<string, string>;
 }
@@ -94,6 +96,7 @@ export function dockerfileFacts(text = readFileSync(join(REPO, 'Dockerfile'), 'u
     entrypoint: JSON.parse(/^ENTRYPOINT (.+)$/m.exec(text)?.[1] ?? '[]') as string[],
     user: [...text.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1] ?? '',
     version: arg('VERSION'),
+    args: new Map([...text.slice(0, text.search(/^FROM /m)).matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!])),
     builds,
   };
 }
