@@ -25,8 +25,10 @@ CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 LABEL=org.mysql-agent.standin-key
 
 fail() { echo "image/standins.sh: $*" >&2; exit 1; }
-command -v docker >/dev/null || fail "docker is not installed: run test/ensure-prereqs.sh (as root) first"
-docker info >/dev/null 2>&1 || fail "the Docker engine does not answer: run test/ensure-prereqs.sh (as root) to start it"
+# docker build, its output shown only when it fails (the legacy builder's banner is noise).
+build() { local out; out="$(docker build -q "$@" 2>&1)" || { echo "$out" >&2; fail "docker build $* failed (output above)"; }; }
+command -v docker >/dev/null || fail "docker is not installed: run test/ensure-docker.sh (as root) first"
+docker info >/dev/null 2>&1 || fail "the Docker engine does not answer: run test/ensure-docker.sh (as root) to start it"
 command -v node >/dev/null || fail "node is not on PATH: the node stand-in copies this machine's Node 20"
 [ -r "$SOURCES" ] || fail "$SOURCES is missing: the stand-ins are built from Debian's mirror named there"
 [ -r "$CA_BUNDLE" ] || fail "$CA_BUNDLE is missing: apt-get install -y ca-certificates"
@@ -63,14 +65,14 @@ if ! current "$NODE_TAG"; then
   cp "$node_bin" "$ctx/node"
   cp -r "$npm_dir" "$ctx/npm"
   cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
-  docker build -q --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$NODE_TAG" "$ctx" >/dev/null
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$NODE_TAG" "$ctx"
   rm -rf "$ctx"
   trap - EXIT
 fi
 
 if ! current "$MARIADB_TAG"; then
-  docker build -q --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$MARIADB_TAG" \
-    -f "$here/standin/mariadb.Dockerfile" "$here/standin" >/dev/null
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$MARIADB_TAG" \
+    -f "$here/standin/mariadb.Dockerfile" "$here/standin"
 fi
 
 printf '%s\n' "$DEBIAN_TAG" "$NODE_TAG" "$MARIADB_TAG"
