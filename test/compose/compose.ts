@@ -218,9 +218,12 @@ export const COMPOSE_HEADER = `# Generated from manifests/${COMPOSE_FLAVOR}'s St
 # Secrets come from .env; images from variables defaulting to the manifests' (see manifests/README.md).
 `;
 
+/** YAML that Compose v1 (YAML 1.1: `no` is false) and v2 read alike, without anchors. */
+export const composeYaml = (project: Record<string, unknown>) => stringify(project, { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' });
+
 /** The committed docker-compose.yml's text for the current manifests. */
 export async function composeFileText(docs: KubeDoc[]): Promise<string> {
-  return COMPOSE_HEADER + stringify(await composeFromManifests(docs), { lineWidth: 0, aliasDuplicateObjects: false, version: '1.1' });
+  return COMPOSE_HEADER + composeYaml(await composeFromManifests(docs));
 }
 
 async function main(): Promise<void> {
