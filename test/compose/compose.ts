@@ -182,7 +182,7 @@ function containerService(c: Container, pod: string, ctx: ContainerContext): Ser
   for (const m of c.volumeMounts ?? []) {
     const volume = ctx.volumes.get(m.name);
     const ro = m.readOnly ? ':ro' : '';
-    // A subPath only picks a folder inside the volume; a Docker volume is the folder itself.
+    if (m.subPath) throw new Error(`${where}: mount ${m.mountPath} has a subPath: Docker volumes have none`);
     if (ctx.claims.has(m.name) || volume?.emptyDir) binds.push(`${ctx.volumeName(m.name)}:${m.mountPath}${ro}`);
     else if (volume?.configMap) {
       const prefix = `${volume.configMap.name}/`;

@@ -163,8 +163,8 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
     problem(base !== undefined, `${c.name}: image ${c.image} is not one the Dockerfile documents building (${[...docker.builds.keys()].join(', ')})`);
     problem(tagOf(c.image).startsWith(version), `${c.name}: image ${c.image} is not version ${version}`);
     if (base) problem(tagOf(base) === tagOf(server.image), `${c.name}: ${c.image} carries the backup tool of ${base}, the server is ${server.image}`);
-    problem(c.command === undefined, `${c.name}: command overrides the image's entrypoint (${AGENT_REPO}); give the subcommand in args`);
   }
+  for (const c of [init, sidecar]) problem(c.command === undefined, `${c.name}: command overrides the image's entrypoint (${AGENT_REPO}); give the subcommand in args`);
   problem(init.image === sidecar.image, `init (${init.image}) and sidecar (${sidecar.image}) must run the same agent image`);
 
   // Variables: documented names only, for the command that reads them, with values the agent accepts.
@@ -205,11 +205,22 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
     problem(!!m, `${c.name}: ${what} ${path} is not a volume mount`);
     return m;
   };
-  const dataMounts = [volumeOf(init, initConfig.dataDir, 'DATA_DIR'), volumeOf(sidecar, sideConfig.dataDir, 'DATA_DIR'), volumeOf(server, '/var/lib/mysql', "the server's datadir")];
+  // The datadir: one path, on the claim, mounted alike wherever it is used, made before init.
+  const claimMount = (c: Container, path: string, what: string) => {
+    const m = (c.volumeMounts ?? []).filter((v) => path === v.mountPath || path.startsWith(`${v.mountPath}/`)).sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+    problem(!!m && claims.has(m.name) && !m.subPath, `${c.name}: ${what} ${path} is not on a volumeClaimTemplate mounted without subPath`);
+    return m;
+  };
+  const serverDataDir = server.args?.find((a) => a.startsWith('--datadir='))?.slice('--datadir='.length) ?? '/var/lib/mysql';
+  problem(serverDataDir === initConfig.dataDir && serverDataDir === sideConfig.dataDir, `the server's datadir ${serverDataDir} (--datadir) differs from DATA_DIR of init (${initConfig.dataDir}) or sidecar (${sideConfig.dataDir})`);
+  const dataMounts = [claimMount(init, initConfig.dataDir, 'DATA_DIR'), claimMount(sidecar, sideConfig.dataDir, 'DATA_DIR'), claimMount(server, serverDataDir, 'its datadir')];
   problem(
-    dataMounts.every((m) => m && claims.has(m.name) && m.name === dataMounts[0]?.name && m.subPath === dataMounts[0]?.subPath),
-    `init, sidecar and server must mount the same volumeClaimTemplate (and subPath) as the datadir: ${JSON.stringify(dataMounts)}`,
+    dataMounts.every((m) => m?.name === dataMounts[0]?.name && m?.mountPath === dataMounts[0]?.mountPath),
+    `init, sidecar and server must mount the datadir's volume at the same path: ${JSON.stringify(dataMounts)}`,
   );
+  const initIndex = spec.initContainers?.indexOf(init) ?? 0;
+  const maker = spec.initContainers?.slice(0, initIndex).find((c) => JSON.stringify(c.command) === JSON.stringify(['mkdir', '-p', initConfig.dataDir]));
+  problem(!!maker && claimMount(maker, initConfig.dataDir, 'the datadir')?.mountPath === dataMounts[0]?.mountPath, `no init container before init runs mkdir -p ${initConfig.dataDir} on the same volume (the agent needs DATA_DIR to exist)`);
   const confMount = volumeOf(init, initConfig.confDir, 'CONF_DIR');
   const serverConf = volumeOf(server, '/etc/mysql/conf.d', "the server image's config directory");
   problem(!!confMount && confMount.name === serverConf?.name && 'emptyDir' in (volumes.get(confMount.name) ?? {}), `init's CONF_DIR and the server's /etc/mysql/conf.d must be one emptyDir`);
@@ -223,8 +234,8 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
     for (const m of c.volumeMounts ?? []) problem(volumes.has(m.name) || claims.has(m.name), `${c.name}: mount ${m.mountPath} names volume ${m.name}, which the pod does not have`);
     problem(c.securityContext?.readOnlyRootFilesystem === true, `${c.name}: readOnlyRootFilesystem must be true`);
     problem(c.securityContext?.allowPrivilegeEscalation === false, `${c.name}: allowPrivilegeEscalation must be false`);
-    problem(!!mountOf(c, '/tmp'), `${c.name}: /tmp must be a volume (the root filesystem is read-only)`);
   }
+  for (const c of [init, sidecar, server]) problem(!!mountOf(c, '/tmp'), `${c.name}: /tmp must be a volume (the root filesystem is read-only)`);
   for (const v of volumes.keys()) problem(containers.some((c) => c.volumeMounts?.some((m) => m.name === v)), `volume ${v} is mounted nowhere`);
   for (const t of sts.spec.volumeClaimTemplates ?? []) problem(t.spec.storageClassName === undefined, `volumeClaimTemplate ${t.metadata.name} names a storageClass: leave it to the cluster's default`);
 

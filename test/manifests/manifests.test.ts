@@ -49,13 +49,15 @@ async function renderWithTypo(file: string, from: string, to: string, flavor: Fl
 describe('a typo planted in the manifests fails the checks', () => {
   const sts = 'base/statefulset.yaml';
   it.each([
-    ['a misspelt field', sts, 'volumeMounts:\n            - name: data\n              mountPath: /var/lib/mysql\n              subPath: mysql\n            - name: conf\n              mountPath: /etc/mysql/conf.d\n            - name: tmp', 'volumeMount:\n            - name: data\n              mountPath: /var/lib/mysql\n              subPath: mysql\n            - name: conf\n              mountPath: /etc/mysql/conf.d\n            - name: tmp', 'volumeMount is not a field of Container'],
+    ['a misspelt field', sts, 'volumeMounts:\n            - name: data\n              mountPath: /var/lib/mysql\n            - name: conf\n              mountPath: /etc/mysql/conf.d\n            - name: tmp', 'volumeMount:\n            - name: data\n              mountPath: /var/lib/mysql\n            - name: conf\n              mountPath: /etc/mysql/conf.d\n            - name: tmp', 'volumeMount is not a field of Container'],
     ['a misspelt StatefulSet field', sts, 'serviceName: mysql', 'serviceNme: mysql', 'serviceNme is not a field'],
     ['a wrong type', sts, 'containerPort: 3307', 'containerPort: "3307"', 'must be integer'],
     ['an unknown agent variable', sts, '- name: BACKUP_TOKEN\n              valueFrom', '- name: BACKUP_TOKN\n              valueFrom', 'BACKUP_TOKN is not a mysql-agent variable'],
     ['a variable the agent refuses', sts, 'value: "3307"', 'value: "33o7"', 'BACKUP_PORT="33o7" is invalid'],
     ['a port the agent does not listen on', sts, 'value: "3307"', 'value: "3308"', 'no containerPort 3308'],
-    ['a datadir that is not the volume', sts, 'name: DATA_DIR\n              value: /var/lib/mysql', 'name: DATA_DIR\n              value: /var/lib/mysq', 'DATA_DIR /var/lib/mysq is not a volume mount'],
+    ['a datadir that is not the volume', sts, 'name: DATA_DIR\n              value: /var/lib/mysql/data', 'name: DATA_DIR\n              value: /var/lib/mysq/data', 'DATA_DIR /var/lib/mysq/data is not on a volumeClaimTemplate'],
+    ['a datadir the server does not use', sts, 'args: ["--datadir=/var/lib/mysql/data"]', 'args: ["--datadir=/var/lib/mysql/dat"]', "the server's datadir /var/lib/mysql/dat (--datadir) differs"],
+    ['a datadir nobody makes', sts, 'command: ["mkdir", "-p", "/var/lib/mysql/data"]', 'command: ["mkdir", "-p", "/var/lib/mysql/date"]', 'no init container before init runs mkdir -p /var/lib/mysql/data'],
     ['the tutorial\'s conf mount', sts, 'mountPath: /etc/mysql/conf.d\n            - name: initdb', 'mountPath: /mnt/conf.d\n            - name: initdb', "config directory /etc/mysql/conf.d is not a volume mount"],
     ['a readiness path the agent does not serve', sts, 'path: /readyz', 'path: /ready', 'readinessProbe must GET /readyz'],
     ['a Secret key that does not exist', sts, 'key: backup-token', 'key: backup-tokn', 'backup-tokn'],
