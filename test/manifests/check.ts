@@ -107,7 +107,7 @@ export const AGENT_REPO = 'mysql-agent';
 export const isAgent = (c: Container) => repoOf(c.image) === AGENT_REPO;
 
 /** The agent's own view of a container's settings, or the ConfigError it would exit with. */
-function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string): Config | string {
+export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string): Config | string {
   const command = c.args?.[0] ?? '';
   const env = { PATH: '/usr/bin', ...resolveEnv(c, pod, secret) };
   try {
