@@ -49,8 +49,11 @@ export const imageVariable = (image: string) => `${image.slice(image.lastIndexOf
 
 const escapeDollars = (value: string) => value.replaceAll('$', '$$$$');
 
-/** Fields with no Docker meaning that the rig leaves to the checks and the container tests. */
-const IGNORED_CONTAINER_FIELDS = new Set(['name', 'ports', 'readinessProbe', 'livenessProbe', 'startupProbe', 'imagePullPolicy', 'terminationMessagePath', 'terminationMessagePolicy']);
+/** Container fields the rig maps, and those with no Docker meaning it leaves to the checks and the container tests. */
+const CONTAINER_FIELDS = new Set([
+  ...['image', 'command', 'args', 'env', 'volumeMounts', 'resources', 'securityContext'],
+  ...['name', 'ports', 'readinessProbe', 'livenessProbe', 'startupProbe', 'imagePullPolicy', 'terminationMessagePath', 'terminationMessagePolicy'],
+]);
 const POD_FIELDS = new Set(['initContainers', 'containers', 'volumes', 'securityContext', 'terminationGracePeriodSeconds']);
 
 /** Docker's spelling of a Kubernetes memory quantity (1Gi → 1g). */
@@ -170,11 +173,7 @@ interface ContainerContext {
 
 function containerService(c: Container, pod: string, ctx: ContainerContext): Service {
   const where = `container ${c.name}`;
-  for (const field of Object.keys(c)) {
-    if (!IGNORED_CONTAINER_FIELDS.has(field) && !['image', 'command', 'args', 'env', 'volumeMounts', 'resources', 'securityContext'].includes(field)) {
-      throw new Error(`${where}: field ${field}: the compose rig does not reproduce it`);
-    }
-  }
+  for (const field of Object.keys(c)) if (!CONTAINER_FIELDS.has(field)) throw new Error(`${where}: field ${field}: the compose rig does not reproduce it`);
   const environment = Object.fromEntries(
     Object.entries(resolveEnv(c, pod, ctx.secret)).map(([k, v]) => [k, (c.env ?? []).find((e) => e.name === k)?.value !== undefined ? escapeDollars(v) : v]),
   );

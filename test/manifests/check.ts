@@ -270,7 +270,7 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   );
   problem(!!serverEnv.MYSQL_ROOT_PASSWORD, `${server.name}: MYSQL_ROOT_PASSWORD must come from the Secret, or the image refuses to initialise`);
   problem(script.includes(`@'${sideConfig.mysql.host}'`), `create-users.sh grants the agent account at another host than MYSQL_HOST ${sideConfig.mysql.host}`);
-  const templateKeys = readFileSync(join(MANIFESTS, 'base/secret.env.example'), 'utf8').match(/^[a-z-]+(?==)/gm) ?? [];
+  const templateKeys: string[] = readFileSync(join(MANIFESTS, 'base/secret.env.example'), 'utf8').match(/^[a-z-]+(?==)/gm) ?? [];
   const refs = containers.flatMap((c) => (c.env ?? []).flatMap((v) => (v.valueFrom?.secretKeyRef ? [v.valueFrom.secretKeyRef.key] : [])));
   for (const key of refs) problem(templateKeys.includes(key), `Secret key ${key} is not in base/secret.env.example`);
   for (const key of templateKeys) problem(refs.includes(key), `base/secret.env.example has ${key}, which no container uses`);
