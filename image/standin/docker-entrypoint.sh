@@ -44,8 +44,6 @@ if [ "$1" = mariadbd ] || [ "$1" = mysqld ]; then
 SET @@SESSION.SQL_LOG_BIN=0;
 DROP USER IF EXISTS root@'127.0.0.1', root@'::1';
 EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS root@\'', @@hostname, '\'');
-DELETE FROM mysql.global_priv WHERE User = '';
-FLUSH PRIVILEGES;
 SET PASSWORD FOR root@localhost = PASSWORD($root_pw);
 $(if [ "$MARIADB_ROOT_HOST" != localhost ]; then
   echo "CREATE USER root@$(sql_string "$MARIADB_ROOT_HOST") IDENTIFIED BY $root_pw;"
