@@ -75,4 +75,6 @@ if ! current "$MARIADB_TAG"; then
     -f "$here/standin/mariadb.Dockerfile" "$here/standin"
 fi
 
+# Stand-ins (and images built on them) that a rebuild left without a tag.
+docker image prune -f --filter "label=$LABEL" >/dev/null
 printf '%s\n' "$DEBIAN_TAG" "$NODE_TAG" "$MARIADB_TAG"
