@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the rig and the tests need when it is missing: Debian's mariadb-server,
-# mariadb-backup (with mbstream) and the npm packages. Safe to rerun.
+# mariadb-backup (with mbstream), the npm packages, and for the container tier a running Docker
+# engine with Compose and the stand-in base images (test/ensure-docker.sh). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -20,3 +21,4 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+bash test/ensure-docker.sh

@@ -1,0 +1,13 @@
+# Stand-in of node:20-bookworm-slim: this machine's Node 20 and npm where the official image has them,
+# and this machine's CA bundle, which its npm needs to reach the registry.
+ARG DEBIAN_IMAGE
+FROM ${DEBIAN_IMAGE}
+COPY node /usr/local/bin/node
+COPY npm /usr/local/lib/node_modules/npm
+COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+ && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
+ && groupadd -g 1000 node && useradd -u 1000 -g node -m -s /bin/bash node \
+ && node --version && npm --version
+CMD ["node"]

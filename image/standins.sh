@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Builds offline stand-ins of the public base images that the Dockerfile, the manifests and the
+# compose rig name, for the tests on a machine that reaches no image registry (only Debian's
+# mirror). Users never need them: they pull the real images.
+#
+#   mysql-agent-standin/debian:bookworm        debootstrap --variant=minbase, `docker import`
+#   mysql-agent-standin/node:20-bookworm-slim  + this machine's node and npm, laid out like node:*-slim,
+#                                              trusting this machine's CA bundle (npm in a build stage
+#                                              must reach the registry the way the host's npm does)
+#   mysql-agent-standin/mariadb:10.11          + Debian's mariadb-server and mariadb-backup, the mysql
+#                                              user as uid 999 and a first-start entrypoint like mariadb's
+#
+# Cached on this machine: an image is rebuilt only when its label `org.mysql-agent.standin-key`
+# differs from the hash of this folder, the node version, the apt sources and the CA bundle. Prints the tags.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+export DOCKER_BUILDKIT=0 # the legacy builder is what Debian's docker.io has without buildx
+
+PREFIX=mysql-agent-standin
+DEBIAN_TAG=$PREFIX/debian:bookworm
+NODE_TAG=$PREFIX/node:20-bookworm-slim
+MARIADB_TAG=$PREFIX/mariadb:10.11
+SOURCES=/etc/apt/sources.list.d/debian.sources
+CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
+LABEL=org.mysql-agent.standin-key
+
+fail() { echo "image/standins.sh: $*" >&2; exit 1; }
+# docker build, its output shown only when it fails (the legacy builder's banner is noise).
+build() { local out; out="$(docker build -q "$@" 2>&1)" || { echo "$out" >&2; fail "docker build $* failed (output above)"; }; }
+command -v docker >/dev/null || fail "docker is not installed: run test/ensure-docker.sh (as root) first"
+docker info >/dev/null 2>&1 || fail "the Docker engine does not answer: run test/ensure-docker.sh (as root) to start it"
+command -v node >/dev/null || fail "node is not on PATH: the node stand-in copies this machine's Node 20"
+[ -r "$SOURCES" ] || fail "$SOURCES is missing: the stand-ins are built from Debian's mirror named there"
+[ -r "$CA_BUNDLE" ] || fail "$CA_BUNDLE is missing: apt-get install -y ca-certificates"
+node_bin="$(readlink -f "$(command -v node)")"
+npm_dir="$(dirname "$node_bin")/../lib/node_modules/npm"
+[ -d "$npm_dir" ] || fail "npm is not next to $node_bin (expected $npm_dir)"
+
+key="$(cat "$0" "$here"/standin/* "$SOURCES" "$CA_BUNDLE" <(node --version) | sha256sum | cut -c1-16)"
+current() { [ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null)" = "$key" ]; }
+
+if ! current "$DEBIAN_TAG"; then
+  command -v debootstrap >/dev/null || fail "debootstrap is not installed: apt-get install -y debootstrap"
+  [ "$(id -u)" -eq 0 ] || fail "debootstrap needs root: run as root"
+  mirror="$(awk '/^URIs:/ { print $2; exit }' "$SOURCES")"
+  rootfs="$(mktemp -d /var/tmp/standin-rootfs.XXXXXX)"
+  trap 'rm -rf "$rootfs"' EXIT
+  echo "standins: debootstrap bookworm from $mirror" >&2
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" > "$rootfs.log" 2>&1 \
+    || { tail -20 "$rootfs.log" >&2; fail "debootstrap from $mirror failed (log above): check the mirror is reachable"; }
+  rm -f "$rootfs.log"
+  # The same suites as this machine (security updates included), like the official image.
+  rm -f "$rootfs/etc/apt/sources.list"
+  cp "$SOURCES" "$rootfs/etc/apt/sources.list.d/debian.sources"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import --change "LABEL $LABEL=$key" --change 'CMD ["bash"]' - "$DEBIAN_TAG" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+fi
+
+if ! current "$NODE_TAG"; then
+  ctx="$(mktemp -d)"
+  trap 'rm -rf "$ctx"' EXIT
+  cp "$here/standin/node.Dockerfile" "$ctx/Dockerfile"
+  cp "$node_bin" "$ctx/node"
+  cp -r "$npm_dir" "$ctx/npm"
+  cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$NODE_TAG" "$ctx"
+  rm -rf "$ctx"
+  trap - EXIT
+fi
+
+if ! current "$MARIADB_TAG"; then
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$MARIADB_TAG" \
+    -f "$here/standin/mariadb.Dockerfile" "$here/standin"
+fi
+
+# Stand-ins (and images built on them) that a rebuild left without a tag.
+docker image prune -f --filter "label=$LABEL" >/dev/null
+printf '%s\n' "$DEBIAN_TAG" "$NODE_TAG" "$MARIADB_TAG"

@@ -1,0 +1,283 @@
+/**
+ * Offline checks of a rendered flavor, each returning problems as sentences (empty = fine):
+ * - schemaProblems: kubernetes-models' JSON schemas (types, required fields) plus a walk over
+ *   @kubernetes/client-node's attribute maps, which the schemas lack, for unknown fields;
+ * - consistencyProblems: what the StatefulSet names (images, commands, variables, mounts, ports,
+ *   probes, Secret keys, accounts, user ids) against what the agent (its own config loader),
+ *   the Dockerfile and the initdb script actually use.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
+import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
+import { StatefulSet as StatefulSetModel } from 'kubernetes-models/apps/v1';
+import { type Config, SETTINGS, loadConfig } from '../../agent/config.js';
+import {
+  type Container,
+  type KubeDoc,
+  MANIFESTS,
+  REPO,
+  type StatefulSet,
+  type Volume,
+  findDoc,
+  podContainers,
+  podName,
+  portNumber,
+  resolveEnv,
+  statefulSet,
+} from './render.js';
+
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  'apps/v1/StatefulSet': StatefulSetModel,
+  'v1/Service': Service,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+};
+
+type AttributeMap = { baseName: string; type: string }[];
+const clientTypes = k8s as unknown as Record<string, { getAttributeTypeMap?: () => AttributeMap } | undefined>;
+
+/** Fields that the API server would reject as unknown (kubernetes-models lets them through). */
+function unknownFields(value: unknown, type: string, path: string, out: string[]): void {
+  if (value === null || value === undefined) return;
+  const item = /^Array<(.+)>$/.exec(type);
+  if (item) {
+    if (Array.isArray(value)) value.forEach((v, i) => unknownFields(v, item[1]!, `${path}[${i}]`, out));
+    return;
+  }
+  const entry = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (entry) {
+    if (typeof value === 'object') for (const [k, v] of Object.entries(value)) unknownFields(v, entry[1]!, `${path}.${k}`, out);
+    return;
+  }
+  const attributes = clientTypes[type]?.getAttributeTypeMap?.();
+  // Primitives, IntOrString and free-form maps: the schema validation types them.
+  if (!attributes || typeof value !== 'object' || Array.isArray(value)) return;
+  const fields = new Map(attributes.map((a) => [a.baseName, a.type]));
+  for (const [key, v] of Object.entries(value)) {
+    const t = fields.get(key);
+    if (t === undefined) out.push(`${path}.${key} is not a field of ${type.replace(/^V1/, '')}`);
+    else unknownFields(v, t, `${path}.${key}`, out);
+  }
+}
+
+export function schemaProblems(doc: KubeDoc): string[] {
+  const where = `${doc.kind}/${doc.metadata?.name}`;
+  const Model = MODELS[`${doc.apiVersion}/${doc.kind}`];
+  if (!Model) return [`${where}: ${doc.apiVersion} ${doc.kind} is not a kind these checks know`];
+  const out: string[] = [];
+  try {
+    new Model(doc as never).validate();
+  } catch (err) {
+    out.push(`${where}: ${(err as Error).message}`);
+  }
+  unknownFields(doc, `V1${doc.kind}`, where, out);
+  return out;
+}
+
+/** What the Dockerfile builds: entrypoint, user, and the documented `docker build` per agent tag. */
+export interface DockerfileFacts {
+  readonly entrypoint: string[];
+  readonly user: string;
+  readonly version: string;
+  /** Build arguments declared before the first FROM, with their defaults (the base images). */
+  readonly args: ReadonlyMap<string, string>;
+  /** Agent image (name:tag) → the BASE_IMAGE it is built on. */
+  readonly builds: ReadonlyMap<string, string>;
+}
+
+export function dockerfileFacts(text = readFileSync(join(REPO, 'Dockerfile'), 'utf8')): DockerfileFacts {
+  const arg = (name: string) => new RegExp(`^ARG ${name}=(\\S+)$`, 'm').exec(text)?.[1] ?? '';
+  const builds = new Map<string, string>();
+  for (const m of text.matchAll(/docker build (?:--build-arg BASE_IMAGE=(\S+) )?-t (\S+) \./g)) builds.set(m[2]!, m[1] ?? arg('BASE_IMAGE'));
+  return {
+    entrypoint: JSON.parse(/^ENTRYPOINT (.+)$/m.exec(text)?.[1] ?? '[]') as string[],
+    user: [...text.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1] ?? '',
+    version: arg('VERSION'),
+    args: new Map([...text.slice(0, text.search(/^FROM /m)).matchAll(/^ARG (\w+)=(\S+)$/gm)].map((m) => [m[1]!, m[2]!])),
+    builds,
+  };
+}
+
+const tagOf = (image: string) => image.slice(image.lastIndexOf(':') + 1);
+const repoOf = (image: string) => image.slice(0, image.lastIndexOf(':'));
+export const AGENT_REPO = 'mysql-agent';
+export const isAgent = (c: Container) => repoOf(c.image) === AGENT_REPO;
+
+/** The agent's own view of a container's settings, or the ConfigError it would exit with. */
+export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string): Config | string {
+  const command = c.args?.[0] ?? '';
+  const env = { PATH: '/usr/bin', ...resolveEnv(c, pod, secret) };
+  try {
+    return loadConfig({ argv: [command], env, hostname: pod, isExecutable: () => true });
+  } catch (err) {
+    return `${c.name} on ${pod} would exit: ${(err as Error).message}`;
+  }
+}
+
+/** Secret values of the render, decoded; a missing Secret or key is a problem, not an exception. */
+function secretReader(docs: KubeDoc[], out: string[]) {
+  return (name: string, key: string): string => {
+    const data = (findDoc(docs, 'Secret', name) as { data?: Record<string, string> } | undefined)?.data;
+    if (data?.[key] === undefined) {
+      out.push(`secretKeyRef ${name}/${key}: the render has no such Secret key`);
+      return '';
+    }
+    return Buffer.from(data[key], 'base64').toString();
+  };
+}
+
+export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = dockerfileFacts()): string[] {
+  const out: string[] = [];
+  const problem = (ok: boolean, text: string) => {
+    if (!ok) out.push(text);
+  };
+  const sts: StatefulSet = statefulSet(docs);
+  const spec = sts.spec.template.spec;
+  const containers = podContainers(spec);
+  const volumes = new Map((spec.volumes ?? []).map((v) => [v.name, v] as [string, Volume]));
+  const claims = new Set((sts.spec.volumeClaimTemplates ?? []).map((t) => t.metadata.name));
+  const secret = secretReader(docs, out);
+  const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+  const labels = sts.spec.template.metadata.labels;
+  const selects = (selector: Record<string, string> | undefined) =>
+    !!selector && Object.entries(selector).every(([k, v]) => labels[k] === v);
+  const mountOf = (c: Container, path: string) => c.volumeMounts?.find((m) => m.mountPath === path);
+
+  const agents = containers.filter(isAgent);
+  const init = spec.initContainers?.find((c) => isAgent(c) && c.args?.[0] === 'init');
+  const sidecar = spec.containers.find((c) => isAgent(c) && c.args?.[0] === 'sidecar');
+  const servers = spec.containers.filter((c) => !isAgent(c));
+  const server = servers[0];
+  if (!init || !sidecar || servers.length !== 1 || !server) {
+    return [`the pod needs an agent init container (args [init]), an agent sidecar (args [sidecar]) and one server container; it has ${containers.map((c) => `${c.name} (${c.image})`).join(', ')}`];
+  }
+
+  // Images: agent images are ones the Dockerfile documents building; the server matches the backup tool.
+  problem(docker.version === version, `Dockerfile ARG VERSION=${docker.version} differs from package.json ${version}`);
+  problem(JSON.stringify(docker.entrypoint) === JSON.stringify([AGENT_REPO]), `Dockerfile ENTRYPOINT ${JSON.stringify(docker.entrypoint)} is not ["${AGENT_REPO}"]`);
+  for (const c of agents) {
+    const base = docker.builds.get(c.image);
+    problem(base !== undefined, `${c.name}: image ${c.image} is not one the Dockerfile documents building (${[...docker.builds.keys()].join(', ')})`);
+    problem(tagOf(c.image).startsWith(version), `${c.name}: image ${c.image} is not version ${version}`);
+    if (base) problem(tagOf(base) === tagOf(server.image), `${c.name}: ${c.image} carries the backup tool of ${base}, the server is ${server.image}`);
+  }
+  for (const c of [init, sidecar]) problem(c.command === undefined, `${c.name}: command overrides the image's entrypoint (${AGENT_REPO}); give the subcommand in args`);
+  problem(init.image === sidecar.image, `init (${init.image}) and sidecar (${sidecar.image}) must run the same agent image`);
+
+  // Variables: documented names only, for the command that reads them, with values the agent accepts.
+  for (const c of agents) {
+    const command = c.args?.[0];
+    for (const v of c.env ?? []) {
+      const setting = SETTINGS.find((s) => s.name === v.name);
+      problem(!!setting, `${c.name}: env ${v.name} is not a mysql-agent variable (see README, Configuration)`);
+      if (setting?.only) problem(setting.only.includes(command as never), `${c.name}: env ${v.name} is read by ${setting.only.join('/')} only, not ${command}`);
+    }
+  }
+  const podConfigs: Config[] = [];
+  for (const ordinal of [0, 1]) {
+    for (const c of [init, sidecar]) {
+      const config = agentConfig(c, podName(sts, ordinal), secret);
+      if (typeof config === 'string') out.push(config);
+      else podConfigs.push(config);
+    }
+  }
+  const initConfig = podConfigs.find((c) => c.command === 'init' && c.ordinal === 1);
+  const sideConfig = podConfigs.find((c) => c.command === 'sidecar' && c.ordinal === 1);
+  if (!initConfig || !sideConfig) return out;
+
+  // Identity: pod names and peer host names the agent derives must be the ones Kubernetes gives.
+  problem(initConfig.set === sts.metadata.name, `the agent derives set "${initConfig.set}" from the pod name, the StatefulSet is ${sts.metadata.name}`);
+  problem(
+    initConfig.peerHost(0 as never) === `${sts.metadata.name}-0.${sts.spec.serviceName}`,
+    `the agent looks for peers at ${initConfig.peerHost(0 as never)}, Kubernetes names them ${sts.metadata.name}-0.${sts.spec.serviceName}`,
+  );
+  const headless = findDoc<KubeDoc & { spec: { clusterIP?: string; selector?: Record<string, string>; publishNotReadyAddresses?: boolean } }>(docs, 'Service', sts.spec.serviceName);
+  problem(headless?.spec.clusterIP === 'None', `serviceName ${sts.spec.serviceName} must be a headless Service (clusterIP: None) in the render`);
+  problem(headless?.spec.publishNotReadyAddresses === true, `Service ${sts.spec.serviceName} must publish not-ready pods: a replica reaches its donor before it is ready`);
+  problem(selects(headless?.spec.selector), `Service ${sts.spec.serviceName} does not select the pods`);
+
+  // Mounts: the directories the agent uses are volumes shared the way the pod needs them.
+  const volumeOf = (c: Container, path: string, what: string) => {
+    const m = mountOf(c, path);
+    problem(!!m, `${c.name}: ${what} ${path} is not a volume mount`);
+    return m;
+  };
+  // The datadir: one path, on the claim, mounted alike wherever it is used, made before init.
+  const claimMount = (c: Container, path: string, what: string) => {
+    const m = (c.volumeMounts ?? []).filter((v) => path === v.mountPath || path.startsWith(`${v.mountPath}/`)).sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+    problem(!!m && claims.has(m.name) && !m.subPath, `${c.name}: ${what} ${path} is not on a volumeClaimTemplate mounted without subPath`);
+    return m;
+  };
+  const serverDataDir = server.args?.find((a) => a.startsWith('--datadir='))?.slice('--datadir='.length) ?? '/var/lib/mysql';
+  problem(serverDataDir === initConfig.dataDir && serverDataDir === sideConfig.dataDir, `the server's datadir ${serverDataDir} (--datadir) differs from DATA_DIR of init (${initConfig.dataDir}) or sidecar (${sideConfig.dataDir})`);
+  const dataMounts = [claimMount(init, initConfig.dataDir, 'DATA_DIR'), claimMount(sidecar, sideConfig.dataDir, 'DATA_DIR'), claimMount(server, serverDataDir, 'its datadir')];
+  problem(
+    dataMounts.every((m) => m?.name === dataMounts[0]?.name && m?.mountPath === dataMounts[0]?.mountPath),
+    `init, sidecar and server must mount the datadir's volume at the same path: ${JSON.stringify(dataMounts)}`,
+  );
+  const initIndex = spec.initContainers?.indexOf(init) ?? 0;
+  const maker = spec.initContainers?.slice(0, initIndex).find((c) => JSON.stringify(c.command) === JSON.stringify(['mkdir', '-p', initConfig.dataDir]));
+  problem(!!maker && claimMount(maker, initConfig.dataDir, 'the datadir')?.mountPath === dataMounts[0]?.mountPath, `no init container before init runs mkdir -p ${initConfig.dataDir} on the same volume (the agent needs DATA_DIR to exist)`);
+  const confMount = volumeOf(init, initConfig.confDir, 'CONF_DIR');
+  const serverConf = volumeOf(server, '/etc/mysql/conf.d', "the server image's config directory");
+  problem(!!confMount && confMount.name === serverConf?.name && 'emptyDir' in (volumes.get(confMount.name) ?? {}), `init's CONF_DIR and the server's /etc/mysql/conf.d must be one emptyDir`);
+  const cmMount = volumeOf(init, initConfig.configMapDir, 'CONFIG_MAP_DIR');
+  const roleConfigs = findDoc<KubeDoc & { data?: Record<string, string> }>(docs, 'ConfigMap', volumes.get(cmMount?.name ?? '')?.configMap?.name ?? '');
+  for (const file of ['primary.cnf', 'replica.cnf']) problem(!!roleConfigs?.data?.[file], `the ConfigMap mounted at CONFIG_MAP_DIR has no ${file}`);
+  const initdb = findDoc<KubeDoc & { data?: Record<string, string> }>(docs, 'ConfigMap', volumes.get(mountOf(server, '/docker-entrypoint-initdb.d')?.name ?? '')?.configMap?.name ?? '');
+  const script = Object.values(initdb?.data ?? {}).join('\n');
+  problem(script.includes('create_users'), `the server must mount the initdb ConfigMap (create-users.sh) at /docker-entrypoint-initdb.d`);
+  for (const c of containers) {
+    for (const m of c.volumeMounts ?? []) problem(volumes.has(m.name) || claims.has(m.name), `${c.name}: mount ${m.mountPath} names volume ${m.name}, which the pod does not have`);
+    problem(c.securityContext?.readOnlyRootFilesystem === true, `${c.name}: readOnlyRootFilesystem must be true`);
+    problem(c.securityContext?.allowPrivilegeEscalation === false, `${c.name}: allowPrivilegeEscalation must be false`);
+  }
+  for (const c of [init, sidecar, server]) problem(!!mountOf(c, '/tmp'), `${c.name}: /tmp must be a volume (the root filesystem is read-only)`);
+  for (const v of volumes.keys()) problem(containers.some((c) => c.volumeMounts?.some((m) => m.name === v)), `volume ${v} is mounted nowhere`);
+  for (const t of sts.spec.volumeClaimTemplates ?? []) problem(t.spec.storageClassName === undefined, `volumeClaimTemplate ${t.metadata.name} names a storageClass: leave it to the cluster's default`);
+
+  // Ports and probes: what kubelet and the Services reach is what the agent and server listen on.
+  const backupPort = sidecar.ports?.find((p) => p.containerPort === sideConfig.backup.port);
+  problem(!!backupPort, `sidecar: no containerPort ${sideConfig.backup.port} (BACKUP_PORT)`);
+  problem(!!server.ports?.some((p) => p.containerPort === sideConfig.mysql.port), `${server.name}: no containerPort ${sideConfig.mysql.port} (MYSQL_PORT)`);
+  const httpProbe = (probe: 'readinessProbe' | 'livenessProbe', path: string) => {
+    const get = sidecar[probe]?.httpGet;
+    problem(get?.path === path && portNumber(sidecar, get.port) === sideConfig.backup.port, `sidecar: ${probe} must GET ${path} on ${sideConfig.backup.port}, it is ${JSON.stringify(sidecar[probe])}`);
+  };
+  httpProbe('readinessProbe', '/readyz');
+  httpProbe('livenessProbe', '/healthz');
+  for (const probe of ['startupProbe', 'livenessProbe'] as const) {
+    problem(JSON.stringify(server[probe]?.exec?.command) === '["mysqladmin","ping"]', `${server.name}: ${probe} must exec mysqladmin ping`);
+  }
+  const startupBudget = (server.startupProbe?.periodSeconds ?? 10) * (server.startupProbe?.failureThreshold ?? 3);
+  problem(startupBudget >= 600, `${server.name}: startupProbe allows ${startupBudget} s; crash recovery of a large clone needs at least 600`);
+  const read = findDoc<KubeDoc & { spec: { selector?: Record<string, string>; clusterIP?: string; ports?: { port: number; targetPort?: number | string }[] } }>(docs, 'Service', 'mysql-read');
+  problem(!!read && read.spec.clusterIP !== 'None' && selects(read.spec.selector), `Service mysql-read must be a ClusterIP Service selecting the pods`);
+  for (const p of read?.spec.ports ?? []) problem(portNumber(server, p.targetPort ?? p.port) === sideConfig.mysql.port, `Service mysql-read port ${p.port} does not reach the server's ${sideConfig.mysql.port}`);
+  const pdb = findDoc<KubeDoc & { spec: { selector?: { matchLabels?: Record<string, string> } } }>(docs, 'PodDisruptionBudget', sts.metadata.name);
+  problem(selects(pdb?.spec.selector?.matchLabels), `PodDisruptionBudget ${sts.metadata.name} must select the pods`);
+  problem(selects(sts.spec.selector.matchLabels), `the StatefulSet's selector does not match its pod labels`);
+
+  // Accounts: what create-users.sh creates from the server's env is what the sidecar logs in with.
+  const serverEnv = resolveEnv(server, podName(sts, 0), secret);
+  problem(serverEnv.AGENT_USER === sideConfig.mysql.user && serverEnv.AGENT_PASSWORD === sideConfig.mysql.password, `server AGENT_USER/AGENT_PASSWORD differ from the sidecar's MYSQL_USER/MYSQL_PASSWORD`);
+  problem(
+    serverEnv.REPLICATION_USER === sideConfig.replication.user && serverEnv.REPLICATION_PASSWORD === sideConfig.replication.password,
+    `server REPLICATION_USER/REPLICATION_PASSWORD differ from the sidecar's`,
+  );
+  problem(!!serverEnv.MYSQL_ROOT_PASSWORD, `${server.name}: MYSQL_ROOT_PASSWORD must come from the Secret, or the image refuses to initialise`);
+  problem(script.includes(`@'${sideConfig.mysql.host}'`), `create-users.sh grants the agent account at another host than MYSQL_HOST ${sideConfig.mysql.host}`);
+  const templateKeys: string[] = readFileSync(join(MANIFESTS, 'base/secret.env.example'), 'utf8').match(/^[a-z-]+(?==)/gm) ?? [];
+  const refs = containers.flatMap((c) => (c.env ?? []).flatMap((v) => (v.valueFrom?.secretKeyRef ? [v.valueFrom.secretKeyRef.key] : [])));
+  for (const key of refs) problem(templateKeys.includes(key), `Secret key ${key} is not in base/secret.env.example`);
+  for (const key of templateKeys) problem(refs.includes(key), `base/secret.env.example has ${key}, which no container uses`);
+
+  // Users: the pod runs as the image's user, which owns the server's datadir.
+  const [uid, gid] = docker.user.split(':').map(Number);
+  const ctx = spec.securityContext;
+  problem(ctx?.runAsNonRoot === true && ctx.runAsUser === uid && ctx.runAsGroup === gid && ctx.fsGroup === gid, `pod securityContext must run as the image's USER ${docker.user} with fsGroup ${gid}: ${JSON.stringify(ctx)}`);
+  return out;
+}

@@ -1,0 +1,72 @@
+/**
+ * The manifests, offline: every flavor renders with `kubectl kustomize`, validates against the
+ * Kubernetes schemas (unknown fields included), and agrees with the agent and the Dockerfile.
+ * A typo planted in the sources must be caught.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { consistencyProblems, schemaProblems } from './check.js';
+import { FLAVORS, type Flavor, type KubeDoc, renderFlavor } from './render.js';
+
+const problemsOf = (docs: KubeDoc[]) => [...docs.flatMap(schemaProblems), ...consistencyProblems(docs)];
+
+describe.each(FLAVORS)('manifests/%s', (flavor) => {
+  it('renders the ConfigMaps, Secret, both Services, the StatefulSet and the PodDisruptionBudget', async () => {
+    const docs = await renderFlavor(flavor);
+    expect(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual([
+      'ConfigMap/mysql',
+      'ConfigMap/mysql-initdb',
+      'PodDisruptionBudget/mysql',
+      'Secret/mysql',
+      'Service/mysql',
+      'Service/mysql-read',
+      'StatefulSet/mysql',
+    ]);
+  });
+
+  it('validates against the Kubernetes schemas and agrees with the agent and the Dockerfile', async () => {
+    expect(problemsOf(await renderFlavor(flavor))).toEqual([]);
+  });
+});
+
+/** Renders the mariadb flavor after replacing `from` by `to` in a source file under manifests/. */
+async function renderWithTypo(file: string, from: string, to: string, flavor: Flavor = 'mariadb'): Promise<string[]> {
+  try {
+    const docs = await renderFlavor(flavor, async (dir) => {
+      const path = join(dir, file);
+      const text = await readFile(path, 'utf8');
+      if (!text.includes(from)) throw new Error(`the typo's anchor "${from}" is not in ${file}`);
+      await writeFile(path, text.replace(from, to));
+    });
+    return problemsOf(docs);
+  } catch (err) {
+    if ((err as Error).message.includes("typo's anchor")) throw err;
+    return [`render failed: ${(err as Error).message}`];
+  }
+}
+
+describe('a typo planted in the manifests fails the checks', () => {
+  const sts = 'base/statefulset.yaml';
+  it.each([
+    ['a misspelt field', sts, 'volumeMounts:\n            - name: data\n              mountPath: /var/lib/mysql\n            - name: conf\n              mountPath: /etc/mysql/conf.d\n            - name: tmp', 'volumeMount:\n            - name: data\n              mountPath: /var/lib/mysql\n            - name: conf\n              mountPath: /etc/mysql/conf.d\n            - name: tmp', 'volumeMount is not a field of Container'],
+    ['a misspelt StatefulSet field', sts, 'serviceName: mysql', 'serviceNme: mysql', 'serviceNme is not a field'],
+    ['a wrong type', sts, 'containerPort: 3307', 'containerPort: "3307"', 'must be integer'],
+    ['an unknown agent variable', sts, '- name: BACKUP_TOKEN\n              valueFrom', '- name: BACKUP_TOKN\n              valueFrom', 'BACKUP_TOKN is not a mysql-agent variable'],
+    ['a variable the agent refuses', sts, 'value: "3307"', 'value: "33o7"', 'BACKUP_PORT="33o7" is invalid'],
+    ['a port the agent does not listen on', sts, 'value: "3307"', 'value: "3308"', 'no containerPort 3308'],
+    ['a datadir that is not the volume', sts, 'name: DATA_DIR\n              value: /var/lib/mysql/data', 'name: DATA_DIR\n              value: /var/lib/mysq/data', 'DATA_DIR /var/lib/mysq/data is not on a volumeClaimTemplate'],
+    ['a datadir the server does not use', sts, 'args: ["--datadir=/var/lib/mysql/data"]', 'args: ["--datadir=/var/lib/mysql/dat"]', "the server's datadir /var/lib/mysql/dat (--datadir) differs"],
+    ['a datadir nobody makes', sts, 'command: ["mkdir", "-p", "/var/lib/mysql/data"]', 'command: ["mkdir", "-p", "/var/lib/mysql/date"]', 'no init container before init runs mkdir -p /var/lib/mysql/data'],
+    ['the tutorial\'s conf mount', sts, 'mountPath: /etc/mysql/conf.d\n            - name: initdb', 'mountPath: /mnt/conf.d\n            - name: initdb', "config directory /etc/mysql/conf.d is not a volume mount"],
+    ['a readiness path the agent does not serve', sts, 'path: /readyz', 'path: /ready', 'readinessProbe must GET /readyz'],
+    ['a Secret key that does not exist', sts, 'key: backup-token', 'key: backup-tokn', 'backup-tokn'],
+    ['an agent image the Dockerfile does not build', 'mariadb/kustomization.yaml', 'newTag: 0.1.0', 'newTag: 0.1.1', 'not one the Dockerfile documents building'],
+    ['a server image other than the backup tool\'s', 'mariadb/kustomization.yaml', 'newTag: "10.11"', 'newTag: "11.4"', 'carries the backup tool of mariadb:10.11'],
+    ['an account the sidecar does not use', sts, '- name: AGENT_USER\n              value: agent', '- name: AGENT_USER\n              value: agnet', 'AGENT_USER/AGENT_PASSWORD differ'],
+    ['a pod user other than the image\'s', sts, 'runAsUser: 999', 'runAsUser: 1000', "run as the image's USER 999:999"],
+  ])('%s', async (_what, file, from, to, expected) => {
+    const problems = await renderWithTypo(file, from, to);
+    expect(problems.join('\n')).toContain(expected);
+  });
+});
