@@ -24,7 +24,7 @@ create_users() {
   local agent_grants
   if command -v mariadb >/dev/null; then
     # READ_ONLY ADMIN: replicas run read-only, under which SET GLOBAL gtid_slave_pos needs it.
-    agent_grants="GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN ON *.* TO '$AGENT_USER'@'127.0.0.1';"
+    agent_grants="GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, REPLICATION MASTER ADMIN ON *.* TO '$AGENT_USER'@'127.0.0.1';"
   else
     agent_grants="GRANT BACKUP_ADMIN, RELOAD, PROCESS, LOCK TABLES, REPLICATION CLIENT, REPLICATION_SLAVE_ADMIN, SYSTEM_VARIABLES_ADMIN ON *.* TO '$AGENT_USER'@'127.0.0.1';
       GRANT SELECT ON performance_schema.log_status TO '$AGENT_USER'@'127.0.0.1';
