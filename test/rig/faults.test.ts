@@ -134,7 +134,8 @@ describe('faults during a clone', () => {
 
   it('waits for a peer name that does not resolve yet, then clones; gives up after the deadline if it never does', async () => {
     const node = await freshNode(2);
-    const template = { PEER_HOST_TEMPLATE: 'fault-peer-{ordinal}.mysql-agent.invalid' };
+    // The peer of ordinal 2 is ordinal 1 (CLONE_SOURCE=previous: auto would also try ordinal 0).
+    const template = { PEER_HOST_TEMPLATE: 'fault-peer-{ordinal}.mysql-agent.invalid', CLONE_SOURCE: 'previous' };
     const never = await node.init({ ...template, CLONE_RETRY_DEADLINE: '2', CLONE_RETRY_MAX_DELAY: '1' });
     expect(never.code).toBe(1);
     expect(failure(never.lines)).toMatch(/gave up after \d+ attempt\(s\).*fault-peer-1\.mysql-agent\.invalid:3307 unreachable \((ENOTFOUND|EAI_AGAIN)\)/);
