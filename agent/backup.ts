@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { estimateBackupBytes } from './datadir.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
+import { chunkCollector } from './stream-memory.js';
 
 export interface BackupRecord {
   readonly client: string;
@@ -72,7 +73,11 @@ export class BackupService {
     log.info({ pid: child.pid }, 'backup started');
     // The tool's stdout is the reply itself; counting beside it adds no stage to the pipe.
     const meter = { bytes: 0 };
-    child.stdout!.on('data', (chunk: Buffer) => (meter.bytes += chunk.length));
+    const collect = chunkCollector();
+    child.stdout!.on('data', (chunk: Buffer) => {
+      meter.bytes += chunk.length;
+      collect(chunk.length);
+    });
     // A 'data' listener starts the flow: hold it until the reply pipes the stream (pipe resumes).
     child.stdout!.pause();
     this.running = { record, meter };

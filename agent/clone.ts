@@ -12,6 +12,7 @@ import type { ToolCommand } from './backup-tool.js';
 import { spawnOwned } from './child.js';
 import { freeBytes } from './datadir.js';
 import { CloneError, SubprocessError, errorMessage } from './errors.js';
+import { chunkCollector } from './stream-memory.js';
 import type { Logger } from './log.js';
 
 export interface CloneSource {
@@ -131,7 +132,11 @@ export async function cloneInto(
       log,
     });
     try {
-      res.on('data', (chunk: Buffer) => (counter.bytes += chunk.length));
+      const collect = chunkCollector();
+      res.on('data', (chunk: Buffer) => {
+        counter.bytes += chunk.length;
+        collect(chunk.length);
+      });
       await pipeline(res, child.stdin!);
     } catch (err) {
       // A broken pipe closes the tool's stdin, so it exits by itself; when the tool is what

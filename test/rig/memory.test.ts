@@ -89,8 +89,12 @@ describe('memory during a clone', () => {
     console.log(JSON.stringify(report));
     expect(large.bytes).toBeGreaterThan(10 * small.bytes);
     expect(large.initPeakMb).toBeLessThan(small.initPeakMb + 25);
-    expect(large.initPeakMb).toBeLessThan(150);
+    // The ceiling for each agent process. This size stays under it even without the
+    // collections of stream-memory.ts (test/unit/stream-memory.test.ts guards those); the bench
+    // shows the difference at 1 GB and more.
+    expect(large.initPeakMb).toBeLessThan(100);
     // VmHWM is the lifetime peak: it includes the small backup and the large one.
     expect(sidecarPeak).toBeLessThan(sidecarBaseline + 25);
+    expect(sidecarPeak).toBeLessThan(100);
   }, 300_000);
 });

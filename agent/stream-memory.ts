@@ -1,0 +1,47 @@
+/**
+ * Keeps a stream's memory flat at disk speed. Every chunk a pipe or socket reads is a fresh
+ * 64 KB buffer outside the JavaScript heap; V8 frees dead ones only when it collects the young
+ * generation, which it does as its own (tiny) heap fills or once the buffers pass a limit of
+ * tens of MB. At hundreds of MB/s that let 30–50 MB of dead chunks pile up per process.
+ * A young-generation collection every few MB of stream keeps them to a few MB; it costs well
+ * under a millisecond, since almost nothing in the young generation is alive.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+export type Collect = () => void;
+
+/** Bytes of stream between two collections: measured, 4 MiB kept the peak ~20 MB lower than 16 MiB did. */
+export const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
+
+/**
+ * V8's own young-generation collection, or null where it cannot be reached. Enabling the flag
+ * at run time exposes `gc` to contexts created afterwards, so no command-line flag is needed.
+ */
+function minorCollector(): Collect | null {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as (options: { type: 'minor' }) => void;
+    return () => gc({ type: 'minor' });
+  } catch {
+    return null;
+  }
+}
+
+let cached: Collect | null | undefined;
+
+/**
+ * Returns the counter to call with each chunk's length: it runs `collect` once every
+ * `everyBytes` of stream.
+ */
+export function chunkCollector(everyBytes = COLLECT_EVERY_BYTES, collect: Collect | null = (cached ??= minorCollector())): (bytes: number) => void {
+  if (collect === null) return () => {};
+  let since = 0;
+  return (bytes) => {
+    since += bytes;
+    if (since >= everyBytes) {
+      since = 0;
+      collect();
+    }
+  };
+}
