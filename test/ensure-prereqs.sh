@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the rig and the tests need when it is missing: Debian's mariadb-server,
 # mariadb-backup (with mbstream), the npm packages, and for the container tier a running Docker
-# engine with Compose and the stand-in base images (test/ensure-docker.sh). Safe to rerun.
+# engine with Compose and the stand-in base images (test/ensure-docker.sh), unless called with
+# --no-docker (the benchmark runs no container). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -21,4 +22,4 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-bash test/ensure-docker.sh
+if [ "${1:-}" != "--no-docker" ]; then bash test/ensure-docker.sh; fi
