@@ -69,6 +69,8 @@ export interface ReplicaStatus {
   readonly sqlRunning: string | null;
   readonly secondsBehind: number | null;
   readonly lastIoError: string | null;
+  /** The server error code behind lastIoError (1045: the source refused the account). */
+  readonly lastIoErrno: number | null;
   readonly lastSqlError: string | null;
   readonly usingGtid: string | null;
   /** Follows the source by GTID: MariaDB Using_Gtid other than No, MySQL Auto_Position 1; null when unknown. */
@@ -88,6 +90,7 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
   const behind = pick('Seconds_Behind_Master', 'Seconds_Behind_Source');
   const usingGtid = pick('Using_Gtid');
   const autoPosition = pick('Auto_Position');
+  const ioErrno = Number(pick('Last_IO_Errno') ?? 0);
   return {
     configured: host !== null && host !== '',
     sourceHost: host || null,
@@ -95,6 +98,7 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
     sqlRunning: pick('Slave_SQL_Running', 'Replica_SQL_Running'),
     secondsBehind: behind === null ? null : Number(behind),
     lastIoError: pick('Last_IO_Error') || null,
+    lastIoErrno: ioErrno > 0 ? ioErrno : null,
     lastSqlError: pick('Last_SQL_Error') || null,
     usingGtid,
     usesGtid: usingGtid !== null ? usingGtid !== 'No' : autoPosition !== null ? autoPosition === '1' : null,

@@ -152,3 +152,24 @@ export function replicaStatusQuery(version: ServerVersion): string {
 export function startReplicaStatement(version: ServerVersion): string {
   return hasReplicaKeyword(version) ? 'START REPLICA' : 'START SLAVE';
 }
+
+/** The statement that stops the replication threads, in the dialect. */
+export function stopReplicaStatement(version: ServerVersion): string {
+  return hasReplicaKeyword(version) ? 'STOP REPLICA' : 'STOP SLAVE';
+}
+
+/**
+ * Another account for the same source. Only the account changes, so the server keeps where it
+ * is (binlog position or GTID state) and refetches from there; the threads are stopped first
+ * because MariaDB refuses CHANGE MASTER on a running replica.
+ */
+export function credentialStatements(version: ServerVersion, source: ReplicationSource): Statement[] {
+  return [
+    render(stopReplicaStatement(version)),
+    change(version, [
+      ['MASTER_USER', source.user],
+      ['MASTER_PASSWORD', source.password, MASK],
+    ]),
+    render(startReplicaStatement(version)),
+  ];
+}

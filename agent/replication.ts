@@ -23,9 +23,13 @@ import {
   type ReplicationSource,
   type RequestedMode,
   type ServerFacts,
+  credentialStatements,
   planReplication,
   startReplicaStatement,
 } from './replication-sql.js';
+
+/** ER_ACCESS_DENIED_ERROR, as the IO thread reports it when the primary refuses its account. */
+const ACCESS_DENIED = 1045;
 
 /** How often a replica retries a lost connection to the primary (the tutorial's value). */
 const CONNECT_RETRY_SECONDS = 10;
@@ -137,4 +141,31 @@ export async function ensureReplication(deps: {
   });
   log.info({ from: clone.file, mode: plan.mode, source_host: source.host }, 'replication configured and started');
   return { state: 'configured', how: 'applied', from: clone.file };
+}
+
+/**
+ * A replica configured earlier keeps the account it was given then. When the primary refuses
+ * that account (the Secret was rotated and the pod restarted with the new one), the configured
+ * account is issued again, position kept. Returns whether it did.
+ */
+export async function reissueRefusedCredentials(deps: {
+  readonly db: Db;
+  readonly server: ServerFacts;
+  readonly source: ReplicationSource;
+  readonly log: Logger;
+}): Promise<boolean> {
+  const { db, source } = deps;
+  const { version } = deps.server;
+  const status = await readReplicaStatus(db, version);
+  if (!status.configured || status.lastIoErrno !== ACCESS_DENIED) return false;
+  const log = deps.log.child({ phase: 'replication' });
+  log.warn(
+    { user: source.user, io_error: status.lastIoError },
+    'the primary refuses the account this replica was set up with: issuing REPLICATION_USER and REPLICATION_PASSWORD, position kept',
+  );
+  for (const statement of credentialStatements(version, source)) {
+    log.info({ sql: statement.shown }, 'applying');
+    await db.query(statement.sql);
+  }
+  return true;
 }

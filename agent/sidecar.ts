@@ -17,10 +17,11 @@ import type { Logger } from './log.js';
 import { AgentMetrics, CountedBackupService } from './metrics.js';
 import { PRIMARY_START_RECORD } from './primary-guard.js';
 import { ensurePrimaryContinuity, readRecoveryRecord } from './primary-recovery.js';
-import { type SetupOutcome, ensureReplication, replicationSource } from './replication.js';
+import { type SetupOutcome, ensureReplication, reissueRefusedCredentials, replicationSource } from './replication.js';
 import type { ServerFacts } from './replication-sql.js';
 
 const SETUP_RETRY_MS = 5000;
+const CREDENTIAL_CHECK_MS = 5000;
 
 type SetupState = { readonly state: 'waiting'; readonly reason: string } | SetupOutcome;
 
@@ -178,6 +179,24 @@ async function setUpReplication(config: Config, db: Db, status: PodStatus, log: 
   });
 }
 
+/**
+ * On a replica set up before this start: while the primary refuses the account it was set up
+ * with, issue the configured one. At most once per start, so that a wrong password in the
+ * configuration leaves the replica not ready with the reason instead of looping.
+ */
+async function watchRefusedCredentials(config: Config, db: Db, server: ServerFacts, log: Logger, signal: AbortSignal): Promise<void> {
+  const source = replicationSource(config);
+  while (!signal.aborted) {
+    try {
+      if (await reissueRefusedCredentials({ db, server, source, log })) return;
+    } catch (err) {
+      if (signal.aborted) return;
+      log.warn({ phase: 'replication', err: errorMessage(err) }, 'could not check or reissue the replication account, retrying');
+    }
+    await delay(CREDENTIAL_CHECK_MS, undefined, { signal }).catch(() => {});
+  }
+}
+
 export async function runSidecar(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
   if (config.backup.token === null) {
     log.warn({ phase: 'http' }, 'BACKUP_AUTH=none: anyone who can reach the backup port can copy all data');
@@ -206,6 +225,10 @@ export async function runSidecar(config: Config, log: Logger, signal: AbortSigna
     while (!signal.aborted) {
       try {
         await setUpReplication(config, db, status, log, signal);
+        // A replica configured just now has the configured account already.
+        if (config.role === 'replica' && status.server && status.setup.state === 'configured' && status.setup.how !== 'applied') {
+          await watchRefusedCredentials(config, db, status.server, log, signal);
+        }
         return;
       } catch (err) {
         if (signal.aborted) return;

@@ -1,6 +1,6 @@
 /**
  * Faults and abuse on real servers: a volume too small or filling up, init SIGKILLed
- * mid-extract, a peer whose name does not resolve yet, a wrong replication password, a client
+ * mid-extract, a peer whose name does not resolve yet, a wrong or rotated replication password, a client
  * that stops reading, a bit flipped in flight, and a flood of bad tokens. After each fault
  * clears, the replica holds exactly the primary's rows.
  */
@@ -196,6 +196,37 @@ describe('faults around a running replica', () => {
     await node.waitFor('/readyz', 60_000);
     await primary.sql('INSERT INTO shop.items (name, price) VALUES (?, ?)', ['after-password', 2]);
     await expectSameRows(node);
+    await node.down();
+  });
+
+  it('takes a rotated replication password at restart: the refused account is replaced once, position kept', async () => {
+    await primary.sql("CREATE USER 'repl3'@'%' IDENTIFIED BY 'first-secret'");
+    await primary.sql("GRANT REPLICATION SLAVE ON *.* TO 'repl3'@'%'");
+    const node = await freshNode(1);
+    const before = { REPLICATION_USER: 'repl3', REPLICATION_PASSWORD: 'first-secret' };
+    expect((await node.init(before)).code).toBe(0);
+    await node.startServer();
+    node.startSidecar(before);
+    await node.waitFor('/readyz');
+    const recordFile = join(node.dataDir, 'mysql-agent-replication.json');
+    const record = await readFile(recordFile, 'utf8');
+
+    // The Secret is rotated: the primary's account gets the new password, the pod restarts with it.
+    await primary.sql("ALTER USER 'repl3'@'%' IDENTIFIED BY 'second-secret'");
+    await node.stopSidecar();
+    await node.stopServer();
+    await primary.sql('INSERT INTO shop.items (name, price) VALUES (?, ?)', ['while-rotating', 3]);
+    await node.startServer();
+    node.startSidecar({ REPLICATION_USER: 'repl3', REPLICATION_PASSWORD: 'second-secret' });
+    await node.waitFor('/readyz', 60_000);
+    await primary.sql('INSERT INTO shop.items (name, price) VALUES (?, ?)', ['after-rotation', 4]);
+    await expectSameRows(node);
+
+    const applied = node.sidecarLines().filter((l) => l.msg === 'applying').map((l) => l.sql);
+    expect(applied).toEqual(['STOP SLAVE', "CHANGE MASTER TO MASTER_USER='repl3', MASTER_PASSWORD='***'", 'START SLAVE']);
+    expect(node.sidecarLines().some((l) => /refuses the account/.test(String(l.msg)) && /Access denied/.test(String(l.io_error)))).toBe(true);
+    expect(await readFile(recordFile, 'utf8')).toBe(record);
+    expect(node.sidecarOutput).not.toContain('second-secret');
     await node.down();
   });
 

@@ -5,6 +5,7 @@ import { PlanError } from '../../agent/errors.js';
 import {
   type ReplicationSource,
   chooseMode,
+  credentialStatements,
   planReplication,
   replicaStatusQuery,
   replicationStatements,
@@ -180,6 +181,27 @@ describe('replicationStatements: the password', () => {
     const statements = build(MARIADB_10_11, FROM_MARIADB_GTID_REPLICA, SOURCE);
     expect(statements[0]!.shown).toBe(statements[0]!.sql);
     expect(statements.at(-1)!.shown).toBe('START SLAVE');
+  });
+});
+
+describe('credentialStatements: another account, same position', () => {
+  it.each([
+    ['10.11.19-MariaDB-0+deb12u1', ['STOP SLAVE', "CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='pw'", 'START SLAVE']],
+    ['5.7.44', ['STOP SLAVE', "CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='pw'", 'START SLAVE']],
+    ['8.0.21', ['STOP SLAVE', "CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='pw'", 'START SLAVE']],
+    ['8.0.22', ['STOP REPLICA', "CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='pw'", 'START REPLICA']],
+    ['8.4.3', ['STOP REPLICA', "CHANGE REPLICATION SOURCE TO SOURCE_USER='repl', SOURCE_PASSWORD='pw'", 'START REPLICA']],
+  ])('%s', (version, expected) => {
+    const statements = credentialStatements(parseServerVersion(version), SOURCE);
+    expect(statements.map((s) => s.sql)).toEqual(expected);
+    // Nothing that would move the replica: no host, file, position or GTID.
+    expect(statements.map((s) => s.sql).join(' ')).not.toMatch(/HOST|LOG_FILE|LOG_POS|GTID|AUTO_POSITION/);
+  });
+
+  it('masks the password in shown and escapes it in sql', () => {
+    const [, change] = credentialStatements(MARIADB_10_11, { ...SOURCE, password: "new'secret" });
+    expect(change!.shown).toBe("CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='***'");
+    expect(change!.sql).toBe("CHANGE MASTER TO MASTER_USER='repl', MASTER_PASSWORD='new\\'secret'");
   });
 });
 
