@@ -78,6 +78,8 @@ describe('GET /backup', () => {
     expect(backupToolPids(primary.dataDir)).toHaveLength(1);
     await first;
     await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the first backup tool to be killed', 10_000);
+    // The tool is gone a moment before the sidecar has recorded the backup and is free again.
+    await waitUntil(async () => ((await (await primary.http('/status')).json()) as Record<string, any>).serving_backup === false, 'the sidecar to be free');
   });
 
   it('kills the backup tool when the client disconnects mid-stream', async () => {

@@ -168,6 +168,8 @@ describe('choosing the clone source', () => {
     stop = true;
     await slow;
     await waitUntil(() => backupToolPids(node2.dataDir).length === 0, 'the slow backup to end', 20_000);
+    // The tool is gone a moment before the sidecar has recorded the backup.
+    await waitUntil(async () => (await status(2)).serving_backup === false, 'node2 to record the backup');
     const m = await scrape(2);
     expect(valueOf(m, 'mysql_agent_backup_in_progress')).toBe(0);
     expect(valueOf(m, 'mysql_agent_backups_failed_total')).toBe(1);
