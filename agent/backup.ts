@@ -14,7 +14,7 @@ import type { Config } from './config.js';
 import { estimateBackupBytes } from './datadir.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
-import { chunkCollector } from './stream-memory.js';
+import { meterChunks } from './stream-memory.js';
 
 export interface BackupRecord {
   readonly client: string;
@@ -71,13 +71,9 @@ export class BackupService {
       log,
     });
     log.info({ pid: child.pid }, 'backup started');
-    // The tool's stdout is the reply itself; counting beside it adds no stage to the pipe.
+    // The tool's stdout is the reply itself; its bytes are counted beside it.
     const meter = { bytes: 0 };
-    const collect = chunkCollector();
-    child.stdout!.on('data', (chunk: Buffer) => {
-      meter.bytes += chunk.length;
-      collect(chunk.length);
-    });
+    meterChunks(child.stdout!, meter);
     // A 'data' listener starts the flow: hold it until the reply pipes the stream (pipe resumes).
     child.stdout!.pause();
     this.running = { record, meter };

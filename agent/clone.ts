@@ -12,7 +12,7 @@ import type { ToolCommand } from './backup-tool.js';
 import { spawnOwned } from './child.js';
 import { freeBytes } from './datadir.js';
 import { CloneError, SubprocessError, errorMessage } from './errors.js';
-import { chunkCollector } from './stream-memory.js';
+import { meterChunks } from './stream-memory.js';
 import type { Logger } from './log.js';
 
 export interface CloneSource {
@@ -104,7 +104,6 @@ export async function cloneInto(
   const local = new AbortController();
   const onAbort = () => local.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
-  // Counted beside the pipe rather than in it: one stage less for every chunk.
   const counter = { bytes: 0 };
   const progress = setInterval(() => {
     const seconds = (Date.now() - started) / 1000;
@@ -132,11 +131,7 @@ export async function cloneInto(
       log,
     });
     try {
-      const collect = chunkCollector();
-      res.on('data', (chunk: Buffer) => {
-        counter.bytes += chunk.length;
-        collect(chunk.length);
-      });
+      meterChunks(res, counter);
       await pipeline(res, child.stdin!);
     } catch (err) {
       // A broken pipe closes the tool's stdin, so it exits by itself; when the tool is what

@@ -1,9 +1,10 @@
 /**
  * `npm run bench`: clone speed and memory of the agent against the raw pipe and the tutorial's
  * ncat path, measured in one run after an uncounted warm-up clone, interleaved in rotated order
- * (A B C, B C A, C A B, …), page cache dropped before each clone. A is the agent (sidecar serving, `mysql-agent init` receiving, then prepare); B is
- * `mariadb-backup --backup --stream=xbstream | mbstream -x` (the limit of this machine); C is the
- * tutorial's `ncat --listen --send-only -c "<backup>"` / `ncat --recv-only | mbstream -x`.
+ * (A B C, B C A, C A B, …), page cache dropped before each clone. A is the agent (sidecar
+ * serving, `mysql-agent init` receiving, then prepare); B is `mariadb-backup --backup
+ * --stream=xbstream | mbstream -x` (the limit of this machine); C is the tutorial's
+ * `ncat --listen --send-only -c "<backup>"` / `ncat --recv-only | mbstream -x`.
  *
  *   npm run bench -- [--size GB] [--rounds N] [--out DIR]
  *
