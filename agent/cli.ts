@@ -5,9 +5,9 @@
  * (or, for plan, a clone that cannot be used), 143 stopped by SIGTERM before finishing (init).
  */
 import { hostname } from 'node:os';
-import { type Config, HelpRequested, loadConfig } from './config.js';
-import { AgentError, ConfigError, errorMessage } from './errors.js';
-import { createLogger } from './log.js';
+import { type Config, HelpRequested, loadConfig } from './core/settings.js';
+import { AgentError, ConfigError, errorMessage } from './core/errors.js';
+import { createLogger } from './core/log.js';
 
 /** How long the sidecar may take to stop after SIGTERM before it exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
@@ -48,9 +48,9 @@ async function main(): Promise<void> {
   }
   try {
     // Each role loads only its own modules: init never pays for fastify and mysql2 in memory.
-    if (config.command === 'init') await (await import('./init.js')).runInit(config, log, controller.signal);
-    else if (config.command === 'sidecar') await (await import('./sidecar.js')).runSidecar(config, log, controller.signal);
-    else await (await import('./plan.js')).runPlan(config, process.stdout, process.stderr);
+    if (config.command === 'init') await (await import('./init/init.js')).runInit(config, log, controller.signal);
+    else if (config.command === 'sidecar') await (await import('./sidecar/sidecar.js')).runSidecar(config, log, controller.signal);
+    else await (await import('./mysql/plan.js')).runPlan(config, process.stdout, process.stderr);
   } catch (err) {
     const code = err instanceof AgentError ? err.code : 'UNEXPECTED';
     if (config.command === 'plan' && (code === 'PLAN' || code === 'PARSE')) {

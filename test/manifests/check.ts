@@ -12,7 +12,7 @@ import * as k8s from '@kubernetes/client-node';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
 import { StatefulSet as StatefulSetModel } from 'kubernetes-models/apps/v1';
-import { type Config, SETTINGS, loadConfig } from '../../agent/config.js';
+import { type Config, SETTINGS, loadConfig } from '../../agent/core/settings.js';
 import {
   type Container,
   type KubeDoc,

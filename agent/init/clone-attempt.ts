@@ -1,0 +1,182 @@
+/**
+ * One clone attempt: GET the peer's backup stream and extract it into the staging directory
+ * through a child stream tool, with backpressure end to end, then check that the stream is
+ * complete. It does not retry, prepare or touch DATA_DIR: init.ts does.
+ */
+import { request, type IncomingMessage } from 'node:http';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { BACKUP_PATH, CLOSING_FILES, ESTIMATE_HEADER, STATUS_TRAILER, SUCCESS } from '../stream/protocol.js';
+import type { ToolCommand } from '../stream/backup-tool.js';
+import { spawnOwned } from '../stream/child.js';
+import { freeBytes } from './datadir.js';
+import { CloneError, SubprocessError, errorMessage } from '../core/errors.js';
+import { meterChunks } from '../stream/meter.js';
+import type { Logger } from '../core/log.js';
+
+export interface CloneSource {
+  readonly host: string;
+  readonly port: number;
+  readonly token: string | null;
+}
+
+export interface CloneResult {
+  readonly bytes: number;
+  readonly durationMs: number;
+}
+
+const PROGRESS_INTERVAL_MS = 10_000;
+/** A peer that sends nothing for this long is treated as a broken stream. */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Errors that say the peer is not (yet) reachable: retried with backoff. */
+const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
+
+function connect(source: CloneSource, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { te: 'trailers' };
+    if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
+    const req = request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal, timeout: CONNECT_TIMEOUT_MS });
+    req.once('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    req.once('response', (res) => {
+      req.setTimeout(IDLE_TIMEOUT_MS);
+      resolve(res);
+    });
+    req.once('error', (err: NodeJS.ErrnoException) => {
+      const peer = `${source.host}:${source.port}`;
+      if (signal.aborted) reject(err);
+      else if (err.code && TRANSIENT_NETWORK.has(err.code)) reject(new CloneError(`peer ${peer} unreachable (${err.code})`, true, { cause: err }));
+      else reject(new CloneError(`request to ${peer} failed: ${err.message}`, true, { cause: err }));
+    });
+    req.end();
+  });
+}
+
+const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
+/** Maps a non-200 answer to a retryable or fatal CloneError. */
+function refusal(res: IncomingMessage, peer: string): CloneError {
+  const status = res.statusCode ?? 0;
+  res.resume();
+  if (status === 401 || status === 403) {
+    return new CloneError(`peer ${peer} refused our token (HTTP ${status}): BACKUP_TOKEN must be the same secret on every pod`, false);
+  }
+  const retryAfter = Number(res.headers['retry-after']);
+  const err = new CloneError(
+    status === 429 ? `peer ${peer} is busy serving another backup (HTTP 429)` : `peer ${peer} answered HTTP ${status}`,
+    true,
+  );
+  return Object.assign(err, { retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined });
+}
+
+async function missingClosingFiles(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (const alternatives of CLOSING_FILES) {
+    let found = false;
+    for (const name of alternatives) {
+      try {
+        await access(join(dir, name));
+        found = true;
+        break;
+      } catch {
+        /* try the next spelling */
+      }
+    }
+    if (!found) missing.push(alternatives.join(' or '));
+  }
+  return missing;
+}
+
+/**
+ * Streams the peer's backup into `stagingDir` (which must be empty). Resolves only when the
+ * sender's trailer says Success, the stream tool exited 0 and the closing files are present.
+ */
+export async function cloneInto(
+  source: CloneSource,
+  stagingDir: string,
+  extract: ToolCommand,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<CloneResult> {
+  const peer = `${source.host}:${source.port}`;
+  const started = Date.now();
+  const local = new AbortController();
+  const onAbort = () => local.abort(signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  const counter = { bytes: 0 };
+  const progress = setInterval(() => {
+    const seconds = (Date.now() - started) / 1000;
+    log.info({ phase: 'stream', peer, bytes: counter.bytes, rate_mb_s: +(counter.bytes / 1e6 / seconds).toFixed(1) }, 'clone progress');
+  }, PROGRESS_INTERVAL_MS);
+  try {
+    const res = await connect(source, local.signal);
+    if (res.statusCode !== 200) throw refusal(res, peer);
+    const estimate = Number(res.headers[ESTIMATE_HEADER] ?? NaN);
+    const free = await freeBytes(stagingDir);
+    if (Number.isFinite(estimate) && estimate > free) {
+      res.destroy();
+      throw new CloneError(
+        `the clone needs about ${mb(estimate)} (the peer's estimate) but DATA_DIR's filesystem has ${mb(free)} free: grow the volume or free space`,
+        false,
+      );
+    }
+    log.info({ phase: 'stream', peer, estimated_bytes: Number.isFinite(estimate) ? estimate : null, free_bytes: free }, 'peer accepted, streaming');
+    const child = spawnOwned({
+      ...extract,
+      stdin: 'pipe',
+      stdout: 'ignore',
+      signal: local.signal,
+      killWith: 'SIGKILL',
+      log,
+    });
+    try {
+      meterChunks(res, counter);
+      await pipeline(res, child.stdin!);
+    } catch (err) {
+      // A broken pipe closes the tool's stdin, so it exits by itself; when the tool is what
+      // failed (disk full, corrupt chunk), its stderr says more than the pipe error does.
+      const toolErr = await child.done.then(() => null, (e: unknown) => e);
+      const toolSays = toolErr === null ? child.stderrTail() : errorMessage(toolErr);
+      if (/No space left|Errcode: 28|ENOSPC/.test(`${toolSays} ${errorMessage(err)}`)) {
+        const needed = Number.isFinite(estimate) ? `about ${mb(estimate)} (the peer's estimate)` : `more than ${mb(counter.bytes)}`;
+        throw new CloneError(
+          `DATA_DIR's filesystem filled up after ${mb(counter.bytes)} of the clone: it needs ${needed} and had ${mb(free)} free; grow the volume or free space`,
+          false,
+          { cause: err },
+        );
+      }
+      const why = toolSays === '' ? errorMessage(err) : `${errorMessage(err)}; ${toolSays}`;
+      throw new CloneError(`stream from ${peer} broke after ${counter.bytes} bytes: ${why}`, true, { cause: err });
+    }
+    try {
+      await child.done;
+    } catch (err) {
+      const reason = err instanceof SubprocessError ? err.message : errorMessage(err);
+      throw new CloneError(`extracting the stream from ${peer} failed: ${reason}`, true, { cause: err });
+    }
+    // mbstream exits 0 after "File exists" or "invalid filename" and stops extracting; on
+    // success it prints nothing, so anything on its stderr fails the clone.
+    if (child.stderrTail() !== '') {
+      throw new CloneError(`extracting the stream from ${peer} failed: ${child.stderrTail()}`, true);
+    }
+    const status = res.trailers[STATUS_TRAILER];
+    if (status !== SUCCESS) {
+      throw new CloneError(
+        status === undefined
+          ? `stream from ${peer} ended after ${counter.bytes} bytes without a status trailer: the sender stopped before finishing`
+          : `sender ${peer} reported the backup failed after ${counter.bytes} bytes (${status})`,
+        true,
+      );
+    }
+    const missing = await missingClosingFiles(stagingDir);
+    if (missing.length > 0) {
+      throw new CloneError(`stream from ${peer} is incomplete: no ${missing.join(', ')} after ${counter.bytes} bytes`, true);
+    }
+    return { bytes: counter.bytes, durationMs: Date.now() - started };
+  } finally {
+    clearInterval(progress);
+    signal.removeEventListener('abort', onAbort);
+    local.abort();
+  }
+}

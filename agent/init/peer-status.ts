@@ -1,0 +1,110 @@
+/**
+ * Asking peers' agents how they are: GET /status on each, in parallel, with a short timeout.
+ * The answer is reduced to what choosing a clone source and guarding an empty primary need;
+ * `parsePeerStatus` is pure, `probePeers` is the network edge.
+ */
+import { request } from 'node:http';
+import { errorMessage } from '../core/errors.js';
+
+/** What a peer's /status says, as far as other pods care. */
+export interface PeerStatus {
+  readonly pod: string | null;
+  readonly role: 'primary' | 'replica';
+  readonly ready: boolean;
+  readonly notReadyReason: string | null;
+  /** Replica: configured with both threads running. */
+  readonly replicating: boolean;
+  readonly ioRunning: string | null;
+  readonly sqlRunning: string | null;
+  /** Seconds_Behind_Master; null when unknown (SQL thread stopped, not connected). */
+  readonly secondsBehind: number | null;
+  /** Replica: whether it follows the primary by GTID (MariaDB Using_Gtid, MySQL Auto_Position); null when unknown. */
+  readonly usesGtid: boolean | null;
+  readonly servingBackup: boolean;
+  /** The datadir is initialised (holds `mysql/`). */
+  readonly holdsData: boolean;
+  /** Executed GTID state (see README, /status); null when unknown. */
+  readonly gtidExecuted: string | null;
+}
+
+/** One peer and what it answered, or why it did not. */
+export interface PeerReport {
+  readonly ordinal: number;
+  readonly host: string;
+  readonly status: PeerStatus | null;
+  /** Why there is no status: no answer, an HTTP error, an answer that does not parse. */
+  readonly error: string | null;
+}
+
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+
+/** Reads a /status body; throws when it is not the answer of a mysql-agent sidecar. */
+export function parsePeerStatus(body: unknown): PeerStatus {
+  if (typeof body !== 'object' || body === null) throw new Error('/status is not a JSON object');
+  const s = body as Record<string, unknown>;
+  if (s.role !== 'primary' && s.role !== 'replica') throw new Error('/status has no role');
+  const r = (typeof s.replication === 'object' && s.replication !== null ? s.replication : {}) as Record<string, unknown>;
+  const io = str(r.io_running);
+  const sql = str(r.sql_running);
+  const behind = typeof r.seconds_behind === 'number' && Number.isFinite(r.seconds_behind) ? r.seconds_behind : null;
+  return {
+    pod: str(s.pod),
+    role: s.role,
+    ready: s.ready === true,
+    notReadyReason: str(s.not_ready_reason),
+    replicating: typeof s.replicating === 'boolean' ? s.replicating : io === 'Yes' && sql === 'Yes',
+    ioRunning: io,
+    sqlRunning: sql,
+    secondsBehind: behind,
+    usesGtid: typeof r.uses_gtid === 'boolean' ? r.uses_gtid : null,
+    servingBackup: s.serving_backup === true || (s.backup_in_progress !== null && s.backup_in_progress !== undefined),
+    // Agents older than this field: a replica that replicates, or tried to, was cloned and holds data.
+    holdsData: typeof s.holds_data === 'boolean' ? s.holds_data : io !== null || sql !== null,
+    gtidExecuted: str(s.gtid_executed),
+  };
+}
+
+/** GET http://host:port/status with a deadline for the whole exchange. */
+export function fetchStatus(host: string, port: number, timeoutMs: number): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        text += d;
+        if (text.length > 1_000_000) req.destroy(new Error('/status answer too large'));
+      });
+      res.on('end', () => {
+        if (res.statusCode !== 200) return reject(new Error(`/status answered HTTP ${res.statusCode}`));
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new Error('/status is not JSON'));
+        }
+      });
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs);
+    req.once('close', () => clearTimeout(timer));
+    req.once('error', (err: NodeJS.ErrnoException) => reject(err.code && !err.message.includes(err.code) ? new Error(`${err.message} (${err.code})`) : err));
+    req.end();
+  });
+}
+
+/** Asks every peer at once; never rejects: a peer that does not answer is reported with the reason. */
+export async function probePeers(
+  peers: readonly { readonly ordinal: number; readonly host: string }[],
+  port: number,
+  timeoutMs: number,
+  fetch: typeof fetchStatus = fetchStatus,
+): Promise<PeerReport[]> {
+  return Promise.all(
+    peers.map(async ({ ordinal, host }): Promise<PeerReport> => {
+      try {
+        return { ordinal, host, status: parsePeerStatus(await fetch(host, port, timeoutMs)), error: null };
+      } catch (err) {
+        return { ordinal, host, status: null, error: errorMessage(err) };
+      }
+    }),
+  );
+}

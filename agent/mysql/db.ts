@@ -1,0 +1,111 @@
+/**
+ * The connection to the local server: a small mysql2 pool (it reconnects by itself after the
+ * server restarts), the wait for the server to answer, and typed readings of its state.
+ */
+import mysql from 'mysql2/promise';
+import type { Config } from '../core/settings.js';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { backoffDelay, type Clock, realClock } from '../core/retry.js';
+import { type ServerFacts, replicaStatusQuery } from './replication-sql.js';
+import { type ServerVersion, parseServerVersion } from './server-version.js';
+
+export interface Db {
+  query(sql: string): Promise<Record<string, unknown>[]>;
+  end(): Promise<void>;
+}
+
+export function createDb(config: Config): Db {
+  const pool = mysql.createPool({
+    host: config.mysql.host,
+    port: config.mysql.port,
+    user: config.mysql.user,
+    password: config.mysql.password,
+    connectionLimit: 2,
+    connectTimeout: 5000,
+    enableKeepAlive: true,
+    // Statements are rendered (and escaped) by replication-sql.ts; one statement per call.
+    multipleStatements: false,
+  });
+  return {
+    async query(sql) {
+      const [rows] = await pool.query(sql);
+      return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
+    },
+    end: () => pool.end(),
+  };
+}
+
+/** Waits until the server answers `SELECT 1`, logging while it waits. */
+export async function waitForServer(db: Db, log: Logger, signal: AbortSignal, clock: Clock = realClock): Promise<void> {
+  const started = clock.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.query('SELECT 1');
+      if (attempt > 1) log.info({ phase: 'wait-server', waited_ms: clock.now() - started }, 'local server answers');
+      return;
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const wait = backoffDelay({ deadlineMs: Infinity, initialDelayMs: 500, maxDelayMs: 10_000 }, attempt);
+      log.info({ phase: 'wait-server', attempt, retry_in_ms: wait, err: errorMessage(err) }, 'waiting for the local server');
+      await clock.sleep(wait, signal);
+    }
+  }
+}
+
+/** Flavor, version and, on MySQL, whether gtid_mode is ON (MariaDB always has GTIDs). */
+export async function readServerFacts(db: Db): Promise<ServerFacts> {
+  const [row] = await db.query('SELECT VERSION() AS version, @@version_comment AS comment');
+  const version = parseServerVersion(String(row?.version ?? ''), String(row?.comment ?? ''));
+  if (version.flavor === 'mariadb') return { version, gtidMode: true };
+  const [gtid] = await db.query('SELECT @@GLOBAL.gtid_mode AS gtid_mode');
+  return { version, gtidMode: String(gtid?.gtid_mode ?? '').toUpperCase() === 'ON' };
+}
+
+export interface ReplicaStatus {
+  readonly configured: boolean;
+  readonly sourceHost: string | null;
+  readonly ioRunning: string | null;
+  readonly sqlRunning: string | null;
+  readonly secondsBehind: number | null;
+  readonly lastIoError: string | null;
+  /** The server error code behind lastIoError (1045: the source refused the account). */
+  readonly lastIoErrno: number | null;
+  readonly lastSqlError: string | null;
+  readonly usingGtid: string | null;
+  /** Follows the source by GTID: MariaDB Using_Gtid other than No, MySQL Auto_Position 1; null when unknown. */
+  readonly usesGtid: boolean | null;
+}
+
+/** Reads a SHOW SLAVE/REPLICA STATUS row in either vocabulary (Master_* / Source_*, Slave_* / Replica_*). */
+export function parseReplicaStatus(row: Record<string, unknown> | undefined): ReplicaStatus {
+  const pick = (...names: string[]): string | null => {
+    for (const n of names) {
+      const v = row?.[n];
+      if (v !== undefined && v !== null) return String(v);
+    }
+    return null;
+  };
+  const host = pick('Master_Host', 'Source_Host');
+  const behind = pick('Seconds_Behind_Master', 'Seconds_Behind_Source');
+  const usingGtid = pick('Using_Gtid');
+  const autoPosition = pick('Auto_Position');
+  const ioErrno = Number(pick('Last_IO_Errno') ?? 0);
+  return {
+    configured: host !== null && host !== '',
+    sourceHost: host || null,
+    ioRunning: pick('Slave_IO_Running', 'Replica_IO_Running'),
+    sqlRunning: pick('Slave_SQL_Running', 'Replica_SQL_Running'),
+    secondsBehind: behind === null ? null : Number(behind),
+    lastIoError: pick('Last_IO_Error') || null,
+    lastIoErrno: ioErrno > 0 ? ioErrno : null,
+    lastSqlError: pick('Last_SQL_Error') || null,
+    usingGtid,
+    usesGtid: usingGtid !== null ? usingGtid !== 'No' : autoPosition !== null ? autoPosition === '1' : null,
+  };
+}
+
+export async function readReplicaStatus(db: Db, version: ServerVersion): Promise<ReplicaStatus> {
+  const rows = await db.query(replicaStatusQuery(version));
+  return parseReplicaStatus(rows[0]);
+}

@@ -1,0 +1,47 @@
+/**
+ * `mysql-agent plan`: what the sidecar would do with the clone in DATA_DIR, without doing it.
+ * Prints the statements one per line (password masked) on stdout and the chosen mode on stderr;
+ * the server is the live one (MYSQL_*) or one described by --server-version / --flavor /
+ * --gtid-mode, so any version can be checked from anywhere.
+ */
+import type { Writable } from 'node:stream';
+import type { Config } from '../core/settings.js';
+import { createDb, readReplicaStatus, readServerFacts } from './db.js';
+import { PlanError } from '../core/errors.js';
+import { type ServerFacts, planReplication } from './replication-sql.js';
+import { RECORD_FILE, hasRecord, readCloneCoordinates, replicationSource } from '../sidecar/replication.js';
+
+/** Resolves with nothing to report, or throws PlanError / ParseError (exit 2). */
+export async function runPlan(config: Config, out: Writable, note: Writable): Promise<void> {
+  if (config.role === 'primary') {
+    note.write('ordinal 0 is the primary: the sidecar starts no replication\n');
+    return;
+  }
+  const clone = await readCloneCoordinates(config.dataDir);
+  if (clone === null) {
+    throw new PlanError(`no xtrabackup_slave_info or xtrabackup_binlog_info in DATA_DIR=${config.dataDir}: there is no clone to plan for`);
+  }
+  let server: ServerFacts;
+  if (config.offlineServer) {
+    server = config.offlineServer;
+  } else {
+    const db = createDb(config);
+    try {
+      server = await readServerFacts(db);
+      if (await hasRecord(config.dataDir)) {
+        note.write(`replication was configured earlier (${RECORD_FILE}): the sidecar applies nothing\n`);
+        return;
+      }
+      const status = await readReplicaStatus(db, server.version);
+      if (status.configured) {
+        note.write(`the server already replicates from ${status.sourceHost}: the sidecar adopts it and applies nothing\n`);
+        return;
+      }
+    } finally {
+      await db.end();
+    }
+  }
+  const plan = planReplication(server, clone.coordinates, config.replicationMode, replicationSource(config));
+  note.write(`-- ${server.version.flavor} ${server.version.text}; ${clone.file}; mode ${plan.mode} (${plan.why})\n`);
+  for (const statement of plan.statements) out.write(`${statement.shown};\n`);
+}

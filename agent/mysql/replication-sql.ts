@@ -1,0 +1,175 @@
+/**
+ * Chooses how a fresh replica follows the primary (GTID or binlog position) and builds the
+ * statements for the server's dialect. Every value is a validated, typed value and is escaped
+ * by the driver's formatter: nothing from a file or the environment is pasted into SQL as found.
+ */
+import mysql from 'mysql2';
+import { PlanError } from '../core/errors.js';
+import { type CloneCoordinates, gtidFlavor } from './info-files.js';
+import {
+  type ServerVersion,
+  hasChangeReplicationSource,
+  hasReplicaKeyword,
+  hasResetBinaryLogsAndGtids,
+  needsPublicKeyFetch,
+} from './server-version.js';
+
+export type ReplicationMode = 'gtid' | 'position';
+export type RequestedMode = 'auto' | ReplicationMode;
+export const REQUESTED_MODES: readonly RequestedMode[] = ['auto', 'gtid', 'position'];
+
+/** What the replica's server is and whether it can replicate by GTID. */
+export interface ServerFacts {
+  readonly version: ServerVersion;
+  /** MySQL: @@gtid_mode is ON. MariaDB always has GTIDs: true. */
+  readonly gtidMode: boolean;
+}
+
+export interface ReplicationSource {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+  readonly connectRetrySeconds: number;
+}
+
+/** A statement as it is run, and as it may be logged or shown (password masked). */
+export interface Statement {
+  readonly sql: string;
+  readonly shown: string;
+}
+
+export interface ReplicationPlan {
+  readonly mode: ReplicationMode;
+  /** One line on why this mode, for logs and `plan`. */
+  readonly why: string;
+  readonly statements: readonly Statement[];
+}
+
+const MASK = '***';
+
+/**
+ * | server               | clone carries    | auto     | gtid   | position |
+ * |----------------------|------------------|----------|--------|----------|
+ * | MariaDB              | GTID (+position) | gtid     | gtid   | position if it has one |
+ * | MariaDB              | position only    | position | refuse | position |
+ * | MySQL, gtid_mode ON  | GTID (+position) | gtid     | gtid   | position if it has one |
+ * | MySQL, gtid_mode ON  | position only    | position | refuse | position |
+ * | MySQL, gtid_mode OFF | any              | position | refuse | position |
+ * A GTID set of the other flavor (a MySQL set on MariaDB) counts as no GTID.
+ */
+export function chooseMode(server: ServerFacts, clone: CloneCoordinates, requested: RequestedMode): { mode: ReplicationMode; why: string } {
+  const { flavor } = server.version;
+  const file = clone.from;
+  const gtidProblem =
+    flavor === 'mysql' && !server.gtidMode
+      ? 'gtid_mode is not ON on this MySQL server'
+      : clone.gtid === null
+        ? `the clone's ${file} carries no GTID`
+        : gtidFlavor(clone.gtid) !== flavor
+          ? `the clone's GTID set "${clone.gtid}" is not a ${flavor === 'mariadb' ? 'MariaDB' : 'MySQL'} GTID`
+          : null;
+  const positionProblem = clone.position === null ? `the clone's ${file} carries only a GTID position (it came from a GTID replica)` : null;
+
+  if (requested === 'gtid') {
+    if (gtidProblem) throw new PlanError(`REPLICATION_MODE=gtid is impossible: ${gtidProblem}; use REPLICATION_MODE=position or auto`);
+    return { mode: 'gtid', why: 'REPLICATION_MODE=gtid' };
+  }
+  if (requested === 'position') {
+    if (positionProblem) throw new PlanError(`REPLICATION_MODE=position is impossible: ${positionProblem}; use REPLICATION_MODE=gtid or auto`);
+    return { mode: 'position', why: 'REPLICATION_MODE=position' };
+  }
+  if (!gtidProblem) return { mode: 'gtid', why: `auto: ${flavor === 'mariadb' ? 'MariaDB' : 'MySQL with gtid_mode=ON'} and the clone's ${file} carries a GTID` };
+  if (!positionProblem) return { mode: 'position', why: `auto: ${gtidProblem}` };
+  throw new PlanError(`the clone cannot be followed: ${positionProblem}, and ${gtidProblem}`);
+}
+
+type Value = string | number | { toSqlString(): string };
+const raw = (sql: string) => ({ toSqlString: () => sql });
+
+function render(template: string, values: Value[] = [], masked: Value[] = values): Statement {
+  return { sql: mysql.format(template, values), shown: mysql.format(template, masked) };
+}
+
+/** `CHANGE MASTER TO` or, where it exists, `CHANGE REPLICATION SOURCE TO` with SOURCE_* names. */
+function change(version: ServerVersion, options: [string, Value, Value?][]): Statement {
+  const modern = hasChangeReplicationSource(version);
+  const head = modern ? 'CHANGE REPLICATION SOURCE TO ' : 'CHANGE MASTER TO ';
+  const names = options.map(([name]) => `${modern ? name.replace('MASTER_', 'SOURCE_') : name}=?`);
+  return render(
+    head + names.join(', '),
+    options.map(([, v]) => v),
+    options.map(([, v, m]) => m ?? v),
+  );
+}
+
+/** The statements, in order, that make this server replicate from `source` where the clone ends. */
+export function replicationStatements(server: ServerFacts, clone: CloneCoordinates, mode: ReplicationMode, source: ReplicationSource): Statement[] {
+  const { version } = server;
+  const connection: [string, Value, Value?][] = [
+    ['MASTER_HOST', source.host],
+    ['MASTER_PORT', source.port],
+    ['MASTER_USER', source.user],
+    ['MASTER_PASSWORD', source.password, MASK],
+    ['MASTER_CONNECT_RETRY', source.connectRetrySeconds],
+  ];
+  if (needsPublicKeyFetch(version)) connection.push(['GET_MASTER_PUBLIC_KEY', 1]);
+  const statements: Statement[] = [];
+
+  if (mode === 'gtid') {
+    if (clone.gtid === null) throw new PlanError('GTID mode without a GTID in the clone');
+    if (version.flavor === 'mariadb') {
+      // https://mariadb.com/kb/en/gtid/#setting-up-a-new-replica-server-with-global-transaction-id
+      statements.push(render('SET GLOBAL gtid_slave_pos = ?', [clone.gtid]));
+      statements.push(change(version, [...connection, ['MASTER_USE_GTID', raw('slave_pos')]]));
+    } else {
+      // gtid_purged can only be set on an empty gtid_executed, which a restored clone is not.
+      statements.push(render(hasResetBinaryLogsAndGtids(version) ? 'RESET BINARY LOGS AND GTIDS' : 'RESET MASTER'));
+      statements.push(render('SET GLOBAL gtid_purged = ?', [clone.gtid]));
+      statements.push(change(version, [...connection, ['MASTER_AUTO_POSITION', 1]]));
+    }
+  } else {
+    if (clone.position === null) throw new PlanError('position mode without a binlog position in the clone');
+    const { file, pos } = clone.position;
+    statements.push(change(version, [...connection, ['MASTER_LOG_FILE', file], ['MASTER_LOG_POS', pos]]));
+  }
+  statements.push(render(startReplicaStatement(version)));
+  return statements;
+}
+
+/** The mode and the statements together: what the sidecar runs and `plan` prints. */
+export function planReplication(server: ServerFacts, clone: CloneCoordinates, requested: RequestedMode, source: ReplicationSource): ReplicationPlan {
+  const { mode, why } = chooseMode(server, clone, requested);
+  return { mode, why, statements: replicationStatements(server, clone, mode, source) };
+}
+
+/** The status query of the dialect. */
+export function replicaStatusQuery(version: ServerVersion): string {
+  return hasReplicaKeyword(version) ? 'SHOW REPLICA STATUS' : 'SHOW SLAVE STATUS';
+}
+
+/** The statement that starts stopped replication threads, in the dialect. */
+export function startReplicaStatement(version: ServerVersion): string {
+  return hasReplicaKeyword(version) ? 'START REPLICA' : 'START SLAVE';
+}
+
+/** The statement that stops the replication threads, in the dialect. */
+export function stopReplicaStatement(version: ServerVersion): string {
+  return hasReplicaKeyword(version) ? 'STOP REPLICA' : 'STOP SLAVE';
+}
+
+/**
+ * Another account for the same source. Only the account changes, so the server keeps where it
+ * is (binlog position or GTID state) and refetches from there; the threads are stopped first
+ * because MariaDB refuses CHANGE MASTER on a running replica.
+ */
+export function credentialStatements(version: ServerVersion, source: ReplicationSource): Statement[] {
+  return [
+    render(stopReplicaStatement(version)),
+    change(version, [
+      ['MASTER_USER', source.user],
+      ['MASTER_PASSWORD', source.password, MASK],
+    ]),
+    render(startReplicaStatement(version)),
+  ];
+}

@@ -1,0 +1,103 @@
+/**
+ * Serving backups: one at a time, the backup tool's stdout streamed as is, its verdict kept
+ * for the status trailer, and the tool SIGKILLed (it ignores SIGTERM) when the client goes
+ * away or the agent shuts down.
+ */
+import { mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { backupCommand } from '../stream/backup-tool.js';
+import { spawnOwned } from '../stream/child.js';
+import type { Config } from '../core/settings.js';
+import { estimateBackupBytes } from '../init/datadir.js';
+import { errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { meterChunks } from '../stream/meter.js';
+
+export interface BackupRecord {
+  readonly client: string;
+  readonly started_at: string;
+  readonly finished_at: string | null;
+  readonly bytes: number;
+  /** null while running; else null on success or the reason it failed. */
+  readonly failure: string | null;
+}
+
+export interface RunningBackup {
+  readonly stream: Readable;
+  /** The datadir's size as the backup will roughly copy it; null if it could not be measured. */
+  readonly estimatedBytes: Promise<number | null>;
+  /** Resolves when the tool has exited: null on success, else why it failed. Never rejects. */
+  readonly finished: Promise<string | null>;
+  abort(reason: string): void;
+}
+
+export class BackupService {
+  private running: { record: BackupRecord; meter: { bytes: number } } | null = null;
+  private lastRecord: BackupRecord | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly shutdown: AbortSignal,
+  ) {}
+
+  get inProgress(): BackupRecord | null {
+    return this.running ? { ...this.running.record, bytes: this.running.meter.bytes } : null;
+  }
+
+  get last(): BackupRecord | null {
+    return this.lastRecord;
+  }
+
+  /** Starts a backup for `client`, or returns 'busy' when one is running: callers are refused, not queued. */
+  start(client: string): RunningBackup | 'busy' {
+    if (this.running || this.shutdown.aborted) return 'busy';
+    const controller = new AbortController();
+    const onShutdown = () => controller.abort('agent shutting down');
+    this.shutdown.addEventListener('abort', onShutdown, { once: true });
+    const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
+    const log = this.log.child({ phase: 'backup', client });
+    const started = Date.now();
+    const tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));
+    const child = spawnOwned({
+      ...backupCommand(this.config, tmp),
+      stdin: 'ignore',
+      stdout: 'pipe',
+      signal: controller.signal,
+      killWith: 'SIGKILL',
+      log,
+    });
+    log.info({ pid: child.pid }, 'backup started');
+    // The tool's stdout is the reply itself; its bytes are counted beside it.
+    const meter = { bytes: 0 };
+    meterChunks(child.stdout!, meter);
+    // A 'data' listener starts the flow: hold it until the reply pipes the stream (pipe resumes).
+    child.stdout!.pause();
+    this.running = { record, meter };
+
+    const finished = child.done
+      .then(
+        () => (controller.signal.aborted ? String(controller.signal.reason) : null),
+        (err: unknown) => (controller.signal.aborted ? `${controller.signal.reason} (${errorMessage(err)})` : errorMessage(err)),
+      )
+      .then(async (failure) => {
+        await rm(tmp, { recursive: true, force: true });
+        this.shutdown.removeEventListener('abort', onShutdown);
+        this.lastRecord = { ...record, finished_at: new Date().toISOString(), bytes: meter.bytes, failure };
+        this.running = null;
+        const fields = { bytes: meter.bytes, duration_ms: Date.now() - started };
+        if (failure === null) log.info(fields, 'backup served');
+        else log.error({ ...fields, err: failure }, 'backup failed');
+        return failure;
+      });
+
+    const estimatedBytes = estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
+      log.warn({ err: errorMessage(err) }, 'could not estimate the backup size');
+      return null;
+    });
+    return { stream: child.stdout!, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
+  }
+}

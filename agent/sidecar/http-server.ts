@@ -1,0 +1,110 @@
+/**
+ * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer),
+ * /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
+ * BackupService and the status source passed in.
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { BACKUP_PATH, ESTIMATE_HEADER, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from '../stream/protocol.js';
+import type { BackupService, RunningBackup } from './backup.js';
+import type { Logger } from '../core/log.js';
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly reason: string | null;
+}
+
+export interface StatusSource {
+  readiness(): Promise<Readiness>;
+  status(): Promise<Record<string, unknown>>;
+  /** Why a backup must not be served now (e.g. a replica not yet replicating), or null. */
+  backupRefusal(): string | null;
+}
+
+const RETRY_BUSY_S = 30;
+const RETRY_NOT_READY_S = 10;
+
+/**
+ * Ends a backup whose client stopped reading: the response stays backpressured (nothing
+ * drains) for `timeoutMs`. A tool that is merely slow to produce output does not count.
+ */
+function watchIdleClient(reply: FastifyReply, run: RunningBackup, timeoutMs: number): void {
+  const step = Math.min(1000, timeoutMs);
+  let stalledFor = 0;
+  let written = -1;
+  const timer = setInterval(() => {
+    const res = reply.raw;
+    const progress = res.socket?.bytesWritten ?? 0;
+    stalledFor = res.writableNeedDrain && progress === written ? stalledFor + step : 0;
+    written = progress;
+    if (stalledFor >= timeoutMs) {
+      clearInterval(timer);
+      reply.log.warn({ client: reply.request.ip, idle_ms: stalledFor }, 'backup client stopped reading: ending the backup');
+      run.abort(`client stopped reading for ${Math.round(stalledFor / 1000)} s`);
+      res.destroy();
+    }
+  }, step);
+  timer.unref();
+  reply.raw.once('close', () => clearInterval(timer));
+}
+
+export function buildHttpServer(deps: {
+  /** A backup whose client reads nothing for this long is ended. */
+  readonly idleTimeoutMs: number;
+  readonly token: string | null;
+  readonly backups: BackupService;
+  readonly status: StatusSource;
+  readonly log: Logger;
+  /** GET /metrics in the Prometheus text format (metrics.ts). */
+  readonly metrics?: { readonly contentType: string; render(): Promise<string> };
+}): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ phase: 'http' }) as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // A stalled client must not keep the agent from shutting down.
+    forceCloseConnections: true,
+  });
+
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (deps.token === null) return;
+    const given = bearerToken(req.headers.authorization);
+    if (given === null || !tokensEqual(given, deps.token)) {
+      req.log.warn({ client: req.ip, url: req.url, reason: given === null ? 'no bearer token' : 'wrong token' }, 'backup request refused');
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid bearer token is required' });
+    }
+  };
+
+  app.get(BACKUP_PATH, { onRequest: authenticate }, async (req, reply) => {
+    const refusal = deps.status.backupRefusal();
+    if (refusal !== null) {
+      return reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
+    }
+    const run = deps.backups.start(req.ip);
+    if (run === 'busy') {
+      req.log.info({ client: req.ip }, 'backup refused: another one is running');
+      return reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+    }
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) run.abort('client disconnected');
+    });
+    watchIdleClient(reply, run, deps.idleTimeoutMs);
+    const estimate = await run.estimatedBytes;
+    if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
+    reply.header('content-type', 'application/octet-stream');
+    reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
+    return reply.send(run.stream);
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/readyz', async (_req, reply) => {
+    const readiness = await deps.status.readiness();
+    return reply.code(readiness.ready ? 200 : 503).send(readiness);
+  });
+
+  app.get('/status', async () => deps.status.status());
+
+  const metrics = deps.metrics;
+  if (metrics) app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.render()));
+
+  return app;
+}

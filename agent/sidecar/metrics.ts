@@ -1,0 +1,141 @@
+/**
+ * GET /metrics: the sidecar's Prometheus text (prom-client). Names and meanings are listed in
+ * the README. Replication gauges are read at scrape time from one snapshot per scrape (one
+ * SHOW SLAVE STATUS); backup counters count from the sidecar's start; the clone gauges come from
+ * init's durable record.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { BackupService } from './backup.js';
+import type { CloneRecord } from '../core/records.js';
+import type { ReplicaStatus } from '../mysql/db.js';
+
+export const PREFIX = 'mysql_agent_';
+
+/** What the metrics are read from; the sidecar supplies it. */
+export interface MetricSources {
+  /** null on the primary, or when the server cannot be asked. */
+  replication(): Promise<ReplicaStatus | null>;
+  ready(): Promise<boolean>;
+  backupInProgress(): boolean;
+  /** The clone that made this datadir (init's record), or null. */
+  readonly clone: CloneRecord | null;
+}
+
+interface Snapshot {
+  readonly replication: ReplicaStatus | null;
+  readonly ready: boolean;
+}
+
+const bool = (v: boolean) => (v ? 1 : 0);
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly served: Counter;
+  private readonly failed: Counter;
+  private readonly bytes: Counter;
+  private snapshot: { at: number; value: Promise<Snapshot> } | null = null;
+
+  constructor(private readonly sources: MetricSources) {
+    const registers = [this.registry];
+    const take = () => this.take();
+    const replicaGauge = (name: string, help: string, value: (r: ReplicaStatus) => number | null) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        labelNames: ['source_host'],
+        registers,
+        async collect() {
+          this.reset();
+          const r = (await take()).replication;
+          const v = r?.configured ? value(r) : null;
+          if (r && v !== null) this.set({ source_host: r.sourceHost ?? '' }, v);
+        },
+      });
+    replicaGauge('replication_io_running', 'Replica IO thread running (1) or not (0); absent on the primary.', (r) => bool(r.ioRunning === 'Yes'));
+    replicaGauge('replication_sql_running', 'Replica SQL thread running (1) or not (0); absent on the primary.', (r) => bool(r.sqlRunning === 'Yes'));
+    replicaGauge('replication_lag_seconds', 'Seconds_Behind_Master of the replica; absent when NULL (SQL thread stopped, not connected) and on the primary.', (r) => r.secondsBehind);
+    new Gauge({
+      name: `${PREFIX}ready`,
+      help: '1 when /readyz answers 200, else 0.',
+      registers,
+      async collect() {
+        this.set(bool((await take()).ready));
+      },
+    });
+    this.served = new Counter({ name: `${PREFIX}backups_served_total`, help: 'Backups streamed to the end with X-Backup-Status: Success since the sidecar started.', registers });
+    this.failed = new Counter({ name: `${PREFIX}backups_failed_total`, help: 'Backups that failed or were cut off since the sidecar started.', registers });
+    this.bytes = new Counter({ name: `${PREFIX}backup_bytes_total`, help: 'Bytes sent by finished backups (served or failed) since the sidecar started.', registers });
+    const inProgress = () => this.sources.backupInProgress();
+    new Gauge({
+      name: `${PREFIX}backup_in_progress`,
+      help: '1 while a backup is being served, else 0.',
+      registers,
+      collect() {
+        this.set(bool(inProgress()));
+      },
+    });
+
+    // The clone happened before this process started and the datadir cannot change under it:
+    // constant gauges, present only when init recorded a clone.
+    const c = sources.clone;
+    if (c !== null) {
+      const constant = (name: string, help: string, value: number) => new Gauge({ name: PREFIX + name, help, registers }).set(value);
+      constant('clone_bytes', 'Bytes streamed by the clone that made this datadir.', c.bytes);
+      constant('clone_duration_seconds', 'Seconds from the first clone attempt to the prepared clone (streaming, retries, prepare).', c.duration_ms / 1000);
+      constant('clone_stream_duration_seconds', 'Seconds the accepted clone attempt spent streaming.', c.stream_duration_ms / 1000);
+      constant('clone_timestamp_seconds', 'When the clone was prepared (Unix time).', Date.parse(c.finished_at) / 1000);
+      new Gauge({
+        name: `${PREFIX}clone_source_info`,
+        help: 'Always 1, labelled with the peer the datadir was cloned from, its ordinal and the CLONE_SOURCE choice.',
+        labelNames: ['peer', 'ordinal', 'choice'],
+        registers,
+      }).set({ peer: c.source.host, ordinal: c.source.ordinal === null ? '' : String(c.source.ordinal), choice: c.source.choice }, 1);
+    }
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+  }
+
+  /** One reading of the sources per scrape (the gauges collect concurrently). */
+  private take(): Promise<Snapshot> {
+    const now = Date.now();
+    if (this.snapshot === null || now - this.snapshot.at > 500) {
+      const value = (async () => {
+        const [replication, ready] = await Promise.all([this.sources.replication().catch(() => null), this.sources.ready().catch(() => false)]);
+        return { replication, ready };
+      })();
+      this.snapshot = { at: now, value };
+    }
+    return this.snapshot.value;
+  }
+
+  backupFinished(failure: string | null, bytes: number): void {
+    if (failure === null) this.served.inc();
+    else this.failed.inc();
+    this.bytes.inc(bytes);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** The backup service, counting each finished backup into the metrics. */
+export class CountedBackupService extends BackupService {
+  private metrics: AgentMetrics | null = null;
+
+  countInto(metrics: AgentMetrics): this {
+    this.metrics = metrics;
+    return this;
+  }
+
+  override start(client: string): ReturnType<BackupService['start']> {
+    const run = super.start(client);
+    if (run !== 'busy') {
+      void run.finished.then((failure) => this.metrics?.backupFinished(failure, this.last?.bytes ?? 0));
+    }
+    return run;
+  }
+}

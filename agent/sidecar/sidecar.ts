@@ -1,0 +1,251 @@
+/**
+ * `mysql-agent sidecar`: serves HTTP at once (health must answer while the server starts),
+ * waits for the local server, starts replication once from the clone, and reports readiness
+ * and status from the server's own replication state. SIGTERM (the `signal`) ends a running
+ * backup, closes the listener and the MySQL pool.
+ */
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { BackupService } from './backup.js';
+import { type CloneRecord, readCloneRecord, readJsonRecord } from '../core/records.js';
+import type { Config } from '../core/settings.js';
+import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, waitForServer } from '../mysql/db.js';
+import { errorMessage } from '../core/errors.js';
+import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
+import type { Logger } from '../core/log.js';
+import { AgentMetrics, CountedBackupService } from './metrics.js';
+import { PRIMARY_START_RECORD } from '../init/primary-guard.js';
+import { ensurePrimaryContinuity, readRecoveryRecord } from './primary-recovery.js';
+import { type SetupOutcome, ensureReplication, reissueRefusedCredentials, replicationSource } from './replication.js';
+import type { ServerFacts } from '../mysql/replication-sql.js';
+
+const SETUP_RETRY_MS = 5000;
+const CREDENTIAL_CHECK_MS = 5000;
+
+type SetupState = { readonly state: 'waiting'; readonly reason: string } | SetupOutcome;
+
+function setupReason(setup: SetupState): string {
+  return setup.state === 'configured' ? 'replication configured' : setup.reason;
+}
+
+/** Live view of this pod for /readyz and /status. */
+class PodStatus implements StatusSource {
+  setup: SetupState = { state: 'waiting', reason: 'waiting for the local server' };
+  server: ServerFacts | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly db: Db,
+    private readonly backups: BackupService,
+    /** init's records, read once at start: the clone that made this datadir, ordinal 0's start decision. */
+    private readonly records: { readonly clone: CloneRecord | null; readonly primaryStart: unknown; readonly recoveryPending: boolean },
+  ) {}
+
+  /** The server's replication state; null on the primary or before the server is known. */
+  async replicaStatus(): Promise<ReplicaStatus | null> {
+    if (this.config.role === 'primary' || this.server === null) return null;
+    return readReplicaStatus(this.db, this.server.version);
+  }
+
+  /** The executed GTID state other pods compare: a MariaDB replica's gtid_slave_pos, a MariaDB primary's gtid_binlog_pos, MySQL's gtid_executed. */
+  private async gtidExecuted(): Promise<string | null> {
+    if (this.server === null) return null;
+    const variable =
+      this.server.version.flavor === 'mysql' ? 'gtid_executed' : this.config.role === 'replica' ? 'gtid_slave_pos' : 'gtid_binlog_pos';
+    try {
+      const [row] = await this.db.query(`SELECT @@GLOBAL.${variable} AS g`);
+      return String(row?.g ?? '').replace(/\s+/g, '');
+    } catch {
+      return null;
+    }
+  }
+
+  private async holdsData(): Promise<boolean> {
+    try {
+      return (await stat(join(this.config.dataDir, 'mysql'))).isDirectory();
+    } catch {
+      return false;
+    }
+  }
+
+  backupRefusal(): string | null {
+    if (this.config.role === 'replica' && this.setup.state !== 'configured') {
+      // A backup of a replica that does not replicate yet would carry no usable position.
+      return `this replica is not replicating yet (${setupReason(this.setup)})`;
+    }
+    return null;
+  }
+
+  async readiness(): Promise<Readiness> {
+    try {
+      await this.db.query('SELECT 1');
+    } catch (err) {
+      return { ready: false, reason: `local server does not answer: ${errorMessage(err)}` };
+    }
+    if (this.config.role === 'primary') {
+      // Ready when its server answers, unless it was rebuilt from a replica and its GTID state
+      // does not continue yet (primary-recovery.ts): nothing may be written before that.
+      if (this.setup.state === 'blocked') return { ready: false, reason: this.setup.reason };
+      if (this.setup.state === 'waiting' && this.records.recoveryPending) {
+        return { ready: false, reason: `rebuilt from a replica, its GTID state is not set yet (${this.setup.reason})` };
+      }
+      return { ready: true, reason: null };
+    }
+    if (this.setup.state !== 'configured' || this.server === null) {
+      return { ready: false, reason: setupReason(this.setup) };
+    }
+    const r = await readReplicaStatus(this.db, this.server.version);
+    if (!r.configured) return { ready: false, reason: 'replication is not configured on the server' };
+    if (r.ioRunning !== 'Yes') return { ready: false, reason: `IO thread ${r.ioRunning ?? 'missing'}${r.lastIoError ? `: ${r.lastIoError}` : ''}` };
+    if (r.sqlRunning !== 'Yes') return { ready: false, reason: `SQL thread ${r.sqlRunning ?? 'missing'}${r.lastSqlError ? `: ${r.lastSqlError}` : ''}` };
+    // Reads sent here must be close to the primary's data.
+    const max = this.config.readyMaxLagSeconds;
+    if (r.secondsBehind === null) return { ready: false, reason: 'lag unknown: Seconds_Behind_Master is NULL' };
+    if (r.secondsBehind > max) return { ready: false, reason: `${r.secondsBehind} s behind the primary (READY_MAX_LAG=${max})` };
+    return { ready: true, reason: null };
+  }
+
+  async status(): Promise<Record<string, unknown>> {
+    const readiness = await this.readiness();
+    let replicating = false;
+    let replication: Record<string, unknown> | null = null;
+    if (this.config.role === 'replica') {
+      replication = { setup: this.setup };
+      if (this.server) {
+        try {
+          const r = await readReplicaStatus(this.db, this.server.version);
+          replication = {
+            ...replication,
+            source_host: r.sourceHost,
+            io_running: r.ioRunning,
+            sql_running: r.sqlRunning,
+            seconds_behind: r.secondsBehind,
+            last_io_error: r.lastIoError,
+            last_sql_error: r.lastSqlError,
+            using_gtid: r.usingGtid,
+            uses_gtid: r.usesGtid,
+          };
+          replicating = r.configured && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes';
+        } catch (err) {
+          replication = { ...replication, error: errorMessage(err) };
+        }
+      }
+    }
+    return {
+      pod: this.config.podName,
+      ordinal: this.config.ordinal,
+      role: this.config.role,
+      server_id: this.config.serverId,
+      server_version: this.server?.version.text ?? null,
+      ready: readiness.ready,
+      not_ready_reason: readiness.reason,
+      replication,
+      replicating,
+      holds_data: await this.holdsData(),
+      gtid_executed: await this.gtidExecuted(),
+      serving_backup: this.backups.inProgress !== null,
+      backup_in_progress: this.backups.inProgress,
+      last_backup: this.backups.last,
+      clone: this.records.clone,
+      ...(this.config.role === 'primary'
+        ? { primary_start: this.records.primaryStart, primary_recovery: await readRecoveryRecord(this.config.dataDir) }
+        : {}),
+    };
+  }
+}
+
+async function setUpReplication(config: Config, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<void> {
+  await waitForServer(db, log, signal);
+  const server = await readServerFacts(db);
+  status.server = server;
+  log.info(
+    { phase: 'wait-server', server_version: server.version.text, flavor: server.version.flavor, gtid_mode: server.gtidMode },
+    'connected to the local server',
+  );
+  if (config.role === 'primary') {
+    // Ordinal 0 never replicates; a primary rebuilt from a replica first continues its GTID state.
+    const outcome = await ensurePrimaryContinuity({ db, server, dataDir: config.dataDir, log });
+    status.setup = outcome.state === 'blocked' ? outcome : { state: 'configured', how: outcome.state === 'none' ? 'recorded-earlier' : outcome.how };
+    return;
+  }
+  status.setup = await ensureReplication({
+    db,
+    server,
+    mode: config.replicationMode,
+    dataDir: config.dataDir,
+    source: replicationSource(config),
+    log,
+  });
+}
+
+/**
+ * On a replica set up before this start: while the primary refuses the account it was set up
+ * with, issue the configured one. At most once per start, so that a wrong password in the
+ * configuration leaves the replica not ready with the reason instead of looping.
+ */
+async function watchRefusedCredentials(config: Config, db: Db, server: ServerFacts, log: Logger, signal: AbortSignal): Promise<void> {
+  const source = replicationSource(config);
+  while (!signal.aborted) {
+    try {
+      if (await reissueRefusedCredentials({ db, server, source, log })) return;
+    } catch (err) {
+      if (signal.aborted) return;
+      log.warn({ phase: 'replication', err: errorMessage(err) }, 'could not check or reissue the replication account, retrying');
+    }
+    await delay(CREDENTIAL_CHECK_MS, undefined, { signal }).catch(() => {});
+  }
+}
+
+export async function runSidecar(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  if (config.backup.token === null) {
+    log.warn({ phase: 'http' }, 'BACKUP_AUTH=none: anyone who can reach the backup port can copy all data');
+  }
+  const db = createDb(config);
+  const backups = new CountedBackupService(config, log, signal);
+  const clone = await readCloneRecord(config.dataDir);
+  const primaryStart = config.role === 'primary' ? await readJsonRecord(config.confDir, PRIMARY_START_RECORD) : null;
+  const recovery = config.role === 'primary' ? await readRecoveryRecord(config.dataDir) : null;
+  const recoveryPending = recovery !== null && (recovery.continuity === null || recovery.continuity.how === 'applying');
+  const status = new PodStatus(config, db, backups, { clone, primaryStart, recoveryPending });
+  const metrics = new AgentMetrics({
+    replication: () => status.replicaStatus(),
+    ready: async () => (await status.readiness()).ready,
+    backupInProgress: () => backups.inProgress !== null,
+    clone,
+  });
+  backups.countInto(metrics);
+  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log, metrics });
+  await app.listen({ host: config.backup.bind, port: config.backup.port });
+  log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
+
+  // Replication setup retries on errors (server restarting, transient failures) until it
+  // reaches a verdict; a blocked verdict (no or invalid info files) needs a person.
+  const setup = (async () => {
+    while (!signal.aborted) {
+      try {
+        await setUpReplication(config, db, status, log, signal);
+        // A replica configured just now has the configured account already.
+        if (config.role === 'replica' && status.server && status.setup.state === 'configured' && status.setup.how !== 'applied') {
+          await watchRefusedCredentials(config, db, status.server, log, signal);
+        }
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        status.setup = { state: 'waiting', reason: `replication setup failed: ${errorMessage(err)}` };
+        log.error({ phase: 'replication', err: errorMessage(err) }, 'replication setup failed, retrying');
+        await delay(SETUP_RETRY_MS, undefined, { signal }).catch(() => {});
+      }
+    }
+  })();
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  log.info({ phase: 'shutdown' }, 'shutting down');
+  await app.close();
+  await setup;
+  await db.end();
+  log.info({ phase: 'shutdown' }, 'stopped');
+}

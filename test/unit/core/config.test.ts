@@ -1,0 +1,432 @@
+import { describe, expect, it } from 'vitest';
+import { type Config, type ConfigSources, HelpRequested, SETTINGS, loadConfig } from '../../../agent/core/settings.js';
+import { ConfigError } from '../../../agent/core/errors.js';
+import type { Ordinal } from '../../../agent/core/topology.js';
+
+const TOKEN = '0123456789abcdef0123456789abcdef';
+/** A PATH with MariaDB's tools, as in the Debian image. */
+const MARIADB_TOOLS = new Set(['/usr/bin/mariadb-backup', '/usr/bin/mbstream']);
+
+function load(
+  opts: {
+    argv?: string[];
+    env?: Record<string, string | undefined>;
+    hostname?: string;
+    executables?: Set<string>;
+  } = {},
+): Config {
+  const executables = opts.executables ?? MARIADB_TOOLS;
+  const sources: ConfigSources = {
+    argv: opts.argv ?? ['sidecar'],
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', BACKUP_TOKEN: TOKEN, ...opts.env },
+    hostname: opts.hostname ?? 'mysql-1',
+    isExecutable: (p) => executables.has(p),
+  };
+  return loadConfig(sources);
+}
+
+/** Runs `fn`, expects a ConfigError and returns its message. */
+function configError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).message;
+  }
+  throw new Error('expected a ConfigError, nothing was thrown');
+}
+
+describe('loadConfig defaults', () => {
+  it('derives identity, role and server-id from the hostname', () => {
+    const c = load({ hostname: 'mysql-2' });
+    expect(c.command).toBe('sidecar');
+    expect(c.podName).toBe('mysql-2');
+    expect(c.set).toBe('mysql');
+    expect(c.ordinal).toBe(2);
+    expect(c.role).toBe('replica');
+    expect(c.serverId).toBe(102);
+  });
+
+  it('makes ordinal 0 the primary with server-id 100', () => {
+    const c = load({ hostname: 'mysql-0' });
+    expect(c.role).toBe('primary');
+    expect(c.serverId).toBe(100);
+  });
+
+  it('prefers POD_NAME over the hostname', () => {
+    const c = load({ hostname: 'some-node', env: { POD_NAME: 'db-3' } });
+    expect(c.podName).toBe('db-3');
+    expect(c.set).toBe('db');
+    expect(c.ordinal).toBe(3);
+  });
+
+  it('uses the directories of the tutorial', () => {
+    const c = load();
+    expect(c.configMapDir).toBe('/mnt/config-map');
+    expect(c.confDir).toBe('/mnt/conf.d');
+    expect(c.dataDir).toBe('/var/lib/mysql');
+  });
+
+  it('builds peer hosts from {set}-{ordinal}.{service} and the primary from ordinal 0', () => {
+    const c = load({ hostname: 'web-db-2' });
+    expect(c.peerHost(1 as Ordinal)).toBe('web-db-1.mysql');
+    expect(c.peerHost(0 as Ordinal)).toBe('web-db-0.mysql');
+    expect(c.primaryHost).toBe('web-db-0.mysql');
+  });
+
+  it('uses SERVICE_NAME in peer hosts and the primary host', () => {
+    const c = load({ env: { SERVICE_NAME: 'db-headless' } });
+    expect(c.peerHost(0 as Ordinal)).toBe('mysql-0.db-headless');
+    expect(c.primaryHost).toBe('mysql-0.db-headless');
+  });
+
+  it('connects to the local server as root without a password', () => {
+    expect(load().mysql).toEqual({ host: '127.0.0.1', port: 3306, user: 'root', password: '' });
+  });
+
+  it('replicates with the MYSQL_* account unless REPLICATION_* is set', () => {
+    expect(load({ env: { MYSQL_USER: 'agent', MYSQL_PASSWORD: 's3cret' } }).replication).toEqual({
+      user: 'agent',
+      password: 's3cret',
+    });
+    expect(
+      load({ env: { MYSQL_USER: 'agent', MYSQL_PASSWORD: 's3cret', REPLICATION_USER: 'repl', REPLICATION_PASSWORD: 'r' } })
+        .replication,
+    ).toEqual({ user: 'repl', password: 'r' });
+  });
+
+  it('serves backups on 0.0.0.0:3307 with the token', () => {
+    expect(load().backup).toEqual({ bind: '0.0.0.0', port: 3307, token: TOKEN, idleTimeoutMs: 120_000 });
+  });
+
+  it('uses clone retry defaults of 600 s and 30 s, in milliseconds', () => {
+    expect(load().clone).toEqual({ retryDeadlineMs: 600_000, retryMaxDelayMs: 30_000 });
+  });
+
+  it('logs at info and passes no extra tool arguments', () => {
+    const c = load();
+    expect(c.logLevel).toBe('info');
+    expect(c.tools.extraArgs).toEqual([]);
+  });
+
+  it('treats an empty variable as unset', () => {
+    const c = load({ env: { DATA_DIR: '', MYSQL_PORT: '', SERVICE_NAME: '' } });
+    expect(c.dataDir).toBe('/var/lib/mysql');
+    expect(c.mysql.port).toBe(3306);
+    expect(c.primaryHost).toBe('mysql-0.mysql');
+  });
+});
+
+describe('loadConfig overrides', () => {
+  it('lets a flag override the environment variable of the same name', () => {
+    const c = load({ argv: ['sidecar', '--data-dir', '/data/flag'], env: { DATA_DIR: '/data/env' } });
+    expect(c.dataDir).toBe('/data/flag');
+  });
+
+  it('accepts --flag=value', () => {
+    expect(load({ argv: ['sidecar', '--mysql-port=3310'] }).mysql.port).toBe(3310);
+  });
+
+  it('reads every setting from the environment', () => {
+    const c = load({
+      env: {
+        SERVER_ID_OFFSET: '1000',
+        CONFIG_MAP_DIR: '/cm',
+        CONF_DIR: '/conf/',
+        DATA_DIR: '/data',
+        PEER_HOST_TEMPLATE: 'db{ordinal}.example.org',
+        PRIMARY_HOST: 'primary.example.org',
+        MYSQL_HOST: 'localhost',
+        MYSQL_PORT: '3310',
+        BACKUP_BIND: '127.0.0.1',
+        BACKUP_PORT: '9000',
+        BACKUP_IDLE_TIMEOUT: '15',
+        XTRABACKUP_ARGS: '--throttle=20  --parallel=2',
+        CLONE_RETRY_DEADLINE: '60',
+        CLONE_RETRY_MAX_DELAY: '5',
+        LOG_LEVEL: 'debug',
+      },
+    });
+    expect(c.serverId).toBe(1001);
+    expect(c.configMapDir).toBe('/cm');
+    expect(c.confDir).toBe('/conf'); // trailing slash dropped
+    expect(c.dataDir).toBe('/data');
+    expect(c.peerHost(2 as Ordinal)).toBe('db2.example.org');
+    expect(c.primaryHost).toBe('primary.example.org');
+    expect(c.mysql.host).toBe('localhost');
+    expect(c.mysql.port).toBe(3310);
+    expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000 });
+    expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
+    expect(c.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000 });
+    expect(c.logLevel).toBe('debug');
+  });
+
+  it('drops the token when BACKUP_AUTH=none', () => {
+    expect(load({ env: { BACKUP_AUTH: 'none' } }).backup.token).toBeNull();
+    expect(load({ env: { BACKUP_AUTH: 'none', BACKUP_TOKEN: undefined } }).backup.token).toBeNull();
+  });
+
+  it('returns a frozen object', () => {
+    const c = load();
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => {
+      (c as { dataDir: string }).dataDir = '/elsewhere';
+    }).toThrow(TypeError);
+  });
+});
+
+describe('loadConfig validation', () => {
+  it.each([
+    ['POD_NAME', { POD_NAME: 'mysql' }],
+    ['POD_NAME', { POD_NAME: 'mysql-01' }],
+    ['SERVER_ID_OFFSET', { SERVER_ID_OFFSET: 'ten' }],
+    ['SERVER_ID_OFFSET', { SERVER_ID_OFFSET: '0' }],
+    ['MYSQL_PORT', { MYSQL_PORT: '0' }],
+    ['MYSQL_PORT', { MYSQL_PORT: '70000' }],
+    ['MYSQL_PORT', { MYSQL_PORT: '-1' }],
+    ['BACKUP_PORT', { BACKUP_PORT: '65536' }],
+    ['BACKUP_AUTH', { BACKUP_AUTH: 'maybe' }],
+    ['BACKUP_TOKEN', { BACKUP_TOKEN: 'short' }],
+    ['BACKUP_TOKEN', { BACKUP_TOKEN: '0123456789 abcdef0123' }],
+    ['DATA_DIR', { DATA_DIR: 'var/lib/mysql' }],
+    ['CONF_DIR', { CONF_DIR: './conf.d' }],
+    ['CONFIG_MAP_DIR', { CONFIG_MAP_DIR: 'config-map' }],
+    ['PEER_HOST_TEMPLATE', { PEER_HOST_TEMPLATE: '{set}.{service}' }],
+    ['PEER_HOST_TEMPLATE', { PEER_HOST_TEMPLATE: "{set}-{ordinal}'.x" }],
+    ['PRIMARY_HOST', { PRIMARY_HOST: "mysql-0'; DROP TABLE x; --" }],
+    ['PRIMARY_HOST', { PRIMARY_HOST: 'mysql 0' }],
+    ['MYSQL_HOST', { MYSQL_HOST: 'local host' }],
+    ['BACKUP_BIND', { BACKUP_BIND: '0.0.0.0:3307' }],
+    ['MYSQL_USER', { MYSQL_USER: "ro'ot" }],
+    ['MYSQL_USER', { MYSQL_USER: 'root;' }],
+    ['REPLICATION_USER', { REPLICATION_USER: 'repl user' }],
+    ['XTRABACKUP_ARGS', { XTRABACKUP_ARGS: '--throttle=20 rm' }],
+    ['CLONE_RETRY_MAX_DELAY', { CLONE_RETRY_MAX_DELAY: '0' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['BACKUP_IDLE_TIMEOUT', { BACKUP_IDLE_TIMEOUT: '0' }],
+    ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],
+    ['CLONE_SOURCE', { CLONE_SOURCE: 'mysql 2' }],
+    ['CLONE_SOURCE', { CLONE_SOURCE: 'http://mysql-2:3307' }],
+    ['CLONE_MAX_LAG', { CLONE_MAX_LAG: '-1' }],
+    ['PEER_STATUS_TIMEOUT', { PEER_STATUS_TIMEOUT: '0' }],
+    ['PEER_PROBE_COUNT', { PEER_PROBE_COUNT: 'all' }],
+    ['PRIMARY_EMPTY_START', { PRIMARY_EMPTY_START: 'yes' }],
+    ['READY_MAX_LAG', { READY_MAX_LAG: '1.5' }],
+  ] as const)('names %s when it is invalid (%j)', (name, env) => {
+    expect(configError(() => load({ env }))).toContain(name);
+  });
+
+  it('names POD_NAME when the hostname has no ordinal', () => {
+    expect(configError(() => load({ hostname: 'mysql' }))).toContain('POD_NAME');
+  });
+
+  it('requires BACKUP_TOKEN for the sidecar unless BACKUP_AUTH=none', () => {
+    expect(configError(() => load({ env: { BACKUP_TOKEN: undefined } }))).toContain('BACKUP_TOKEN');
+    expect(load({ env: { BACKUP_TOKEN: undefined, BACKUP_AUTH: 'none' } }).backup.token).toBeNull();
+  });
+
+  it('lets init at ordinal 0 run without a token (it clones nothing)', () => {
+    const c = load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined } });
+    expect(c.command).toBe('init');
+    expect(c.backup.token).toBeNull();
+  });
+
+  it('requires BACKUP_TOKEN for init at ordinal 1 (it clones with it)', () => {
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-1', env: { BACKUP_TOKEN: undefined } }))).toContain(
+      'BACKUP_TOKEN',
+    );
+  });
+
+  it('refuses an unknown flag and names it', () => {
+    expect(configError(() => load({ argv: ['sidecar', '--bogus', 'x'] }))).toContain('--bogus');
+  });
+
+  it('refuses an unknown command and names it', () => {
+    expect(configError(() => load({ argv: ['start'] }))).toContain('"start"');
+  });
+
+  it('refuses a missing command', () => {
+    expect(configError(() => load({ argv: [] }))).toMatch(/no command/);
+  });
+
+  it('refuses a positional argument after the command', () => {
+    configError(() => load({ argv: ['sidecar', 'extra'] }));
+  });
+});
+
+describe('loadConfig --help', () => {
+  it.each([
+    [['--help'], null],
+    [['-h'], null],
+    [['init', '--help'], 'init'],
+    [['sidecar', '-h'], 'sidecar'],
+    [['plan', '--help'], 'plan'],
+  ] as const)('%j throws HelpRequested listing every setting of the command', (argv, command) => {
+    let thrown: unknown;
+    try {
+      load({ argv: [...argv], env: { BACKUP_TOKEN: undefined } });
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(HelpRequested);
+    const text = (thrown as HelpRequested).text;
+    for (const s of SETTINGS) {
+      const flag = `--${s.name.toLowerCase().replaceAll('_', '-')} `;
+      const applies = !s.only || (command !== null && (s.only as readonly string[]).includes(command));
+      if (applies) expect(text).toContain(flag);
+      else expect(text).not.toContain(flag);
+    }
+  });
+
+  it('accepts plan-only flags for plan and refuses them for the sidecar', () => {
+    const c = load({ argv: ['plan', '--server-version', '8.4.3', '--gtid-mode', 'OFF'], env: { BACKUP_TOKEN: undefined } });
+    expect(c.offlineServer).toMatchObject({ version: { flavor: 'mysql', major: 8, minor: 4 }, gtidMode: false });
+    expect(load({ argv: ['plan', '--server-version', '11.4.2', '--flavor', 'mariadb'] }).offlineServer).toMatchObject({
+      version: { flavor: 'mariadb', major: 11 },
+      gtidMode: true,
+    });
+    expect(configError(() => load({ argv: ['sidecar', '--server-version', '8.4.3'] }))).toContain('server-version');
+  });
+
+  it.each([
+    ['REPLICATION_MODE', ['plan'], { REPLICATION_MODE: 'both' }],
+    ['SERVER_VERSION', ['plan', '--server-version', 'eight'], {}],
+    ['FLAVOR', ['plan', '--server-version', '8.4.3', '--flavor', 'percona'], {}],
+    ['GTID_MODE', ['plan', '--server-version', '8.4.3', '--gtid-mode', 'MAYBE'], {}],
+    ['FLAVOR', ['plan', '--flavor', 'mysql'], {}],
+  ] as const)('names %s when a plan setting is invalid', (name, argv, env) => {
+    expect(configError(() => load({ argv: [...argv], env }))).toContain(name);
+  });
+
+  it('shows help even when the rest of the configuration is invalid', () => {
+    expect(() => load({ argv: ['sidecar', '--help'], hostname: 'no-ordinal', env: { MYSQL_PORT: 'x' } })).toThrow(HelpRequested);
+  });
+});
+
+describe('loadConfig tool lookup', () => {
+  it('prefers xtrabackup/xbstream over mariadb-backup/mbstream, whatever the PATH order', () => {
+    const c = load({
+      argv: ['init'],
+      env: { PATH: '/opt/maria/bin:/opt/percona/bin' },
+      executables: new Set([
+        '/opt/maria/bin/mariadb-backup',
+        '/opt/maria/bin/mbstream',
+        '/opt/percona/bin/xtrabackup',
+        '/opt/percona/bin/xbstream',
+      ]),
+    });
+    expect(c.tools.backup).toBe('/opt/percona/bin/xtrabackup');
+    expect(c.tools.stream).toBe('/opt/percona/bin/xbstream');
+  });
+
+  it('falls back to mariadb-backup/mbstream', () => {
+    const c = load({ argv: ['init'] });
+    expect(c.tools.backup).toBe('/usr/bin/mariadb-backup');
+    expect(c.tools.stream).toBe('/usr/bin/mbstream');
+  });
+
+  it('takes the first PATH directory holding a tool', () => {
+    const c = load({
+      env: { PATH: '/a:/b' },
+      executables: new Set(['/a/mariadb-backup', '/b/mariadb-backup']),
+    });
+    expect(c.tools.backup).toBe('/a/mariadb-backup');
+  });
+
+  it('uses an explicit XTRABACKUP_BIN / XBSTREAM_BIN path', () => {
+    const c = load({
+      argv: ['init'],
+      env: { XTRABACKUP_BIN: '/custom/xb', XBSTREAM_BIN: '/custom/xbs' },
+      executables: new Set(['/custom/xb', '/custom/xbs', ...MARIADB_TOOLS]),
+    });
+    expect(c.tools.backup).toBe('/custom/xb');
+    expect(c.tools.stream).toBe('/custom/xbs');
+  });
+
+  it('looks a bare XTRABACKUP_BIN name up on PATH', () => {
+    const c = load({ env: { XTRABACKUP_BIN: 'mariabackup' }, executables: new Set(['/usr/bin/mariabackup']) });
+    expect(c.tools.backup).toBe('/usr/bin/mariabackup');
+  });
+
+  it('refuses an explicit XTRABACKUP_BIN that is not executable, even when another tool is on PATH', () => {
+    expect(configError(() => load({ env: { XTRABACKUP_BIN: '/nowhere/xtrabackup' } }))).toContain('XTRABACKUP_BIN');
+  });
+
+  it('refuses an explicit XBSTREAM_BIN that is not executable', () => {
+    expect(configError(() => load({ argv: ['init'], env: { XBSTREAM_BIN: '/nowhere/xbstream' } }))).toContain('XBSTREAM_BIN');
+  });
+
+  it('needs a backup tool for the sidecar', () => {
+    expect(configError(() => load({ executables: new Set() }))).toMatch(/backup tool/);
+  });
+
+  it('needs a stream tool for init on a replica', () => {
+    expect(configError(() => load({ argv: ['init'], executables: new Set(['/usr/bin/mariadb-backup']) }))).toMatch(
+      /stream tool/,
+    );
+  });
+
+  it('needs no tools for init on the primary', () => {
+    const c = load({ argv: ['init'], hostname: 'mysql-0', executables: new Set() });
+    expect(c.tools.backup).toBe('');
+    expect(c.tools.stream).toBe('');
+  });
+});
+
+describe('loadConfig clone source, empty primary and readiness settings', () => {
+  it.each([
+    ['defaults', ['init'], {}, { lag: 60, peers: { statusTimeoutMs: 3000, probeCount: 5 }, start: 'refuse', ready: 30 }],
+    [
+      'environment and flags',
+      ['init', '--primary-empty-start', 'allow'],
+      { CLONE_MAX_LAG: '5', PEER_STATUS_TIMEOUT: '1', PEER_PROBE_COUNT: '9', READY_MAX_LAG: '0' },
+      { lag: 5, peers: { statusTimeoutMs: 1000, probeCount: 9 }, start: 'allow', ready: 0 },
+    ],
+  ] as const)('reads lag limits, peer probing and PRIMARY_EMPTY_START: %s', (_what, argv, env, want) => {
+    const c = load({ argv: [...argv], env });
+    expect(c.cloneSource).toEqual({ choice: { kind: 'auto' }, maxLagSeconds: want.lag });
+    expect(c.peers).toEqual(want.peers);
+    expect(c.primaryEmptyStart).toBe(want.start);
+    expect(c.readyMaxLagSeconds).toBe(want.ready);
+  });
+
+  it.each([
+    ['previous', { kind: 'previous' }],
+    ['primary', { kind: 'primary' }],
+    ['mysql-2.mysql', { kind: 'host', host: 'mysql-2.mysql' }],
+  ] as const)('reads CLONE_SOURCE=%s', (value, choice) => {
+    expect(load({ argv: ['init'], env: { CLONE_SOURCE: value } }).cloneSource.choice).toEqual(choice);
+  });
+
+  it('needs the token and the tools at ordinal 0 only when it may recover from a replica', () => {
+    expect(load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined, PRIMARY_EMPTY_START: 'allow' }, executables: new Set() }).backup.token).toBeNull();
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { BACKUP_TOKEN: undefined, PRIMARY_EMPTY_START: 'recover' } }))).toContain(
+      'BACKUP_TOKEN',
+    );
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { PRIMARY_EMPTY_START: 'recover' }, executables: new Set() }))).toContain(
+      'backup tool',
+    );
+  });
+
+  it('accepts --clone-source for init only and --ready-max-lag for the sidecar only', () => {
+    expect(load({ argv: ['init', '--clone-source', 'primary'] }).cloneSource.choice).toEqual({ kind: 'primary' });
+    expect(configError(() => load({ argv: ['sidecar', '--clone-source', 'primary'] }))).toContain('clone-source');
+    expect(load({ argv: ['sidecar', '--ready-max-lag', '10'] }).readyMaxLagSeconds).toBe(10);
+    expect(configError(() => load({ argv: ['init', '--ready-max-lag', '10'] }))).toContain('ready-max-lag');
+  });
+});
+
+describe('loadConfig server-id range', () => {
+  // server_id is a 32-bit unsigned value; a larger one is clamped by mysqld, so two pods would share it.
+  it('never yields a server-id above 4294967295', () => {
+    let serverId: number | undefined;
+    try {
+      serverId = load({ hostname: 'mysql-200000', env: { SERVER_ID_OFFSET: '4294867295' } }).serverId;
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toContain('SERVER_ID_OFFSET');
+      return;
+    }
+    expect(serverId).toBeLessThanOrEqual(4294967295);
+  });
+});
