@@ -11,7 +11,9 @@
 #                                              user as uid 999 and a first-start entrypoint like mariadb's
 #
 # Cached on this machine: an image is rebuilt only when its label `org.mysql-agent.standin-key`
-# differs from the hash of this folder, the node version, the apt sources and the CA bundle. Prints the tags.
+# differs from the hash of its inputs: this script, its own files in standin/, what it takes from
+# this machine (apt sources; node and npm versions and the CA bundle for node) and the key of the
+# debian stand-in under it. A new node rebuilds only the node stand-in. Prints the tags.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export DOCKER_BUILDKIT=0 # the legacy builder is what Debian's docker.io has without buildx
@@ -36,10 +38,13 @@ node_bin="$(readlink -f "$(command -v node)")"
 npm_dir="$(dirname "$node_bin")/../lib/node_modules/npm"
 [ -d "$npm_dir" ] || fail "npm is not next to $node_bin (expected $npm_dir)"
 
-key="$(cat "$0" "$here"/standin/* "$SOURCES" "$CA_BUNDLE" <(node --version) | sha256sum | cut -c1-16)"
-current() { [ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null)" = "$key" ]; }
+hash() { cat "$@" | sha256sum | cut -c1-16; }
+debian_key="$(hash "$0" "$SOURCES")"
+node_key="$(hash "$0" "$here/standin/node.Dockerfile" "$CA_BUNDLE" "$npm_dir/package.json" <("$node_bin" --version; echo "$debian_key"))"
+mariadb_key="$(hash "$0" "$here/standin/mariadb.Dockerfile" "$here/standin/docker-entrypoint.sh" <(echo "$debian_key"))"
+current() { [ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null)" = "$2" ]; }
 
-if ! current "$DEBIAN_TAG"; then
+if ! current "$DEBIAN_TAG" "$debian_key"; then
   command -v debootstrap >/dev/null || fail "debootstrap is not installed: apt-get install -y debootstrap"
   [ "$(id -u)" -eq 0 ] || fail "debootstrap needs root: run as root"
   mirror="$(awk '/^URIs:/ { print $2; exit }' "$SOURCES")"
@@ -53,25 +58,25 @@ if ! current "$DEBIAN_TAG"; then
   rm -f "$rootfs/etc/apt/sources.list"
   cp "$SOURCES" "$rootfs/etc/apt/sources.list.d/debian.sources"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  tar -C "$rootfs" -c . | docker import --change "LABEL $LABEL=$key" --change 'CMD ["bash"]' - "$DEBIAN_TAG" >/dev/null
+  tar -C "$rootfs" -c . | docker import --change "LABEL $LABEL=$debian_key" --change 'CMD ["bash"]' - "$DEBIAN_TAG" >/dev/null
   rm -rf "$rootfs"
   trap - EXIT
 fi
 
-if ! current "$NODE_TAG"; then
+if ! current "$NODE_TAG" "$node_key"; then
   ctx="$(mktemp -d)"
   trap 'rm -rf "$ctx"' EXIT
   cp "$here/standin/node.Dockerfile" "$ctx/Dockerfile"
   cp "$node_bin" "$ctx/node"
   cp -r "$npm_dir" "$ctx/npm"
   cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
-  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$NODE_TAG" "$ctx"
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$node_key" -t "$NODE_TAG" "$ctx"
   rm -rf "$ctx"
   trap - EXIT
 fi
 
-if ! current "$MARIADB_TAG"; then
-  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$key" -t "$MARIADB_TAG" \
+if ! current "$MARIADB_TAG" "$mariadb_key"; then
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$mariadb_key" -t "$MARIADB_TAG" \
     -f "$here/standin/mariadb.Dockerfile" "$here/standin"
 fi
 
