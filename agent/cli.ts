@@ -1,30 +1,44 @@
 #!/usr/bin/env node
 /**
- * Entry point: parses argv and the environment once, builds the root logger, dispatches to
- * `init`, `sidecar` or `plan`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration
- * (or, for plan, a clone that cannot be used), 143 stopped by SIGTERM before finishing (init).
+ * Entry point: parses argv and the environment once against the command's own settings, builds
+ * the root logger, dispatches to `init`, `sidecar` or `plan`, and alone decides exit codes: 0 done,
+ * 1 failed, 2 bad configuration (or, for plan, a clone that cannot be used), 143 stopped by
+ * SIGTERM before finishing (init).
  */
 import { hostname } from 'node:os';
-import { type Config, HelpRequested, loadConfig } from './core/settings.js';
+import { COMMANDS, type Config } from './commands.js';
 import { AgentError, ConfigError, errorMessage } from './core/errors.js';
-import { createLogger } from './core/log.js';
+import { type Logger, createLogger } from './core/log.js';
+import { HelpRequested, loadCommand } from './core/settings.js';
 
 /** How long the sidecar may take to stop after SIGTERM before it exits anyway. */
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
 function configure(): Config {
   try {
-    return loadConfig({ argv: process.argv.slice(2), env: process.env, hostname: hostname() });
+    return loadCommand(COMMANDS, { argv: process.argv.slice(2), env: process.env, hostname: hostname() });
   } catch (err) {
     if (err instanceof HelpRequested) {
       process.stdout.write(`${err.text}\n`);
       process.exit(0);
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`mysql-agent: ${err.message}\n`);
+      for (const line of err.message.split('\n')) process.stderr.write(`mysql-agent: ${line}\n`);
       process.exit(2);
     }
     throw err;
+  }
+}
+
+/** Each command loads only its own modules: init never pays for fastify and mysql2 in memory. */
+async function run(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+  switch (config.command) {
+    case 'init':
+      return (await import('./init/init.js')).runInit(config, log, signal);
+    case 'sidecar':
+      return (await import('./sidecar/sidecar.js')).runSidecar(config, log, signal);
+    case 'plan':
+      return (await import('./mysql/plan.js')).runPlan(config, process.stdout, process.stderr);
   }
 }
 
@@ -47,10 +61,7 @@ async function main(): Promise<void> {
     });
   }
   try {
-    // Each role loads only its own modules: init never pays for fastify and mysql2 in memory.
-    if (config.command === 'init') await (await import('./init/init.js')).runInit(config, log, controller.signal);
-    else if (config.command === 'sidecar') await (await import('./sidecar/sidecar.js')).runSidecar(config, log, controller.signal);
-    else await (await import('./mysql/plan.js')).runPlan(config, process.stdout, process.stderr);
+    await run(config, log, controller.signal);
   } catch (err) {
     const code = err instanceof AgentError ? err.code : 'UNEXPECTED';
     if (config.command === 'plan' && (code === 'PLAN' || code === 'PARSE')) {

@@ -1,15 +1,34 @@
 /**
- * The durable record of the clone that made this datadir: written by init into the clone
- * before it is moved in (so it arrives with the data, or not at all), read by the sidecar for
- * /status and the clone metrics. init exits after a clone, so this file is how its outcome
- * outlives it.
+ * The durable records the agent leaves beside the data, shared by the side that writes them
+ * and the side that reads them: their names, their shapes and their readers. init exits after
+ * its work, so these files are how its outcome outlives it; the sidecar's records say what was
+ * done once and must never be done again.
+ *
+ * | record                              | where    | written by            | read by                 |
+ * |-------------------------------------|----------|-----------------------|-------------------------|
+ * | mysql-agent-clone.json              | DATA_DIR | init, into the clone  | sidecar (/status, metrics) |
+ * | mysql-agent-primary-start.json      | CONF_DIR | init at ordinal 0     | sidecar (/status)       |
+ * | mysql-agent-primary-recovery.json   | DATA_DIR | init (recover), then the sidecar (`applying` → `applied`) | sidecar |
+ * | mysql-agent-replication.json        | DATA_DIR | sidecar, after CHANGE MASTER | sidecar, plan     |
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Skipped } from '../init/clone-source.js';
 import { writeFileAtomic } from './files.js';
 
 export const CLONE_RECORD = 'mysql-agent-clone.json';
+/** Never in DATA_DIR: MySQL's --initialize refuses a non-empty one. */
+export const PRIMARY_START_RECORD = 'mysql-agent-primary-start.json';
+/** Written into the recovered clone: the GTID state the new primary must continue from. */
+export const RECOVERY_RECORD = 'mysql-agent-primary-recovery.json';
+/** Kept in the datadir so it lives and dies with the data it describes. */
+export const REPLICATION_RECORD = 'mysql-agent-replication.json';
+
+/** A peer passed over as a clone source, and why. */
+export interface SkippedPeer {
+  readonly ordinal: number;
+  readonly host: string;
+  readonly reason: string;
+}
 
 export interface CloneRecord {
   readonly source: {
@@ -27,11 +46,27 @@ export interface CloneRecord {
   readonly duration_ms: number;
   readonly finished_at: string;
   /** Peers passed over in the round that succeeded, with the reasons. */
-  readonly skipped: readonly Skipped[];
+  readonly skipped: readonly SkippedPeer[];
 }
 
-export async function writeCloneRecord(dir: string, record: CloneRecord): Promise<void> {
-  await writeFileAtomic(join(dir, CLONE_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+export interface RecoveryRecord {
+  readonly decision: 'recover';
+  readonly reason: string;
+  readonly source: { readonly host: string; readonly ordinal: number | null };
+  /** The GTID state the new primary continues from. */
+  readonly gtid: string;
+  readonly behind: readonly { readonly ordinal: number; readonly host: string; readonly gtid: string }[];
+  /** null until the sidecar starts setting the server's GTID state; `applying` while it does. */
+  readonly continuity: {
+    readonly how: 'applying' | 'applied' | 'found-on-server';
+    readonly statements: readonly string[];
+    readonly at: string;
+  } | null;
+}
+
+/** Writes a record as indented JSON, atomically. */
+export async function writeRecord(dir: string, name: string, record: object): Promise<void> {
+  await writeFileAtomic(join(dir, name), `${JSON.stringify(record, null, 2)}\n`);
 }
 
 /** A small JSON file from DATA_DIR (or CONF_DIR), or null when absent or unreadable. */
@@ -43,4 +78,17 @@ export async function readJsonRecord<T>(dir: string, name: string): Promise<T | 
   }
 }
 
+export const writeCloneRecord = (dir: string, record: CloneRecord) => writeRecord(dir, CLONE_RECORD, record);
 export const readCloneRecord = (dataDir: string) => readJsonRecord<CloneRecord>(dataDir, CLONE_RECORD);
+export const readRecoveryRecord = (dataDir: string) => readJsonRecord<RecoveryRecord>(dataDir, RECOVERY_RECORD);
+
+/** Whether replication was configured for this datadir (a record that cannot be read still counts). */
+export async function hasReplicationRecord(dataDir: string): Promise<boolean> {
+  try {
+    await readFile(join(dataDir, REPLICATION_RECORD));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}

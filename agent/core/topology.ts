@@ -41,3 +41,15 @@ export function peerHost(template: string, set: string, service: string, ordinal
     .replaceAll('{service}', service)
     .replaceAll('{ordinal}', String(ordinal));
 }
+
+/** How peers are named: the host template with this StatefulSet's name and Service. */
+export interface PeerHosts {
+  readonly template: string;
+  readonly set: string;
+  readonly service: string;
+}
+
+/** The host of the agent (and server) at an ordinal. */
+export function hostOf(hosts: PeerHosts, ordinal: Ordinal | number): string {
+  return peerHost(hosts.template, hosts.set, hosts.service, ordinal as Ordinal);
+}

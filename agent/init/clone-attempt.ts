@@ -10,9 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import { BACKUP_PATH, CLOSING_FILES, ESTIMATE_HEADER, STATUS_TRAILER, SUCCESS } from '../stream/protocol.js';
 import type { ToolCommand } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
-import { freeBytes } from './datadir.js';
 import { CloneError, SubprocessError, errorMessage } from '../core/errors.js';
 import { meterChunks } from '../stream/meter.js';
+import { freeBytes } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
 
 export interface CloneSource {

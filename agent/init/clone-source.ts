@@ -10,9 +10,10 @@
  * `rankCloneSources` is the policy (pure, over the peers' answers); `cloneFromFirst` tries the
  * candidates in order and moves on when one is busy, down or breaks mid-stream.
  */
-import type { CloneSourceChoice } from '../core/settings.js';
 import { CloneError, errorMessage } from '../core/errors.js';
+import type { SkippedPeer } from '../core/records.js';
 import type { PeerReport } from './peer-status.js';
+import type { CloneSourceChoice } from './settings.js';
 
 export interface Candidate {
   /** The peer's ordinal, when known (not for CLONE_SOURCE=<host>). */
@@ -22,15 +23,9 @@ export interface Candidate {
   readonly why: string;
 }
 
-export interface Skipped {
-  readonly ordinal: number;
-  readonly host: string;
-  readonly reason: string;
-}
-
 export interface SourceRanking {
   readonly candidates: readonly Candidate[];
-  readonly skipped: readonly Skipped[];
+  readonly skipped: readonly SkippedPeer[];
 }
 
 /** The peers `auto` asks: every ordinal below ours. */
@@ -73,7 +68,7 @@ function replicaProblem(report: PeerReport, maxLagSeconds: number): string | nul
 export function rankCloneSources(reports: readonly PeerReport[], maxLagSeconds: number): SourceRanking {
   const replicas: Candidate[] = [];
   const primaries: Candidate[] = [];
-  const skipped: Skipped[] = [];
+  const skipped: SkippedPeer[] = [];
   const skip = (r: PeerReport, reason: string) => skipped.push({ ordinal: r.ordinal, host: r.host, reason });
   for (const r of [...reports].sort((a, b) => b.ordinal - a.ordinal)) {
     if (r.status === null) {
@@ -94,7 +89,7 @@ export function rankCloneSources(reports: readonly PeerReport[], maxLagSeconds: 
 }
 
 /** One line naming every candidate and what went wrong with it. */
-export function describeFailures(failures: readonly { readonly candidate: Candidate | Skipped; readonly reason: string }[]): string {
+export function describeFailures(failures: readonly { readonly candidate: Candidate | SkippedPeer; readonly reason: string }[]): string {
   return failures.map(({ candidate, reason }) => `${label(candidate)}: ${reason}`).join('; ');
 }
 
@@ -113,7 +108,7 @@ export async function cloneFromFirst<T>(
   attempt: (candidate: Candidate) => Promise<T>,
   onFailure: (candidate: Candidate, err: unknown, remaining: number) => void,
 ): Promise<{ readonly result: T; readonly candidate: Candidate }> {
-  const failures: { candidate: Candidate | Skipped; reason: string }[] = ranking.skipped.map((s) => ({ candidate: s, reason: s.reason }));
+  const failures: { candidate: Candidate | SkippedPeer; reason: string }[] = ranking.skipped.map((s) => ({ candidate: s, reason: s.reason }));
   const errors: unknown[] = [];
   for (const [i, candidate] of ranking.candidates.entries()) {
     try {

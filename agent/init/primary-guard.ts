@@ -14,22 +14,17 @@
  * `decidePrimaryStart` is the policy (pure, over the replicas' answers); `guardEmptyPrimary` asks,
  * logs, records the decision and runs the clone.
  */
-import { join } from 'node:path';
-import type { Candidate, SourceRanking } from './clone-source.js';
-import type { Config, PrimaryEmptyStart } from '../core/settings.js';
 import { CloneError, DataDirError } from '../core/errors.js';
-import { writeFileAtomic } from '../core/files.js';
-import { compareGtid, isGtidState, mostAdvanced } from '../mysql/gtid.js';
-import type { ClonePlan } from './init.js';
 import type { Logger } from '../core/log.js';
-import { type PeerReport, probePeers } from './peer-status.js';
+import { PRIMARY_START_RECORD, RECOVERY_RECORD, writeRecord } from '../core/records.js';
+import { hostOf } from '../core/topology.js';
+import { readCloneCoordinates } from '../mysql/clone-info.js';
+import { compareGtid, isGtidState, mostAdvanced } from '../mysql/gtid.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
-import type { Ordinal } from '../core/topology.js';
-
-/** The decision, written by init to CONF_DIR for the sidecar's /status (never into an empty DATA_DIR: MySQL's --initialize refuses a non-empty one). */
-export const PRIMARY_START_RECORD = 'mysql-agent-primary-start.json';
-/** Written into the recovered clone: the GTID state the new primary must continue from; primary-recovery.ts completes it. */
-export const RECOVERY_RECORD = 'mysql-agent-primary-recovery.json';
+import type { ClonePlan } from './clone.js';
+import type { Candidate, SourceRanking } from './clone-source.js';
+import { type PeerReport, probePeers } from './peer-status.js';
+import type { InitConfig, PrimaryEmptyStart } from './settings.js';
 
 /** What one replica said, as kept in logs, /status and the records. */
 export interface PeerEvidence {
@@ -137,11 +132,11 @@ export function decidePrimaryStart(setting: PrimaryEmptyStart, mode: RequestedMo
 }
 
 /** Replicas ordinal 0 asks: 1..PEER_PROBE_COUNT. */
-function replicaPeers(config: Config): { ordinal: number; host: string }[] {
-  return Array.from({ length: config.peers.probeCount }, (_, i) => ({ ordinal: i + 1, host: config.peerHost((i + 1) as Ordinal) }));
+function replicaPeers(config: InitConfig): { ordinal: number; host: string }[] {
+  return Array.from({ length: config.peers.probeCount }, (_, i) => ({ ordinal: i + 1, host: hostOf(config.peerHosts, i + 1) }));
 }
 
-async function askReplicas(config: Config): Promise<PeerReport[]> {
+async function askReplicas(config: InitConfig): Promise<PeerReport[]> {
   return probePeers(replicaPeers(config), config.backup.port, config.peers.statusTimeoutMs);
 }
 
@@ -150,7 +145,7 @@ async function askReplicas(config: Config): Promise<PeerReport[]> {
  * CONF_DIR, then returns (start empty), throws (refuse), or clones from the most advanced replica
  * through `clone` and leaves the recovery record in the clone for the sidecar.
  */
-export async function guardEmptyPrimary(config: Config, log: Logger, clone: (plan: ClonePlan) => Promise<void>): Promise<void> {
+export async function guardEmptyPrimary(config: InitConfig, log: Logger, clone: (plan: ClonePlan) => Promise<void>): Promise<void> {
   const reports = await askReplicas(config);
   const decision = decidePrimaryStart(config.primaryEmptyStart, config.replicationMode, reports);
   const evidence = evidenceOf(reports);
@@ -158,7 +153,7 @@ export async function guardEmptyPrimary(config: Config, log: Logger, clone: (pla
   const level = decision.action === 'start-empty' && decision.decision !== 'allowed' ? 'info' : decision.action === 'refuse' ? 'error' : 'warn';
   log[level]({ phase: 'primary-start', decision: record.decision, setting: config.primaryEmptyStart, evidence }, decision.reason);
   if (decision.action === 'refuse') throw new DataDirError(decision.reason);
-  await writeFileAtomic(join(config.confDir, PRIMARY_START_RECORD), `${JSON.stringify(record, null, 2)}\n`);
+  await writeRecord(config.confDir, PRIMARY_START_RECORD, record);
   if (decision.action === 'start-empty') return;
 
   let target = decision;
@@ -177,7 +172,6 @@ export async function guardEmptyPrimary(config: Config, log: Logger, clone: (pla
     },
     beforeMove: async (dir, source) => {
       // The clone's own coordinates are the exact state it holds; /status was read moments before.
-      const { readCloneCoordinates } = await import('../sidecar/replication.js');
       const coordinates = (await readCloneCoordinates(dir))?.coordinates ?? null;
       const gtid = coordinates?.from === 'slave_info' ? coordinates.gtid : null;
       if (gtid === null) {
@@ -188,10 +182,7 @@ export async function guardEmptyPrimary(config: Config, log: Logger, clone: (pla
         throw new CloneError(`the clone from ${source.host} is at GTID ${gtid}, behind ${target.gtid} that its /status reported: not using it`, false);
       }
       log.warn({ phase: 'primary-start', peer: source.host, gtid }, `recovered primary will continue from GTID ${gtid}`);
-      await writeFileAtomic(
-        join(dir, RECOVERY_RECORD),
-        `${JSON.stringify({ ...record, source: { host: source.host, ordinal: source.ordinal }, gtid, behind: target.behind, continuity: null }, null, 2)}\n`,
-      );
+      await writeRecord(dir, RECOVERY_RECORD, { ...record, source: { host: source.host, ordinal: source.ordinal }, gtid, behind: target.behind, continuity: null });
     },
   });
 }

@@ -4,10 +4,10 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config } from '../core/settings.js';
 import { ConfigError } from '../core/errors.js';
 import { readFirst, writeFileAtomic } from '../core/files.js';
 import type { Role } from '../core/topology.js';
+import type { InitConfig } from './settings.js';
 
 /** ConfigMap file names per role, preferred first; the tutorial's names are still accepted. */
 const ROLE_FILES: Record<Role, readonly string[]> = {
@@ -20,7 +20,7 @@ export function serverIdCnf(serverId: number): string {
 }
 
 /** Writes server-id.cnf and `<role>.cnf` into CONF_DIR and removes the other role's file. */
-export async function ensureRoleConfig(config: Config): Promise<{ files: string[] }> {
+export async function ensureRoleConfig(config: Pick<InitConfig, 'configMapDir' | 'confDir' | 'role' | 'serverId'>): Promise<{ files: string[] }> {
   const found = await readFirst(config.configMapDir, ROLE_FILES[config.role]);
   if (!found) {
     throw new ConfigError(

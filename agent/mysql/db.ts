@@ -3,7 +3,6 @@
  * server restarts), the wait for the server to answer, and typed readings of its state.
  */
 import mysql from 'mysql2/promise';
-import type { Config } from '../core/settings.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { backoffDelay, type Clock, realClock } from '../core/retry.js';
@@ -15,12 +14,20 @@ export interface Db {
   end(): Promise<void>;
 }
 
-export function createDb(config: Config): Db {
+/** The local server's address and the agent's account (MYSQL_*). */
+export interface Connection {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password: string;
+}
+
+export function createDb(connection: Connection): Db {
   const pool = mysql.createPool({
-    host: config.mysql.host,
-    port: config.mysql.port,
-    user: config.mysql.user,
-    password: config.mysql.password,
+    host: connection.host,
+    port: connection.port,
+    user: connection.user,
+    password: connection.password,
     connectionLimit: 2,
     connectTimeout: 5000,
     enableKeepAlive: true,

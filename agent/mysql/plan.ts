@@ -5,14 +5,15 @@
  * --gtid-mode, so any version can be checked from anywhere.
  */
 import type { Writable } from 'node:stream';
-import type { Config } from '../core/settings.js';
-import { createDb, readReplicaStatus, readServerFacts } from './db.js';
 import { PlanError } from '../core/errors.js';
-import { type ServerFacts, planReplication } from './replication-sql.js';
-import { RECORD_FILE, hasRecord, readCloneCoordinates, replicationSource } from '../sidecar/replication.js';
+import { REPLICATION_RECORD, hasReplicationRecord } from '../core/records.js';
+import { readCloneCoordinates } from './clone-info.js';
+import { createDb, readReplicaStatus, readServerFacts } from './db.js';
+import type { PlanConfig } from './plan-settings.js';
+import { type ServerFacts, planReplication, replicationSource } from './replication-sql.js';
 
 /** Resolves with nothing to report, or throws PlanError / ParseError (exit 2). */
-export async function runPlan(config: Config, out: Writable, note: Writable): Promise<void> {
+export async function runPlan(config: PlanConfig, out: Writable, note: Writable): Promise<void> {
   if (config.role === 'primary') {
     note.write('ordinal 0 is the primary: the sidecar starts no replication\n');
     return;
@@ -25,11 +26,11 @@ export async function runPlan(config: Config, out: Writable, note: Writable): Pr
   if (config.offlineServer) {
     server = config.offlineServer;
   } else {
-    const db = createDb(config);
+    const db = createDb(config.mysql);
     try {
       server = await readServerFacts(db);
-      if (await hasRecord(config.dataDir)) {
-        note.write(`replication was configured earlier (${RECORD_FILE}): the sidecar applies nothing\n`);
+      if (await hasReplicationRecord(config.dataDir)) {
+        note.write(`replication was configured earlier (${REPLICATION_RECORD}): the sidecar applies nothing\n`);
         return;
       }
       const status = await readReplicaStatus(db, server.version);

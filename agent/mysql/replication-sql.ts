@@ -33,6 +33,24 @@ export interface ReplicationSource {
   readonly connectRetrySeconds: number;
 }
 
+/** How often a replica retries a lost connection to the primary (the tutorial's value). */
+const CONNECT_RETRY_SECONDS = 10;
+
+/** The primary as CHANGE MASTER names it: the configured host, the servers' port, the replication account. */
+export function replicationSource(access: {
+  readonly primaryHost: string;
+  readonly mysql: { readonly port: number };
+  readonly replication: { readonly user: string; readonly password: string };
+}): ReplicationSource {
+  return {
+    host: access.primaryHost,
+    port: access.mysql.port,
+    user: access.replication.user,
+    password: access.replication.password,
+    connectRetrySeconds: CONNECT_RETRY_SECONDS,
+  };
+}
+
 /** A statement as it is run, and as it may be logged or shown (password masked). */
 export interface Statement {
   readonly sql: string;

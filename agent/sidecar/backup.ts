@@ -8,13 +8,12 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { backupCommand } from '../stream/backup-tool.js';
+import { type BackupToolSettings, backupCommand } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
-import type { Config } from '../core/settings.js';
-import { estimateBackupBytes } from '../init/datadir.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { meterChunks } from '../stream/meter.js';
+import { estimateBackupBytes } from '../stream/sizes.js';
 
 export interface BackupRecord {
   readonly client: string;
@@ -39,7 +38,7 @@ export class BackupService {
   private lastRecord: BackupRecord | null = null;
 
   constructor(
-    private readonly config: Config,
+    private readonly config: BackupToolSettings,
     private readonly log: Logger,
     private readonly shutdown: AbortSignal,
   ) {}

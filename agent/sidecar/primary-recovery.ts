@@ -19,31 +19,13 @@
  * something of its own before the statements ran is left alone and reported: resetting its
  * binary log would hide those transactions from the replicas.
  */
-import { join } from 'node:path';
 import mysql from 'mysql2';
-import { readJsonRecord } from '../core/records.js';
-import { type Db, readReplicaStatus } from '../mysql/db.js';
-import { writeFileAtomic } from '../core/files.js';
-import { gtidCovers } from '../mysql/gtid.js';
 import type { Logger } from '../core/log.js';
-import { RECOVERY_RECORD } from '../init/primary-guard.js';
+import { RECOVERY_RECORD, readRecoveryRecord, writeRecord } from '../core/records.js';
+import { type Db, readReplicaStatus } from '../mysql/db.js';
+import { gtidCovers } from '../mysql/gtid.js';
 import type { ServerFacts } from '../mysql/replication-sql.js';
 import { type ServerVersion, hasResetBinaryLogsAndGtids } from '../mysql/server-version.js';
-
-export interface RecoveryRecord {
-  readonly decision: 'recover';
-  readonly reason: string;
-  readonly source: { readonly host: string; readonly ordinal: number | null };
-  /** The GTID state the new primary continues from. */
-  readonly gtid: string;
-  readonly behind: readonly { readonly ordinal: number; readonly host: string; readonly gtid: string }[];
-  /** null until the sidecar starts setting the server's GTID state; `applying` while it does. */
-  readonly continuity: {
-    readonly how: 'applying' | 'applied' | 'found-on-server';
-    readonly statements: readonly string[];
-    readonly at: string;
-  } | null;
-}
 
 export type ContinuityOutcome =
   | { readonly state: 'none' }
@@ -63,8 +45,6 @@ async function serverGtidState(db: Db, version: ServerVersion): Promise<string> 
   return String(row?.g ?? '').replace(/\s+/g, '');
 }
 
-export const readRecoveryRecord = (dataDir: string) => readJsonRecord<RecoveryRecord>(dataDir, RECOVERY_RECORD);
-
 export async function ensurePrimaryContinuity(deps: {
   readonly db: Db;
   readonly server: ServerFacts;
@@ -78,7 +58,7 @@ export async function ensurePrimaryContinuity(deps: {
   const done = record.continuity?.how === 'applied' || record.continuity?.how === 'found-on-server';
   if (done) return { state: 'configured', how: 'recorded-earlier' };
   const save = (how: 'applying' | 'applied' | 'found-on-server', statements: string[]) =>
-    writeFileAtomic(join(dataDir, RECOVERY_RECORD), `${JSON.stringify({ ...record, continuity: { how, statements, at: new Date().toISOString() } }, null, 2)}\n`);
+    writeRecord(dataDir, RECOVERY_RECORD, { ...record, continuity: { how, statements, at: new Date().toISOString() } });
 
   const replica = await readReplicaStatus(db, server.version);
   if (replica.configured) {

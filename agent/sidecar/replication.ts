@@ -10,15 +10,12 @@
  * | no     | no                | parse           | statements, START SLAVE, record     |
  * | no     | no                | none / invalid  | blocked: not ready, reason in status|
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Config } from '../core/settings.js';
-import type { Db } from '../mysql/db.js';
-import { readReplicaStatus } from '../mysql/db.js';
 import { ParseError, PlanError } from '../core/errors.js';
-import { readFirst, writeFileAtomic } from '../core/files.js';
-import { type CloneCoordinates, parseBinlogInfo, parseSlaveInfo } from '../mysql/info-files.js';
+import { readFirst } from '../core/files.js';
 import type { Logger } from '../core/log.js';
+import { REPLICATION_RECORD, hasReplicationRecord, writeRecord } from '../core/records.js';
+import { BINLOG_INFO, SLAVE_INFO, readCloneCoordinates } from '../mysql/clone-info.js';
+import { type Db, readReplicaStatus } from '../mysql/db.js';
 import {
   type ReplicationSource,
   type RequestedMode,
@@ -31,56 +28,13 @@ import {
 /** ER_ACCESS_DENIED_ERROR, as the IO thread reports it when the primary refuses its account. */
 const ACCESS_DENIED = 1045;
 
-/** How often a replica retries a lost connection to the primary (the tutorial's value). */
-const CONNECT_RETRY_SECONDS = 10;
-
-/** The primary as CHANGE MASTER names it, from the configuration. */
-export function replicationSource(config: Config): ReplicationSource {
-  return {
-    host: config.primaryHost,
-    port: config.mysql.port,
-    user: config.replication.user,
-    password: config.replication.password,
-    connectRetrySeconds: CONNECT_RETRY_SECONDS,
-  };
-}
-
-/** The durable record; kept in the datadir so it lives and dies with the data it describes. */
-export const RECORD_FILE = 'mysql-agent-replication.json';
-
-/** Info file names, newest spelling first (MariaDB 11.1+ renamed them; the old ones are the fallback). */
-const SLAVE_INFO = ['mariadb_backup_slave_info', 'xtrabackup_slave_info'];
-const BINLOG_INFO = ['mariadb_backup_binlog_info', 'xtrabackup_binlog_info'];
-
 export type SetupOutcome =
   | { readonly state: 'configured'; readonly how: 'recorded-earlier' | 'found-on-server' | 'applied'; readonly from?: string }
   | { readonly state: 'blocked'; readonly reason: string };
 
-/**
- * The clone's coordinates: slave_info wins (a GTID replica with log-bin also leaves a
- * binlog_info of its own binlog, useless for following the primary), else binlog_info.
- */
-export async function readCloneCoordinates(dataDir: string): Promise<{ file: string; text: string; coordinates: CloneCoordinates } | null> {
-  const slave = await readFirst(dataDir, SLAVE_INFO);
-  if (slave && slave.text.trim() !== '') return { file: slave.name, text: slave.text, coordinates: parseSlaveInfo(slave.text, slave.name) };
-  const binlog = await readFirst(dataDir, BINLOG_INFO);
-  if (binlog) return { file: binlog.name, text: binlog.text, coordinates: parseBinlogInfo(binlog.text, binlog.name) };
-  return null;
-}
-
-export async function hasRecord(dataDir: string): Promise<boolean> {
-  try {
-    await readFile(join(dataDir, RECORD_FILE));
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
-}
-
-async function writeRecord(dataDir: string, record: Record<string, unknown>): Promise<void> {
-  await writeFileAtomic(join(dataDir, RECORD_FILE), `${JSON.stringify({ ...record, at: new Date().toISOString() }, null, 2)}\n`);
-}
+/** The record says how replication was set up, once: `applied` statements, or `found-on-server`. */
+const saveRecord = (dataDir: string, record: Record<string, unknown>) =>
+  writeRecord(dataDir, REPLICATION_RECORD, { ...record, at: new Date().toISOString() });
 
 export async function ensureReplication(deps: {
   readonly db: Db;
@@ -93,8 +47,8 @@ export async function ensureReplication(deps: {
   const { db, server, dataDir, source } = deps;
   const { version } = server;
   const log = deps.log.child({ phase: 'replication' });
-  if (await hasRecord(dataDir)) {
-    log.info({ record: RECORD_FILE }, 'replication was configured earlier: not applying it again');
+  if (await hasReplicationRecord(dataDir)) {
+    log.info({ record: REPLICATION_RECORD }, 'replication was configured earlier: not applying it again');
     return { state: 'configured', how: 'recorded-earlier' };
   }
   const status = await readReplicaStatus(db, version);
@@ -102,7 +56,7 @@ export async function ensureReplication(deps: {
     // Configured but not recorded: we stopped between CHANGE MASTER and the record.
     log.warn({ source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning }, 'server already replicates but no record: adopting it, not applying CHANGE MASTER again');
     if (status.ioRunning === 'No' || status.sqlRunning === 'No') await db.query(startReplicaStatement(version));
-    await writeRecord(dataDir, { how: 'found-on-server', source_host: status.sourceHost });
+    await saveRecord(dataDir, { how: 'found-on-server', source_host: status.sourceHost });
     return { state: 'configured', how: 'found-on-server' };
   }
   let clone;
@@ -132,7 +86,7 @@ export async function ensureReplication(deps: {
     log.info({ sql: statement.shown, from: clone.file }, 'applying');
     await db.query(statement.sql);
   }
-  await writeRecord(dataDir, {
+  await saveRecord(dataDir, {
     how: 'applied',
     from: clone.file,
     mode: plan.mode,

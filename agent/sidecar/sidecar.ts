@@ -7,18 +7,17 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { BackupService } from './backup.js';
-import { type CloneRecord, readCloneRecord, readJsonRecord } from '../core/records.js';
-import type { Config } from '../core/settings.js';
-import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, waitForServer } from '../mysql/db.js';
 import { errorMessage } from '../core/errors.js';
-import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import type { Logger } from '../core/log.js';
+import { type CloneRecord, PRIMARY_START_RECORD, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
+import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, waitForServer } from '../mysql/db.js';
+import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
+import type { BackupService } from './backup.js';
+import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import { AgentMetrics, CountedBackupService } from './metrics.js';
-import { PRIMARY_START_RECORD } from '../init/primary-guard.js';
-import { ensurePrimaryContinuity, readRecoveryRecord } from './primary-recovery.js';
-import { type SetupOutcome, ensureReplication, reissueRefusedCredentials, replicationSource } from './replication.js';
-import type { ServerFacts } from '../mysql/replication-sql.js';
+import { ensurePrimaryContinuity } from './primary-recovery.js';
+import { type SetupOutcome, ensureReplication, reissueRefusedCredentials } from './replication.js';
+import type { SidecarConfig } from './settings.js';
 
 const SETUP_RETRY_MS = 5000;
 const CREDENTIAL_CHECK_MS = 5000;
@@ -35,7 +34,7 @@ class PodStatus implements StatusSource {
   server: ServerFacts | null = null;
 
   constructor(
-    private readonly config: Config,
+    private readonly config: SidecarConfig,
     private readonly db: Db,
     private readonly backups: BackupService,
     /** init's records, read once at start: the clone that made this datadir, ordinal 0's start decision. */
@@ -155,7 +154,7 @@ class PodStatus implements StatusSource {
   }
 }
 
-async function setUpReplication(config: Config, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<void> {
+async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<void> {
   await waitForServer(db, log, signal);
   const server = await readServerFacts(db);
   status.server = server;
@@ -184,7 +183,7 @@ async function setUpReplication(config: Config, db: Db, status: PodStatus, log: 
  * with, issue the configured one. At most once per start, so that a wrong password in the
  * configuration leaves the replica not ready with the reason instead of looping.
  */
-async function watchRefusedCredentials(config: Config, db: Db, server: ServerFacts, log: Logger, signal: AbortSignal): Promise<void> {
+async function watchRefusedCredentials(config: SidecarConfig, db: Db, server: ServerFacts, log: Logger, signal: AbortSignal): Promise<void> {
   const source = replicationSource(config);
   while (!signal.aborted) {
     try {
@@ -197,11 +196,11 @@ async function watchRefusedCredentials(config: Config, db: Db, server: ServerFac
   }
 }
 
-export async function runSidecar(config: Config, log: Logger, signal: AbortSignal): Promise<void> {
+export async function runSidecar(config: SidecarConfig, log: Logger, signal: AbortSignal): Promise<void> {
   if (config.backup.token === null) {
     log.warn({ phase: 'http' }, 'BACKUP_AUTH=none: anyone who can reach the backup port can copy all data');
   }
-  const db = createDb(config);
+  const db = createDb(config.mysql);
   const backups = new CountedBackupService(config, log, signal);
   const clone = await readCloneRecord(config.dataDir);
   const primaryStart = config.role === 'primary' ? await readJsonRecord(config.confDir, PRIMARY_START_RECORD) : null;

@@ -3,7 +3,6 @@
  * (xbstream or mbstream). Pure builders: the password never appears here, it travels in the
  * child's environment (MYSQL_PWD), so it is not visible in `ps` or in error messages.
  */
-import type { Config } from '../core/settings.js';
 
 export interface ToolCommand {
   readonly command: string;
@@ -11,9 +10,11 @@ export interface ToolCommand {
   readonly env: NodeJS.ProcessEnv;
 }
 
-function toolEnv(config: Config, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env = { ...base, MYSQL_PWD: config.mysql.password };
-  return env;
+/** What the backup tool is run with: the tool, its extra arguments, and the server it copies. */
+export interface BackupToolSettings {
+  readonly tools: { readonly backup: string; readonly extraArgs: readonly string[] };
+  readonly mysql: { readonly host: string; readonly port: number; readonly user: string; readonly password: string };
+  readonly dataDir: string;
 }
 
 /**
@@ -21,7 +22,7 @@ function toolEnv(config: Config, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  *  --datadir=D --target-dir=T`
  * XTRABACKUP_ARGS go first so that `--defaults-file`, which must lead, can be among them.
  */
-export function backupCommand(config: Config, tmpDir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
+export function backupCommand(config: BackupToolSettings, tmpDir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
   return {
     command: config.tools.backup,
     args: [
@@ -35,16 +36,16 @@ export function backupCommand(config: Config, tmpDir: string, base: NodeJS.Proce
       `--datadir=${config.dataDir}`,
       `--target-dir=${tmpDir}`,
     ],
-    env: toolEnv(config, base),
+    env: { ...base, MYSQL_PWD: config.mysql.password },
   };
 }
 
 /** `<stream tool> -x -C DIR`: extracts a stream read from stdin into DIR. */
-export function extractCommand(config: Config, dir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
-  return { command: config.tools.stream, args: ['-x', '-C', dir], env: { ...base } };
+export function extractCommand(tool: string, dir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
+  return { command: tool, args: ['-x', '-C', dir], env: { ...base } };
 }
 
 /** `<tool> --prepare --target-dir=DIR`: makes a hot copy consistent. */
-export function prepareCommand(config: Config, dir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
-  return { command: config.tools.backup, args: ['--prepare', `--target-dir=${dir}`], env: { ...base } };
+export function prepareCommand(tool: string, dir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
+  return { command: tool, args: ['--prepare', `--target-dir=${dir}`], env: { ...base } };
 }

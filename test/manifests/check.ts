@@ -12,7 +12,11 @@ import * as k8s from '@kubernetes/client-node';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
 import { StatefulSet as StatefulSetModel } from 'kubernetes-models/apps/v1';
-import { type Config, SETTINGS, loadConfig } from '../../agent/core/settings.js';
+import { COMMANDS, type Config } from '../../agent/commands.js';
+import { loadCommand } from '../../agent/core/settings.js';
+import { hostOf } from '../../agent/core/topology.js';
+import type { InitConfig } from '../../agent/init/settings.js';
+import type { SidecarConfig } from '../../agent/sidecar/settings.js';
 import {
   type Container,
   type KubeDoc,
@@ -111,7 +115,7 @@ export function agentConfig(c: Container, pod: string, secret: (name: string, ke
   const command = c.args?.[0] ?? '';
   const env = { PATH: '/usr/bin', ...resolveEnv(c, pod, secret) };
   try {
-    return loadConfig({ argv: [command], env, hostname: pod, isExecutable: () => true });
+    return loadCommand(COMMANDS, { argv: [command], env, hostname: pod, isExecutable: () => true });
   } catch (err) {
     return `${c.name} on ${pod} would exit: ${(err as Error).message}`;
   }
@@ -171,9 +175,9 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   for (const c of agents) {
     const command = c.args?.[0];
     for (const v of c.env ?? []) {
-      const setting = SETTINGS.find((s) => s.name === v.name);
-      problem(!!setting, `${c.name}: env ${v.name} is not a mysql-agent variable (see README, Configuration)`);
-      if (setting?.only) problem(setting.only.includes(command as never), `${c.name}: env ${v.name} is read by ${setting.only.join('/')} only, not ${command}`);
+      const readers = Object.values(COMMANDS).filter((spec) => spec.settings.some((s) => s.name === v.name)).map((spec) => spec.name);
+      problem(readers.length > 0, `${c.name}: env ${v.name} is not a mysql-agent variable (see README, Configuration)`);
+      if (readers.length > 0) problem(readers.includes(command ?? ''), `${c.name}: env ${v.name} is read by ${readers.join('/')} only, not ${command}`);
     }
   }
   const podConfigs: Config[] = [];
@@ -184,15 +188,15 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
       else podConfigs.push(config);
     }
   }
-  const initConfig = podConfigs.find((c) => c.command === 'init' && c.ordinal === 1);
-  const sideConfig = podConfigs.find((c) => c.command === 'sidecar' && c.ordinal === 1);
+  const initConfig = podConfigs.find((c): c is InitConfig => c.command === 'init' && c.ordinal === 1);
+  const sideConfig = podConfigs.find((c): c is SidecarConfig => c.command === 'sidecar' && c.ordinal === 1);
   if (!initConfig || !sideConfig) return out;
 
   // Identity: pod names and peer host names the agent derives must be the ones Kubernetes gives.
   problem(initConfig.set === sts.metadata.name, `the agent derives set "${initConfig.set}" from the pod name, the StatefulSet is ${sts.metadata.name}`);
   problem(
-    initConfig.peerHost(0 as never) === `${sts.metadata.name}-0.${sts.spec.serviceName}`,
-    `the agent looks for peers at ${initConfig.peerHost(0 as never)}, Kubernetes names them ${sts.metadata.name}-0.${sts.spec.serviceName}`,
+    hostOf(initConfig.peerHosts, 0) === `${sts.metadata.name}-0.${sts.spec.serviceName}`,
+    `the agent looks for peers at ${hostOf(initConfig.peerHosts, 0)}, Kubernetes names them ${sts.metadata.name}-0.${sts.spec.serviceName}`,
   );
   const headless = findDoc<KubeDoc & { spec: { clusterIP?: string; selector?: Record<string, string>; publishNotReadyAddresses?: boolean } }>(docs, 'Service', sts.spec.serviceName);
   problem(headless?.spec.clusterIP === 'None', `serviceName ${sts.spec.serviceName} must be a headless Service (clusterIP: None) in the render`);

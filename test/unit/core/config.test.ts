@@ -1,29 +1,39 @@
-import { describe, expect, it } from 'vitest';
-import { type Config, type ConfigSources, HelpRequested, SETTINGS, loadConfig } from '../../../agent/core/settings.js';
+import { describe, expect, it, vi } from 'vitest';
+import { COMMANDS, type Command, type Config } from '../../../agent/commands.js';
 import { ConfigError } from '../../../agent/core/errors.js';
-import type { Ordinal } from '../../../agent/core/topology.js';
+import { type ConfigSources, HelpRequested, SettingsReader, kebab, loadCommand } from '../../../agent/core/settings.js';
+import { hostOf } from '../../../agent/core/topology.js';
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
 /** A PATH with MariaDB's tools, as in the Debian image. */
 const MARIADB_TOOLS = new Set(['/usr/bin/mariadb-backup', '/usr/bin/mbstream']);
 
-function load(
+type ConfigOf<C extends Command> = Extract<Config, { command: C }>;
+
+/** The config of the command named first in argv (the sidecar's by default). */
+function load<C extends Command = 'sidecar'>(
   opts: {
-    argv?: string[];
+    argv?: readonly [C, ...string[]] | readonly string[];
     env?: Record<string, string | undefined>;
     hostname?: string;
     executables?: Set<string>;
+    cwd?: string;
   } = {},
-): Config {
+): ConfigOf<C> {
   const executables = opts.executables ?? MARIADB_TOOLS;
   const sources: ConfigSources = {
     argv: opts.argv ?? ['sidecar'],
     env: { PATH: '/usr/local/bin:/usr/bin:/bin', BACKUP_TOKEN: TOKEN, ...opts.env },
     hostname: opts.hostname ?? 'mysql-1',
     isExecutable: (p) => executables.has(p),
+    cwd: opts.cwd,
   };
-  return loadConfig(sources);
+  return loadCommand(COMMANDS, sources) as ConfigOf<C>;
 }
+
+/** The command that reads a setting: the sidecar when it does, else init, else plan. */
+const readerOf = (name: string): Command =>
+  (['sidecar', 'init', 'plan'] as const).find((c) => COMMANDS[c].settings.some((s) => s.name === name))!;
 
 /** Runs `fn`, expects a ConfigError and returns its message. */
 function configError(fn: () => unknown): string {
@@ -61,22 +71,22 @@ describe('loadConfig defaults', () => {
   });
 
   it('uses the directories of the tutorial', () => {
-    const c = load();
+    const c = load({ argv: ['init'] });
     expect(c.configMapDir).toBe('/mnt/config-map');
     expect(c.confDir).toBe('/mnt/conf.d');
     expect(c.dataDir).toBe('/var/lib/mysql');
   });
 
   it('builds peer hosts from {set}-{ordinal}.{service} and the primary from ordinal 0', () => {
-    const c = load({ hostname: 'web-db-2' });
-    expect(c.peerHost(1 as Ordinal)).toBe('web-db-1.mysql');
-    expect(c.peerHost(0 as Ordinal)).toBe('web-db-0.mysql');
-    expect(c.primaryHost).toBe('web-db-0.mysql');
+    const c = load({ argv: ['init'], hostname: 'web-db-2' });
+    expect(hostOf(c.peerHosts, 1)).toBe('web-db-1.mysql');
+    expect(hostOf(c.peerHosts, 0)).toBe('web-db-0.mysql');
+    expect(load({ hostname: 'web-db-2' }).primaryHost).toBe('web-db-0.mysql');
   });
 
   it('uses SERVICE_NAME in peer hosts and the primary host', () => {
     const c = load({ env: { SERVICE_NAME: 'db-headless' } });
-    expect(c.peerHost(0 as Ordinal)).toBe('mysql-0.db-headless');
+    expect(hostOf(load({ argv: ['init'], env: { SERVICE_NAME: 'db-headless' } }).peerHosts, 0)).toBe('mysql-0.db-headless');
     expect(c.primaryHost).toBe('mysql-0.db-headless');
   });
 
@@ -100,7 +110,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('uses clone retry defaults of 600 s and 30 s, in milliseconds', () => {
-    expect(load().clone).toEqual({ retryDeadlineMs: 600_000, retryMaxDelayMs: 30_000 });
+    expect(load({ argv: ['init'] }).clone).toEqual({ retryDeadlineMs: 600_000, retryMaxDelayMs: 30_000 });
   });
 
   it('logs at info and passes no extra tool arguments', () => {
@@ -128,36 +138,36 @@ describe('loadConfig overrides', () => {
   });
 
   it('reads every setting from the environment', () => {
-    const c = load({
-      env: {
-        SERVER_ID_OFFSET: '1000',
-        CONFIG_MAP_DIR: '/cm',
-        CONF_DIR: '/conf/',
-        DATA_DIR: '/data',
-        PEER_HOST_TEMPLATE: 'db{ordinal}.example.org',
-        PRIMARY_HOST: 'primary.example.org',
-        MYSQL_HOST: 'localhost',
-        MYSQL_PORT: '3310',
-        BACKUP_BIND: '127.0.0.1',
-        BACKUP_PORT: '9000',
-        BACKUP_IDLE_TIMEOUT: '15',
-        XTRABACKUP_ARGS: '--throttle=20  --parallel=2',
-        CLONE_RETRY_DEADLINE: '60',
-        CLONE_RETRY_MAX_DELAY: '5',
-        LOG_LEVEL: 'debug',
-      },
-    });
+    const env = {
+      SERVER_ID_OFFSET: '1000',
+      CONFIG_MAP_DIR: '/cm',
+      CONF_DIR: '/conf/',
+      DATA_DIR: '/data',
+      PEER_HOST_TEMPLATE: 'db{ordinal}.example.org',
+      PRIMARY_HOST: 'primary.example.org',
+      MYSQL_HOST: 'localhost',
+      MYSQL_PORT: '3310',
+      BACKUP_BIND: '127.0.0.1',
+      BACKUP_PORT: '9000',
+      BACKUP_IDLE_TIMEOUT: '15',
+      XTRABACKUP_ARGS: '--throttle=20  --parallel=2',
+      CLONE_RETRY_DEADLINE: '60',
+      CLONE_RETRY_MAX_DELAY: '5',
+      LOG_LEVEL: 'debug',
+    };
+    const c = load({ env });
+    const i = load({ argv: ['init'], env });
     expect(c.serverId).toBe(1001);
-    expect(c.configMapDir).toBe('/cm');
+    expect(i.configMapDir).toBe('/cm');
     expect(c.confDir).toBe('/conf'); // trailing slash dropped
     expect(c.dataDir).toBe('/data');
-    expect(c.peerHost(2 as Ordinal)).toBe('db2.example.org');
+    expect(hostOf(i.peerHosts, 2)).toBe('db2.example.org');
     expect(c.primaryHost).toBe('primary.example.org');
     expect(c.mysql.host).toBe('localhost');
     expect(c.mysql.port).toBe(3310);
     expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000 });
     expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
-    expect(c.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000 });
+    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000 });
     expect(c.logLevel).toBe('debug');
   });
 
@@ -213,7 +223,7 @@ describe('loadConfig validation', () => {
     ['PRIMARY_EMPTY_START', { PRIMARY_EMPTY_START: 'yes' }],
     ['READY_MAX_LAG', { READY_MAX_LAG: '1.5' }],
   ] as const)('names %s when it is invalid (%j)', (name, env) => {
-    expect(configError(() => load({ env }))).toContain(name);
+    expect(configError(() => load({ argv: [readerOf(name)], env }))).toContain(name);
   });
 
   it('names POD_NAME when the hostname has no ordinal', () => {
@@ -261,7 +271,7 @@ describe('loadConfig --help', () => {
     [['init', '--help'], 'init'],
     [['sidecar', '-h'], 'sidecar'],
     [['plan', '--help'], 'plan'],
-  ] as const)('%j throws HelpRequested listing every setting of the command', (argv, command) => {
+  ] as const)('%j throws HelpRequested listing exactly the settings of the command', (argv, command) => {
     let thrown: unknown;
     try {
       load({ argv: [...argv], env: { BACKUP_TOKEN: undefined } });
@@ -270,12 +280,14 @@ describe('loadConfig --help', () => {
     }
     expect(thrown).toBeInstanceOf(HelpRequested);
     const text = (thrown as HelpRequested).text;
-    for (const s of SETTINGS) {
-      const flag = `--${s.name.toLowerCase().replaceAll('_', '-')} `;
-      const applies = !s.only || (command !== null && (s.only as readonly string[]).includes(command));
+    for (const s of Object.values(COMMANDS).flatMap((c) => c.settings)) {
+      const flag = `--${kebab(s.name)} `;
+      const applies = command !== null && COMMANDS[command].settings.includes(s);
       if (applies) expect(text).toContain(flag);
       else expect(text).not.toContain(flag);
     }
+    // The overview names the commands instead.
+    if (command === null) for (const name of Object.keys(COMMANDS)) expect(text).toContain(`  ${name} `);
   });
 
   it('accepts plan-only flags for plan and refuses them for the sidecar', () => {
@@ -387,7 +399,7 @@ describe('loadConfig clone source, empty primary and readiness settings', () => 
     expect(c.cloneSource).toEqual({ choice: { kind: 'auto' }, maxLagSeconds: want.lag });
     expect(c.peers).toEqual(want.peers);
     expect(c.primaryEmptyStart).toBe(want.start);
-    expect(c.readyMaxLagSeconds).toBe(want.ready);
+    expect(load({ env }).readyMaxLagSeconds).toBe(want.ready);
   });
 
   it.each([
@@ -428,5 +440,46 @@ describe('loadConfig server-id range', () => {
       return;
     }
     expect(serverId).toBeLessThanOrEqual(4294967295);
+  });
+});
+
+describe('settings per command', () => {
+  it.each([
+    ['init', 'mysql-1'],
+    ['init', 'mysql-0'],
+    ['sidecar', 'mysql-1'],
+    ['plan', 'mysql-2'],
+  ] as const)('%s on %s reads only declared settings, and every declared one is read', (command, hostname) => {
+    const spec = COMMANDS[command];
+    const reader = new SettingsReader(spec.settings, {}, { PATH: '/usr/bin', BACKUP_TOKEN: TOKEN, SERVER_VERSION: '8.4.3' }, '/');
+    const read = vi.spyOn(reader, 'raw');
+    // An undeclared read throws, so nothing beyond the table can be read.
+    spec.build(reader, { argv: [command], env: {}, hostname, isExecutable: (p) => MARIADB_TOOLS.has(p) });
+    expect(reader.problems).toEqual([]);
+    expect(new Set(read.mock.calls.map(([s]) => s.name))).toEqual(new Set(spec.settings.map((s) => s.name)));
+  });
+
+  it('refuses a flag of another command and names it', () => {
+    expect(configError(() => load({ argv: ['plan', '--backup-bind', '0.0.0.0'] }))).toContain('backup-bind');
+    expect(configError(() => load({ argv: ['init', '--mysql-host', 'db'] }))).toContain('mysql-host');
+  });
+
+  it('carries values, not functions', () => {
+    const functions = (v: unknown): boolean =>
+      typeof v === 'function' || (v !== null && typeof v === 'object' && Object.values(v).some(functions));
+    for (const argv of [['init'], ['sidecar'], ['plan']] as const) expect(functions(load({ argv }))).toBe(false);
+  });
+
+  it('reports every problem in one pass, one line each', () => {
+    const message = configError(() => load({ env: { MYSQL_PORT: '0', LOG_LEVEL: 'loud', BACKUP_TOKEN: undefined, DATA_DIR: 'data' } }));
+    const lines = message.split('\n');
+    expect(lines).toHaveLength(4);
+    for (const name of ['MYSQL_PORT', 'LOG_LEVEL', 'BACKUP_TOKEN', 'DATA_DIR']) expect(lines.filter((l) => l.includes(name))).toHaveLength(1);
+  });
+
+  it('resolves a relative directory given as a flag against the working directory, and refuses one from the environment', () => {
+    expect(load({ argv: ['plan', '--data-dir', './clone'], cwd: '/work/here' }).dataDir).toBe('/work/here/clone');
+    expect(load({ argv: ['init', '--conf-dir=conf.d/'], cwd: '/tmp' }).confDir).toBe('/tmp/conf.d');
+    expect(configError(() => load({ argv: ['plan'], env: { DATA_DIR: './clone' }, cwd: '/work/here' }))).toContain('DATA_DIR');
   });
 });

@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
-  estimateBackupBytes,
-  freeBytes,
   STAGING_NAME,
   foreignDataDirError,
   inspectDataDir,
@@ -213,33 +211,5 @@ describe('promoteStaging', () => {
     expect(await promoteStaging(dataDir)).toEqual({ entries: 0 });
     expect(await exists(stagingDir(dataDir))).toBe(false);
     expect((await readdir(dataDir)).sort()).toEqual(['app', 'ibdata1', 'mysql', 'xtrabackup_binlog_info']);
-  });
-});
-
-describe('estimateBackupBytes / freeBytes', () => {
-  it('counts database directories and the shared files the tool copies, not binlogs or staging', async () => {
-    const put = async (path: string, bytes: number) => {
-      await mkdir(join(dataDir, path, '..'), { recursive: true });
-      await writeFile(join(dataDir, path), Buffer.alloc(bytes));
-    };
-    await put('shop/items.ibd', 1000);
-    await put('shop/items.frm', 20);
-    await put('mysql/user.MAD', 300);
-    await put('ibdata1', 500);
-    await put('undo001', 40);
-    await put('aria_log.00000001', 100);
-    await put('aria_log_control', 2);
-    await put('mysql-bin.000001', 9999);
-    await put('relay-bin.000002', 8888);
-    await put('mysql-agent-replication.json', 77);
-    await put(`${STAGING_NAME}/ibdata1`, 5555);
-    await put('lost+found/x', 66);
-    expect(await estimateBackupBytes(dataDir)).toBe(1000 + 20 + 300 + 500 + 40 + 100 + 2);
-  });
-
-  it('reports the free space of the filesystem holding a path', async () => {
-    const free = await freeBytes(dataDir);
-    expect(free).toBeGreaterThan(0);
-    expect(Number.isSafeInteger(free)).toBe(true);
   });
 });

@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type Config, loadConfig } from '../../../agent/core/settings.js';
+import { loadCommand } from '../../../agent/core/settings.js';
+import { type InitConfig, initCommand } from '../../../agent/init/settings.js';
 import { ConfigError } from '../../../agent/core/errors.js';
 import { ensureRoleConfig, serverIdCnf } from '../../../agent/init/role-config.js';
 
@@ -25,8 +26,8 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-function configFor(podName: string): Config {
-  return loadConfig({
+function configFor(podName: string): InitConfig {
+  return loadCommand({ init: initCommand }, {
     argv: ['init'],
     env: { POD_NAME: podName, CONFIG_MAP_DIR: configMapDir, CONF_DIR: confDir, BACKUP_TOKEN: 'x'.repeat(32), PATH: '/bin' },
     hostname: 'ignored',

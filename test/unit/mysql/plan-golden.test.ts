@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../../../agent/core/errors.js';
 import { type ServerFacts, planReplication } from '../../../agent/mysql/replication-sql.js';
-import { readCloneCoordinates } from '../../../agent/sidecar/replication.js';
+import { readCloneCoordinates } from '../../../agent/mysql/clone-info.js';
 import { parseServerVersion } from '../../../agent/mysql/server-version.js';
 
 const CLONES = join(import.meta.dirname, '../../fixtures/clones');

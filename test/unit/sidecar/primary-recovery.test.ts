@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Db } from '../../../agent/mysql/db.js';
-import { RECOVERY_RECORD } from '../../../agent/init/primary-guard.js';
-import { type RecoveryRecord, ensurePrimaryContinuity } from '../../../agent/sidecar/primary-recovery.js';
+import { RECOVERY_RECORD, type RecoveryRecord } from '../../../agent/core/records.js';
+import { ensurePrimaryContinuity } from '../../../agent/sidecar/primary-recovery.js';
 import type { ServerFacts } from '../../../agent/mysql/replication-sql.js';
 import { parseServerVersion } from '../../../agent/mysql/server-version.js';
 

@@ -1,0 +1,13 @@
+/**
+ * The commands of `mysql-agent`, each with the settings it reads (declared in its own folder):
+ * the table the CLI parses argv against, and that the tests and the manifest checks read.
+ */
+import type { CommandSpec } from './core/settings.js';
+import { type InitConfig, initCommand } from './init/settings.js';
+import { type PlanConfig, planCommand } from './mysql/plan-settings.js';
+import { type SidecarConfig, sidecarCommand } from './sidecar/settings.js';
+
+export type Config = InitConfig | SidecarConfig | PlanConfig;
+export type Command = Config['command'];
+
+export const COMMANDS: Readonly<Record<Command, CommandSpec<Config>>> = { init: initCommand, sidecar: sidecarCommand, plan: planCommand };

@@ -1,0 +1,104 @@
+/** `mysql-agent init`: the settings it reads and the frozen config they make. */
+import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
+import { ConfigError } from '../core/errors.js';
+import { type CommandSpec, type Setting, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
+import type { PeerHosts } from '../core/topology.js';
+import type { RequestedMode } from '../mysql/replication-sql.js';
+import { REPLICATION_MODE } from '../mysql/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
+
+/** CLONE_SOURCE: probe the lower ordinals and pick (auto), or a fixed peer. */
+export type CloneSourceChoice =
+  | { readonly kind: 'auto' }
+  | { readonly kind: 'previous' }
+  | { readonly kind: 'primary' }
+  | { readonly kind: 'host'; readonly host: string };
+
+/** PRIMARY_EMPTY_START: what ordinal 0 does with an empty datadir while replicas hold data. */
+export type PrimaryEmptyStart = 'refuse' | 'allow' | 'recover';
+
+export interface InitConfig extends PodConfig {
+  readonly command: 'init';
+  readonly serverId: number;
+  readonly configMapDir: string;
+  readonly confDir: string;
+  readonly dataDir: string;
+  readonly peerHosts: PeerHosts;
+  /** The peers' backup port, and the token to fetch with (null: BACKUP_AUTH=none, or not needed). */
+  readonly backup: { readonly port: number; readonly token: string | null };
+  /** '' when this start clones nothing. */
+  readonly tools: { readonly backup: string; readonly stream: string };
+  readonly clone: {
+    /** Stop retrying (refused, busy, broken stream) once this much time has passed since start. */
+    readonly retryDeadlineMs: number;
+    readonly retryMaxDelayMs: number;
+  };
+  /** On a replica: where to clone from, and how far behind a replica source may be. */
+  readonly cloneSource: { readonly choice: CloneSourceChoice; readonly maxLagSeconds: number };
+  /** Asking peers' agents for /status: the timeout, and how many replica ordinals ordinal 0 asks. */
+  readonly peers: { readonly statusTimeoutMs: number; readonly probeCount: number };
+  /** At ordinal 0 with an empty datadir while replicas hold data. */
+  readonly primaryEmptyStart: PrimaryEmptyStart;
+  readonly replicationMode: RequestedMode;
+}
+
+const DAY = 24 * 3600;
+const WEEK = 7 * DAY;
+
+export const CONFIG_MAP_DIR = directory('CONFIG_MAP_DIR', 'holds primary.cnf and replica.cnf (or master.cnf / slave.cnf)', '/mnt/config-map');
+export const CLONE_RETRY_DEADLINE = wholeNumber('CLONE_RETRY_DEADLINE', 'seconds init keeps retrying a refused, busy or broken clone', 600, 0, WEEK, 1000);
+export const CLONE_RETRY_MAX_DELAY = wholeNumber('CLONE_RETRY_MAX_DELAY', 'longest wait in seconds between clone attempts', 30, 1, 3600, 1000);
+export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
+  name: 'CLONE_SOURCE',
+  help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, or a host',
+  shown: 'auto',
+  fallback: { kind: 'auto' },
+  parse: (t) => {
+    if (t === 'auto' || t === 'previous' || t === 'primary') return { kind: t };
+    if (!isHost(t)) throw new ConfigError(`CLONE_SOURCE="${t}" is invalid: expected auto, previous, primary, or the host name of a peer's agent`);
+    return { kind: 'host', host: t };
+  },
+};
+export const CLONE_MAX_LAG = wholeNumber('CLONE_MAX_LAG', 'auto: seconds a replica may be behind and still be cloned from', 60, 0, WEEK);
+export const PEER_STATUS_TIMEOUT = wholeNumber('PEER_STATUS_TIMEOUT', "seconds to wait for a peer agent's /status", 3, 1, 300, 1000);
+export const PEER_PROBE_COUNT = wholeNumber('PEER_PROBE_COUNT', 'ordinal 0 with an empty datadir: how many replica ordinals (1..N) to ask whether they hold data', 5, 1, 1000);
+export const PRIMARY_EMPTY_START = oneOf<PrimaryEmptyStart>(
+  'PRIMARY_EMPTY_START',
+  'ordinal 0 with an empty datadir while replicas hold data: refuse, allow, or recover (clone from the most advanced replica; GTID only)',
+  ['refuse', 'allow', 'recover'],
+  'refuse',
+);
+
+export const initCommand: CommandSpec<InitConfig> = {
+  name: 'init',
+  summary:
+    'Writes server-id.cnf and the role config, then clones an empty replica datadir from the best peer;\nat ordinal 0 with an empty datadir, first checks that no replica holds data (PRIMARY_EMPTY_START).',
+  settings: [
+    POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
+    BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
+    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
+    PRIMARY_EMPTY_START, REPLICATION_MODE, LOG_LEVEL,
+  ],
+  build: (read, sources) => {
+    const pod = readPod(read, sources.hostname);
+    const primaryEmptyStart = read.get(PRIMARY_EMPTY_START);
+    // init clones on a replica, and on ordinal 0 when it may recover from a replica.
+    const clones = pod.ordinal !== 0 || primaryEmptyStart === 'recover';
+    return {
+      command: 'init',
+      ...pod,
+      serverId: readServerId(read, pod.ordinal),
+      configMapDir: read.get(CONFIG_MAP_DIR),
+      confDir: read.get(CONF_DIR),
+      dataDir: read.get(DATA_DIR),
+      peerHosts: readPeerHosts(read, pod),
+      backup: { port: read.get(BACKUP_PORT), token: readToken(read, clones) },
+      tools: { backup: findTool(read, sources, 'backup', clones), stream: findTool(read, sources, 'stream', clones) },
+      clone: { retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE), retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY) },
+      cloneSource: { choice: read.get(CLONE_SOURCE), maxLagSeconds: read.get(CLONE_MAX_LAG) },
+      peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },
+      primaryEmptyStart,
+      replicationMode: read.get(REPLICATION_MODE),
+    };
+  },
+};

@@ -1,0 +1,53 @@
+/** `mysql-agent sidecar`: the settings it reads and the frozen config they make. */
+import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
+import { type CommandSpec, host, wholeNumber } from '../core/settings.js';
+import type { RequestedMode } from '../mysql/replication-sql.js';
+import { REPLICATION_MODE, SERVER_ACCESS, type ServerAccess, readServerAccess } from '../mysql/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XTRABACKUP_ARGS, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
+
+export interface SidecarConfig extends PodConfig, ServerAccess {
+  readonly command: 'sidecar';
+  readonly serverId: number;
+  readonly confDir: string;
+  readonly dataDir: string;
+  readonly backup: {
+    readonly bind: string;
+    readonly port: number;
+    /** null only when BACKUP_AUTH=none. */
+    readonly token: string | null;
+    readonly idleTimeoutMs: number;
+  };
+  readonly tools: { readonly backup: string; readonly extraArgs: readonly string[] };
+  /** A replica is ready only while it is at most this many seconds behind. */
+  readonly readyMaxLagSeconds: number;
+  readonly replicationMode: RequestedMode;
+}
+
+export const BACKUP_BIND = host('BACKUP_BIND', 'address the sidecar serves on', '0.0.0.0');
+export const BACKUP_IDLE_TIMEOUT = wholeNumber('BACKUP_IDLE_TIMEOUT', 'seconds a backup client may read nothing before the backup is ended', 120, 1, 24 * 3600, 1000);
+export const READY_MAX_LAG = wholeNumber('READY_MAX_LAG', 'a replica is ready only while at most this many seconds behind', 30, 0, 7 * 24 * 3600);
+
+export const sidecarCommand: CommandSpec<SidecarConfig> = {
+  name: 'sidecar',
+  summary: 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status and /metrics.',
+  settings: [
+    POD_NAME, SERVER_ID_OFFSET, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE, ...SERVER_ACCESS,
+    BACKUP_BIND, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, BACKUP_IDLE_TIMEOUT, XTRABACKUP_BIN, XTRABACKUP_ARGS,
+    READY_MAX_LAG, REPLICATION_MODE, LOG_LEVEL,
+  ],
+  build: (read, sources) => {
+    const pod = readPod(read, sources.hostname);
+    return {
+      command: 'sidecar',
+      ...pod,
+      serverId: readServerId(read, pod.ordinal),
+      confDir: read.get(CONF_DIR),
+      dataDir: read.get(DATA_DIR),
+      ...readServerAccess(read, readPeerHosts(read, pod)),
+      backup: { bind: read.get(BACKUP_BIND), port: read.get(BACKUP_PORT), token: readToken(read, true), idleTimeoutMs: read.get(BACKUP_IDLE_TIMEOUT) },
+      tools: { backup: findTool(read, sources, 'backup', true), extraArgs: read.get(XTRABACKUP_ARGS) },
+      readyMaxLagSeconds: read.get(READY_MAX_LAG),
+      replicationMode: read.get(REPLICATION_MODE),
+    };
+  },
+};
