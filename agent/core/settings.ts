@@ -1,4 +1,7 @@
 /**
+ * agent/core/ is the ground everything stands on: settings, errors, logging, retry, files,
+ * topology and the durable records. It imports nothing of the agent above it.
+ *
  * Settings machinery. Each command declares the settings it reads (a table of `Setting`s; a
  * setting shared by several commands is declared once, beside the code it configures), every
  * setting is an environment variable that a kebab-case flag of the same name overrides, and a

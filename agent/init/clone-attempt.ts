@@ -1,7 +1,7 @@
 /**
  * One clone attempt: GET the peer's backup stream and extract it into the staging directory
  * through a child stream tool, with backpressure end to end, then check that the stream is
- * complete. It does not retry, prepare or touch DATA_DIR: init.ts does.
+ * complete. It does not retry, prepare or touch DATA_DIR: clone.ts does.
  */
 import { request, type IncomingMessage } from 'node:http';
 import { access } from 'node:fs/promises';

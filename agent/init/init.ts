@@ -1,4 +1,7 @@
 /**
+ * agent/init/ is the init container: the datadir states, the clone (rounds, one verified
+ * attempt, source ranking, peers' /status), the empty-primary guard and the role config.
+ *
  * `mysql-agent init`: the init container. Writes the server's config fragments, then makes
  * sure a replica's datadir is initialised, cloning it from a peer when it is empty.
  *

@@ -1,4 +1,7 @@
 /**
+ * agent/mysql/ is what the agent knows of the servers: info files, GTID sets, versions and
+ * dialects, the statements, the connection, and `plan`. Pure functions wherever it can be.
+ *
  * Chooses how a fresh replica follows the primary (GTID or binlog position) and builds the
  * statements for the server's dialect. Every value is a validated, typed value and is escaped
  * by the driver's formatter: nothing from a file or the environment is pasted into SQL as found.

@@ -1,4 +1,7 @@
 /**
+ * agent/sidecar/ is the sidecar: the HTTP surface, serving backups, replication set up once,
+ * the rebuilt primary's continuity and the metrics.
+ *
  * `mysql-agent sidecar`: serves HTTP at once (health must answer while the server starts),
  * waits for the local server, starts replication once from the clone, and reports readiness
  * and status from the server's own replication state. SIGTERM (the `signal`) ends a running

@@ -1,4 +1,7 @@
 /**
+ * agent/stream/ is the transport of a backup: the tools' command lines, the owner of child
+ * processes, this protocol, and flat-memory metering.
+ *
  * What the sender (sidecar) and the receiver (init) of a backup stream agree on.
  *
  * The body is the raw xbstream. The stream tool's exit status says nothing about

@@ -83,4 +83,28 @@ describe('mysql-agent plan', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain('SERVER_VERSION');
   });
+
+  it('runs the README example as written: --data-dir ./clone from the working directory', async () => {
+    const { cp } = await import('node:fs/promises');
+    await cp(join(CLONES, 'xtrabackup-8.0-from-primary-gtid'), join(empty, 'clone'), { recursive: true });
+    const r = await runPlan(['--pod-name', 'mysql-2', '--data-dir', './clone', '--server-version', '8.4.3'], { PATH: process.env.PATH }, empty);
+    expect(r.stderr).not.toContain('absolute');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-4';");
+  });
+
+  it('lists only its own settings in --help', async () => {
+    const r = await runPlan(['--help'], { PATH: process.env.PATH });
+    expect(r.code).toBe(0);
+    for (const flag of ['--data-dir', '--server-version', '--replication-user', '--pod-name']) expect(r.stdout).toContain(flag);
+    for (const flag of ['--backup-bind', '--clone-retry-deadline', '--config-map-dir', '--backup-token', '--ready-max-lag']) expect(r.stdout).not.toContain(flag);
+  });
+
+  it('reports every bad setting in one pass, one line each', async () => {
+    const r = await runPlan(['--server-version', 'eight', '--mysql-port', '0', '--log-level', 'loud'], env(empty));
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const [i, name] of ['MYSQL_PORT', 'SERVER_VERSION', 'LOG_LEVEL'].entries()) expect(lines.some((l) => l.startsWith('mysql-agent: ') && l.includes(name)), `${i}`).toBe(true);
+  });
 });

@@ -68,10 +68,10 @@ export function rawGet(url: string, headers: Record<string, string> = {}, onData
 export const newBaseDir = (name: string) => mkdtemp(join(tmpdir(), `mysql-agent-${name}-`));
 
 /** Runs `mysql-agent plan` (the built CLI) and collects its exit code and output. */
-export function runPlan(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+export function runPlan(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const cli = join(import.meta.dirname, '../../dist/cli.js');
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'plan', ...args], { env }, (err, stdout, stderr) =>
+    execFile(process.execPath, [cli, 'plan', ...args], { env, cwd }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -90,7 +90,7 @@ describe('memory during a clone', () => {
     expect(large.bytes).toBeGreaterThan(10 * small.bytes);
     expect(large.initPeakMb).toBeLessThan(small.initPeakMb + 25);
     // The ceiling for each agent process. This size stays under it even without the
-    // collections of stream-memory.ts (test/unit/stream-memory.test.ts guards those); the bench
+    // collections of stream/meter.ts (test/unit/stream/meter.test.ts guards those); the bench
     // shows the difference at 1 GB and more.
     expect(large.initPeakMb).toBeLessThan(100);
     // VmHWM is the lifetime peak: it includes the small backup and the large one.

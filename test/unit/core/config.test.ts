@@ -483,3 +483,18 @@ describe('settings per command', () => {
     expect(configError(() => load({ argv: ['plan'], env: { DATA_DIR: './clone' }, cwd: '/work/here' }))).toContain('DATA_DIR');
   });
 });
+
+describe('README, Configuration', () => {
+  it('has a row for every setting, naming the commands that read it', async () => {
+    const { readFileSync } = await import('node:fs');
+    const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
+    const rows = readme.split('\n').filter((l) => /^\| [A-Z_]+( \/ [A-Z_]+)* \| /.test(l));
+    for (const setting of new Set(Object.values(COMMANDS).flatMap((c) => c.settings))) {
+      const row = rows.find((r) => r.split(' | ')[0]!.slice(2).split(' / ').includes(setting.name));
+      expect(row, setting.name).toBeDefined();
+      const names = row!.split(' | ')[0]!.slice(2).split(' / ');
+      const readers = (['init', 'sidecar', 'plan'] as const).filter((c) => COMMANDS[c].settings.some((s) => names.includes(s.name)));
+      expect(row!.split(' | ')[1], setting.name).toBe(readers.length === 3 ? 'all' : readers.join(', '));
+    }
+  });
+});
