@@ -20,7 +20,7 @@ process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
 const { DockerComposeEnvironment, GenericContainer } = await import('testcontainers');
 
 const execFileP = promisify(execFile);
-export const STANDIN_NODE = 'mysql-agent-standin/node:20-bookworm-slim';
+export const STANDIN_NODE = 'mysql-agent-standin/node:24-bookworm-slim';
 export const STANDIN_MARIADB = 'mysql-agent-standin/mariadb:10.11';
 
 export async function docker(args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<string> {
