@@ -1,11 +1,12 @@
 # The mysql-agent image: the agent on Node 24, on top of the image that carries the backup tool
-# and its stream tool for one server flavor (the tool must match the server's version):
-#   MariaDB 10.11 (default):  docker build -t mysql-agent:0.1.0 .
-#   MySQL 8.4:                docker build --build-arg BASE_IMAGE=percona/percona-xtrabackup:8.4 -t mysql-agent:0.1.0-mysql8.4 .
+# and its stream tool for one server flavor. Both bases are pinned with the servers they serve in
+# manifests/base/versions.env (the default below is its MARIADB_IMAGE; a test checks both):
+#   MariaDB (default):  docker build -t mysql-agent:0.1.0 .
+#   MySQL:              (. manifests/base/versions.env && docker build --build-arg BASE_IMAGE="$XTRABACKUP_IMAGE" -t mysql-agent:0.1.0-mysql8.4 .)
 # It runs as uid/gid 999, the mysql user of the official mariadb and mysql images, so it can write
 # the datadir the server owns; it writes only to its volumes and /tmp (read-only root filesystem).
 ARG NODE_IMAGE=node:24-bookworm-slim
-ARG BASE_IMAGE=mariadb:10.11
+ARG BASE_IMAGE=mariadb:10.11.19
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src

@@ -9,13 +9,16 @@
 #                                              out like node:*-slim, trusting this machine's CA bundle (npm
 #                                              in a build stage must reach the registry the way the host's
 #                                              npm does)
-#   mysql-agent-standin/mariadb:10.11          + Debian's mariadb-server and mariadb-backup, the mysql
-#                                              user as uid 999 and a first-start entrypoint like mariadb's
+#   mysql-agent-standin/<MARIADB_IMAGE>        + Debian's mariadb-server and mariadb-backup of exactly the
+#                                              release pinned in manifests/base/versions.env (the build
+#                                              fails when the mirror has another), the mysql user as uid
+#                                              999 and a first-start entrypoint like mariadb's
 #
 # Cached on this machine: an image is rebuilt only when its label `org.mysql-agent.standin-key`
 # differs from the hash of its inputs: this script, its own files in standin/, what it takes from
-# this machine (apt sources; node and npm versions and the CA bundle for node) and the key of the
-# debian stand-in under it. A new node rebuilds only the node stand-in. Prints the tags.
+# this machine (apt sources; node and npm versions and the CA bundle for node), the pinned image
+# for mariadb, and the key of the debian stand-in under it. A new node rebuilds only the node
+# stand-in. Prints the tags: each is mysql-agent-standin/ and the image it stands in for.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 export DOCKER_BUILDKIT=0 # the legacy builder is what Debian's docker.io has without buildx
@@ -23,14 +26,17 @@ export DOCKER_BUILDKIT=0 # the legacy builder is what Debian's docker.io has wit
 PREFIX=mysql-agent-standin
 DEBIAN_TAG=$PREFIX/debian:bookworm
 NODE_TAG=$PREFIX/node:24-bookworm-slim
-MARIADB_TAG=$PREFIX/mariadb:10.11
+# shellcheck source=../manifests/base/versions.env
+. "$here/../manifests/base/versions.env"
+MARIADB_TAG=$PREFIX/$MARIADB_IMAGE
 SOURCES=/etc/apt/sources.list.d/debian.sources
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 LABEL=org.mysql-agent.standin-key
 
 fail() { echo "image/standins.sh: $*" >&2; exit 1; }
-# docker build, its output shown only when it fails (the legacy builder's banner is noise).
-build() { local out; out="$(docker build -q "$@" 2>&1)" || { echo "$out" >&2; fail "docker build $* failed (output above)"; }; }
+# docker build, its output shown only when it fails (the legacy builder's banner is noise), and no
+# container left behind by a failed step (a pinned release the mirror no longer has, say).
+build() { local out; out="$(docker build -q --force-rm "$@" 2>&1)" || { echo "$out" >&2; fail "docker build $* failed (output above)"; }; }
 command -v docker >/dev/null || fail "docker is not installed: run test/ensure-docker.sh (as root) first"
 docker info >/dev/null 2>&1 || fail "the Docker engine does not answer: run test/ensure-docker.sh (as root) to start it"
 [ -r "$SOURCES" ] || fail "$SOURCES is missing: the stand-ins are built from Debian's mirror named there"
@@ -48,7 +54,7 @@ npm_dir="$(cd "$npm_dir" 2>/dev/null && pwd)" && [ -f "$npm_dir/bin/npm-cli.js" 
 hash() { cat "$@" | sha256sum | cut -c1-16; }
 debian_key="$(hash "$0" "$SOURCES")"
 node_key="$(hash "$0" "$here/standin/node.Dockerfile" "$CA_BUNDLE" "$npm_dir/package.json" <("$node_bin" --version; echo "$debian_key"))"
-mariadb_key="$(hash "$0" "$here/standin/mariadb.Dockerfile" "$here/standin/docker-entrypoint.sh" <(echo "$debian_key"))"
+mariadb_key="$(hash "$0" "$here/standin/mariadb.Dockerfile" "$here/standin/docker-entrypoint.sh" <(echo "$MARIADB_IMAGE $debian_key"))"
 current() { [ "$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null)" = "$2" ]; }
 
 if ! current "$DEBIAN_TAG" "$debian_key"; then
@@ -83,7 +89,7 @@ if ! current "$NODE_TAG" "$node_key"; then
 fi
 
 if ! current "$MARIADB_TAG" "$mariadb_key"; then
-  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --label "$LABEL=$mariadb_key" -t "$MARIADB_TAG" \
+  build --build-arg "DEBIAN_IMAGE=$DEBIAN_TAG" --build-arg "MARIADB_VERSION=${MARIADB_IMAGE##*:}" --label "$LABEL=$mariadb_key" -t "$MARIADB_TAG" \
     -f "$here/standin/mariadb.Dockerfile" "$here/standin"
 fi
 

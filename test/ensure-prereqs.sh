@@ -1,25 +1,42 @@
 #!/usr/bin/env bash
-# Installs what the rig and the tests need when it is missing: Debian's mariadb-server,
-# mariadb-backup (with mbstream), the npm packages, and for the container tier a running Docker
-# engine with Compose and the stand-in base images (test/ensure-docker.sh), unless called with
-# --no-docker (the benchmark runs no container). Safe to rerun.
+# Installs what a caller needs when it is missing, and nothing else; safe to rerun. The npm
+# packages always; then each PART the caller names (all three when it names none, as the test
+# suite does):
+#   server   Debian's mariadb-server and mariadb-backup (mariadbd, mariadb-install-db,
+#            mariadb-backup, mbstream): the rig, the demo, the benchmark
+#   ncat     Debian's ncat: the benchmark's tutorial pipe
+#   docker   the container tier: a running Docker engine with Compose and the stand-in base
+#            images (test/ensure-docker.sh)
+# Usage: ensure-prereqs.sh [server] [ncat] [docker]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-need=()
-for bin in mariadbd mariadb-install-db mariadb-backup mbstream ncat; do
-  command -v "$bin" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin" command -v "$bin" >/dev/null 2>&1 || need+=("$bin")
+parts=("$@")
+[ "${#parts[@]}" -gt 0 ] || parts=(server ncat docker)
+packages=() missing=() docker=0
+for part in "${parts[@]}"; do
+  case "$part" in
+    server) bins=(mariadbd mariadb-install-db mariadb-backup mbstream) debs=(mariadb-server mariadb-backup) ;;
+    ncat) bins=(ncat) debs=(ncat) ;;
+    docker) docker=1; continue ;;
+    *) echo "ensure-prereqs: unknown part '$part': name server, ncat or docker" >&2; exit 2 ;;
+  esac
+  absent=()
+  for bin in "${bins[@]}"; do
+    command -v "$bin" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin" command -v "$bin" >/dev/null 2>&1 || absent+=("$bin")
+  done
+  if [ "${#absent[@]}" -gt 0 ]; then packages+=("${debs[@]}") missing+=("${absent[@]}"); fi
 done
-if [ "${#need[@]}" -gt 0 ]; then
-  echo "ensure-prereqs: installing mariadb-server mariadb-backup (missing: ${need[*]})" >&2
+if [ "${#packages[@]}" -gt 0 ]; then
+  echo "ensure-prereqs: installing ${packages[*]} (missing: ${missing[*]})" >&2
   if [ "$(id -u)" -ne 0 ]; then
-    echo "ensure-prereqs: not root: run 'apt-get install -y mariadb-server mariadb-backup' as root first" >&2
+    echo "ensure-prereqs: not root: run 'apt-get install -y ${packages[*]}' as root first" >&2
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -q
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q mariadb-server mariadb-backup ncat
+  apt-get -o DPkg::Lock::Timeout=300 install -y -q "${packages[@]}"
 fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-if [ "${1:-}" != "--no-docker" ]; then bash test/ensure-docker.sh; fi
+if [ "$docker" -eq 1 ]; then bash test/ensure-docker.sh; fi

@@ -10,7 +10,7 @@
  *   mysql-N-<name>    the containers, started when the last init container succeeded
  *
  * Secrets become required variables (`${BACKUP_TOKEN:?…}` for the key backup-token), images
- * variables defaulting to the manifest's (`${MARIADB_IMAGE:-mariadb:10.11}`), ConfigMap keys
+ * variables defaulting to the manifest's (`${MARIADB_IMAGE:-mariadb:10.11.19}`), ConfigMap keys
  * read-only binds of the files they were generated from. Probes are not translated: the
  * container tests run them as the kubelet would. A pod field the rig cannot reproduce is an
  * error, never silently dropped.
@@ -44,7 +44,7 @@ type Service = Record<string, unknown>;
 /** `backup-token` → BACKUP_TOKEN: the compose variable that carries a Secret key. */
 export const secretVariable = (key: string) => key.toUpperCase().replaceAll('-', '_');
 
-/** `mariadb:10.11` → MARIADB_IMAGE: the variable that overrides an image. */
+/** `mariadb:10.11.19` → MARIADB_IMAGE: the variable that overrides an image. */
 export const imageVariable = (image: string) => `${image.slice(image.lastIndexOf('/') + 1).split(':')[0]!.toUpperCase().replaceAll('-', '_')}_IMAGE`;
 
 const escapeDollars = (value: string) => value.replaceAll('$', '$$$$');

@@ -7,7 +7,9 @@ import { type ClientRequest, request } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawGet, waitUntil } from '../rig/helpers.js';
+import { isAgent } from '../manifests/check.js';
 import { TEST_SECRET, renderFlavor } from '../manifests/render.js';
+import { imageParts } from '../manifests/versions.js';
 import { Cluster, buildAgentImage, buildStandins, docker, requireDocker } from './cluster.js';
 
 const AGENT_IMAGE = 'mysql-agent:container-test';
@@ -23,9 +25,9 @@ const waitForRows = (ordinal: number, expected: number[], timeoutMs = 60_000) =>
 
 beforeAll(async () => {
   await requireDocker();
-  await buildStandins();
-  await buildAgentImage(AGENT_IMAGE);
-  cluster = new Cluster(await renderFlavor('mariadb'), AGENT_IMAGE, [0, 1, 2, 3]);
+  const standins = await buildStandins();
+  await buildAgentImage(AGENT_IMAGE, standins);
+  cluster = new Cluster(await renderFlavor('mariadb'), AGENT_IMAGE, standins, [0, 1, 2, 3]);
   await cluster.up([0, 1, 2]);
   await waitUntil(async () => (await cluster.readPath([0, 1, 2])).length === 3, 'mysql-0..2 ready', 5 * MINUTE);
   await cluster.sql(0, 'CREATE DATABASE test');
@@ -46,6 +48,14 @@ describe('three pods of the StatefulSet in Docker', () => {
       const [vars] = await cluster.sql<{ id: number; ro: number }>(n, 'SELECT @@server_id AS id, @@read_only AS ro');
       expect(vars).toEqual({ id: 100 + n, ro: n === 0 ? 0 : 1 });
     }
+  });
+
+  it('run the pinned server release, and the agent image carries the backup tool of that same release', async () => {
+    const image = cluster.sts.spec.template.spec.containers.find((c) => !isAgent(c))!.image;
+    const release = imageParts(image).tag;
+    const version = (await cluster.sql<{ version: string }>(0, 'SELECT VERSION() AS version'))[0]?.version;
+    const tool = await docker(['run', '--rm', '--entrypoint', 'sh', AGENT_IMAGE, '-c', 'mariadb-backup --version 2>&1']);
+    expect({ version, tool }).toEqual({ version: expect.stringMatching(new RegExp(`^${release.replaceAll('.', '\\.')}-MariaDB`)), tool: expect.stringContaining(`based on MariaDB server ${release}-MariaDB`) });
   });
 
   it('replicate writes on mysql-0 to mysql-1 and mysql-2', async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
 import { composeFromManifests, composeYaml, imageVariable, secretVariable } from '../compose/compose.js';
-import { isAgent } from '../manifests/check.js';
+import { dockerfileFacts, isAgent } from '../manifests/check.js';
 import { type Container, type KubeDoc, type Probe, REPO, type StatefulSet, TEST_SECRET, podContainers, podName, portNumber, statefulSet } from '../manifests/render.js';
 
 // Ryuk's image cannot be pulled here; every resource is removed by the tests' own teardown.
@@ -20,8 +20,6 @@ process.env.TESTCONTAINERS_RYUK_DISABLED = 'true';
 const { DockerComposeEnvironment, GenericContainer } = await import('testcontainers');
 
 const execFileP = promisify(execFile);
-export const STANDIN_NODE = 'mysql-agent-standin/node:24-bookworm-slim';
-export const STANDIN_MARIADB = 'mysql-agent-standin/mariadb:10.11';
 
 export async function docker(args: string[], timeoutMs = 60_000, env?: NodeJS.ProcessEnv): Promise<string> {
   const { stdout } = await execFileP('docker', args, { timeout: timeoutMs, maxBuffer: 64 << 20, env });
@@ -38,15 +36,29 @@ export async function requireDocker(): Promise<void> {
   }
 }
 
-/** Makes (or reuses) the stand-ins of the public base images. */
-export async function buildStandins(): Promise<void> {
-  await execFileP('bash', [join(REPO, 'image/standins.sh')], { timeout: 15 * 60_000, maxBuffer: 16 << 20 });
+/** The stand-in of each public image, from the tags image/standins.sh prints (mysql-agent-standin/<image>). */
+export class Standins {
+  constructor(private readonly tags: readonly string[]) {}
+
+  /** The stand-in of `image`; none is a failure naming what the script made, never the public image. */
+  of(image: string): string {
+    const tag = this.tags.find((t) => t.slice(t.indexOf('/') + 1) === image);
+    if (!tag) throw new Error(`image/standins.sh makes no stand-in of ${image} (it made ${this.tags.join(', ')}): the Dockerfile and the manifests name images the tests cannot run`);
+    return tag;
+  }
 }
 
-/** `docker build .` with the stand-ins as base images, through testcontainers. */
-export async function buildAgentImage(tag: string): Promise<void> {
+/** Makes (or reuses) the stand-ins of the public base images. */
+export async function buildStandins(): Promise<Standins> {
+  const { stdout } = await execFileP('bash', [join(REPO, 'image/standins.sh')], { timeout: 15 * 60_000, maxBuffer: 16 << 20 });
+  return new Standins(stdout.split('\n').filter(Boolean));
+}
+
+/** `docker build .` with the stand-ins of its default base images, through testcontainers. */
+export async function buildAgentImage(tag: string, standins: Standins): Promise<void> {
+  const { args } = dockerfileFacts();
   await GenericContainer.fromDockerfile(REPO)
-    .withBuildArgs({ NODE_IMAGE: STANDIN_NODE, BASE_IMAGE: STANDIN_MARIADB })
+    .withBuildArgs({ NODE_IMAGE: standins.of(args.get('NODE_IMAGE') ?? ''), BASE_IMAGE: standins.of(args.get('BASE_IMAGE') ?? '') })
     .build(tag, { deleteOnExit: false });
 }
 
@@ -60,11 +72,12 @@ export class Cluster {
   constructor(
     readonly docs: KubeDoc[],
     agentImage: string,
+    standins: Standins,
     /** Ordinals laid out in the compose file; `up` starts some of them. */
     readonly ordinals: readonly number[],
   ) {
     this.sts = statefulSet(docs);
-    const images = new Map(podContainers(this.sts.spec.template.spec).map((c) => [c.image, isAgent(c) ? agentImage : STANDIN_MARIADB]));
+    const images = new Map(podContainers(this.sts.spec.template.spec).map((c) => [c.image, isAgent(c) ? agentImage : standins.of(c.image)]));
     this.env = {
       ...Object.fromEntries([...images].map(([image, local]) => [imageVariable(image), local])),
       ...Object.fromEntries(Object.entries(TEST_SECRET).map(([k, v]) => [secretVariable(k), v])),

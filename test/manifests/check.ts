@@ -4,9 +4,10 @@
  *   @kubernetes/client-node's attribute maps, which the schemas lack, for unknown fields;
  * - consistencyProblems: what the StatefulSet names (images, commands, variables, mounts, ports,
  *   probes, Secret keys, accounts, user ids) against what the agent (its own config loader),
- *   the Dockerfile and the initdb script actually use.
+ *   the Dockerfile, the pinned images (versions.env) and the initdb script actually use.
  */
 import { readFileSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
@@ -19,6 +20,7 @@ import type { InitConfig } from '../../agent/init/settings.js';
 import type { SidecarConfig } from '../../agent/sidecar/settings.js';
 import {
   type Container,
+  type Flavor,
   type KubeDoc,
   MANIFESTS,
   REPO,
@@ -28,9 +30,11 @@ import {
   podContainers,
   podName,
   portNumber,
+  renderFlavor,
   resolveEnv,
   statefulSet,
 } from './render.js';
+import { type Pins, readVersions, resolvePin, toolProblem, versionsProblems } from './versions.js';
 
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/StatefulSet': StatefulSetModel,
@@ -88,7 +92,7 @@ export interface DockerfileFacts {
   readonly version: string;
   /** Build arguments declared before the first FROM, with their defaults (the base images). */
   readonly args: ReadonlyMap<string, string>;
-  /** Agent image (name:tag) → the BASE_IMAGE it is built on. */
+  /** Agent image (name:tag) → the BASE_IMAGE it is built on, as written: an image or "$VARIABLE" of versions.env. */
   readonly builds: ReadonlyMap<string, string>;
 }
 
@@ -133,7 +137,7 @@ function secretReader(docs: KubeDoc[], out: string[]) {
   };
 }
 
-export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = dockerfileFacts()): string[] {
+export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = dockerfileFacts(), pins: Pins = readVersions()): string[] {
   const out: string[] = [];
   const problem = (ok: boolean, text: string) => {
     if (!ok) out.push(text);
@@ -159,14 +163,24 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
     return [`the pod needs an agent init container (args [init]), an agent sidecar (args [sidecar]) and one server container; it has ${containers.map((c) => `${c.name} (${c.image})`).join(', ')}`];
   }
 
-  // Images: agent images are ones the Dockerfile documents building; the server matches the backup tool.
+  // Images: agent images are ones the Dockerfile documents building, on an image pinned in
+  // versions.env whose backup tool serves the server, itself pinned there.
   problem(docker.version === version, `Dockerfile ARG VERSION=${docker.version} differs from package.json ${version}`);
   problem(JSON.stringify(docker.entrypoint) === JSON.stringify([AGENT_REPO]), `Dockerfile ENTRYPOINT ${JSON.stringify(docker.entrypoint)} is not ["${AGENT_REPO}"]`);
+  const pinned = new Set(pins.values());
+  problem(pinned.has(server.image), `${server.name}: image ${server.image} is not one pinned in manifests/base/versions.env (${[...pinned].join(', ')})`);
   for (const c of agents) {
-    const base = docker.builds.get(c.image);
-    problem(base !== undefined, `${c.name}: image ${c.image} is not one the Dockerfile documents building (${[...docker.builds.keys()].join(', ')})`);
+    const built = docker.builds.get(c.image);
+    problem(built !== undefined, `${c.name}: image ${c.image} is not one the Dockerfile documents building (${[...docker.builds.keys()].join(', ')})`);
     problem(tagOf(c.image).startsWith(version), `${c.name}: image ${c.image} is not version ${version}`);
-    if (base) problem(tagOf(base) === tagOf(server.image), `${c.name}: ${c.image} carries the backup tool of ${base}, the server is ${server.image}`);
+    if (built === undefined) continue;
+    const base = resolvePin(built, pins);
+    if (base === undefined || !pinned.has(base)) {
+      out.push(`${c.name}: the Dockerfile builds ${c.image} on ${built}, which is not pinned in manifests/base/versions.env`);
+      continue;
+    }
+    const why = toolProblem(base, server.image);
+    problem(!why, `${c.name}: ${c.image} is built on ${base}, whose backup tool cannot serve the server: ${why}`);
   }
   for (const c of [init, sidecar]) problem(c.command === undefined, `${c.name}: command overrides the image's entrypoint (${AGENT_REPO}); give the subcommand in args`);
   problem(init.image === sidecar.image, `init (${init.image}) and sidecar (${sidecar.image}) must run the same agent image`);
@@ -284,4 +298,26 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   const ctx = spec.securityContext;
   problem(ctx?.runAsNonRoot === true && ctx.runAsUser === uid && ctx.runAsGroup === gid && ctx.fsGroup === gid, `pod securityContext must run as the image's USER ${docker.user} with fsGroup ${gid}: ${JSON.stringify(ctx)}`);
   return out;
+}
+
+/**
+ * Every problem of a flavor rendered after replacing `from` by `to` in one file under manifests/
+ * (the anchor must be there): schemas, consistency, and the pins of that copy's versions.env.
+ */
+export async function plantedProblems(file: string, from: string, to: string, flavor: Flavor = 'mariadb'): Promise<string[]> {
+  let pins: Pins = new Map();
+  let docs: KubeDoc[];
+  try {
+    docs = await renderFlavor(flavor, async (dir) => {
+      const path = join(dir, file);
+      const text = await readFile(path, 'utf8');
+      if (!text.includes(from)) throw new Error(`the planted text's anchor "${from}" is not in ${file}`);
+      await writeFile(path, text.replace(from, to));
+      pins = readVersions(join(dir, 'base/versions.env'));
+    });
+  } catch (err) {
+    if ((err as Error).message.includes("planted text's anchor")) throw err;
+    return [`render failed: ${(err as Error).message}`];
+  }
+  return [...docs.flatMap(schemaProblems), ...versionsProblems(pins), ...consistencyProblems(docs, dockerfileFacts(), pins)];
 }

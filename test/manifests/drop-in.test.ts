@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { agentConfig, dockerfileFacts, schemaProblems } from './check.js';
 import { type Container, type KubeDoc, MANIFESTS, REPO, type StatefulSet, TEST_SECRET, findDoc } from './render.js';
+import { readVersions, resolvePin, toolProblem } from './versions.js';
 
 const execFileP = promisify(execFile);
 let tutorial: KubeDoc[];
@@ -45,6 +46,14 @@ describe('the drop-in patch on the tutorial StatefulSet', () => {
     const server = container(spec.containers, 'mysql')!;
     expect({ image: server.image, env: server.env, livenessProbe: server.livenessProbe }).toEqual({ image: original.image, env: original.env, livenessProbe: original.livenessProbe });
     expect(server.readinessProbe).toBeUndefined();
+  });
+
+  it('runs an agent built on the pinned MariaDB image, the server release its comment and the README name', () => {
+    const pins = readVersions();
+    const spec = patched.spec.template.spec;
+    const bases = [spec.initContainers![0]!, spec.containers[1]!].map((c) => resolvePin(dockerfileFacts().builds.get(c.image) ?? '', pins));
+    expect(bases).toEqual([pins.get('MARIADB_IMAGE'), pins.get('MARIADB_IMAGE')]);
+    expect(toolProblem(bases[0]!, pins.get('MARIADB_IMAGE')!)).toBeUndefined();
   });
 
   it('gives the agent settings it accepts and the volumes they name', () => {
