@@ -40,6 +40,9 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
       log.info({ phase: 'move', entries }, 'finished moving a prepared recovery clone left by an earlier run');
       return;
     }
+    // An interrupted recovery clone is of no use to any decision, and MySQL's --initialize
+    // refuses a datadir that holds it.
+    if (state.kind === 'empty' && state.leftoverStaging) await removeInterruptedClone(config.dataDir, log);
     // Empty (or files without mysql/, which the server's own initialisation judges).
     await guardEmptyPrimary(config, log, (plan) => cloneDataDir(config, log, signal, plan, clock));
     return;
@@ -57,9 +60,14 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
       return;
     }
     case 'empty':
-      if (state.leftoverStaging) log.warn({ phase: 'clone' }, 'removing the staging directory of an interrupted clone');
+      if (state.leftoverStaging) await removeInterruptedClone(config.dataDir, log);
       await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
   }
+}
+
+async function removeInterruptedClone(dataDir: string, log: Logger): Promise<void> {
+  log.warn({ phase: 'clone' }, 'removing the staging directory of an interrupted clone');
+  await removeStaging(dataDir);
 }
 
 /** CLONE_SOURCE on a replica: a fixed peer, or the ranking of the lower ordinals' answers. */

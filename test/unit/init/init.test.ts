@@ -1,0 +1,90 @@
+/**
+ * `runInit` at ordinal 0 on real directories, with the replicas' agents played by a loopback HTTP
+ * server answering verbatim /status fixtures (test/fixtures/status/): which datadir states reach
+ * the empty-primary guard, and what the datadir holds after each decision.
+ */
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { type Server, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadCommand } from '../../../agent/core/settings.js';
+import { STAGING_NAME } from '../../../agent/init/datadir.js';
+import { runInit } from '../../../agent/init/init.js';
+import { type InitConfig, initCommand } from '../../../agent/init/settings.js';
+
+const FIXTURES = join(import.meta.dirname, '../../fixtures/status');
+/** Ordinal N's agent listens on 127.77.0.N: only ordinal 1 is played, the others refuse. */
+const REPLICA_IP = '127.77.0.1';
+
+let root: string;
+let dataDir: string;
+let sidecar: Server;
+let port: number;
+let answer: Record<string, unknown>;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'init-'));
+  dataDir = join(root, 'data');
+  for (const d of ['config-map', 'conf.d', 'data']) await mkdir(join(root, d));
+  await writeFile(join(root, 'config-map', 'primary.cnf'), '[mysqld]\nlog-bin=mysql-bin\n');
+  await writeFile(join(root, 'config-map', 'replica.cnf'), '[mysqld]\nread-only=1\n');
+  answer = JSON.parse(readFileSync(join(FIXTURES, 'replica-primary-down.json'), 'utf8')) as Record<string, unknown>;
+  sidecar = createServer((req, res) => {
+    if (req.url !== '/status') return res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...answer, pod: 'mysql-1', ordinal: 1 }));
+  });
+  await new Promise<void>((r) => sidecar.listen(0, REPLICA_IP, r));
+  port = (sidecar.address() as AddressInfo).port;
+});
+
+afterEach(async () => {
+  sidecar.closeAllConnections();
+  await new Promise((r) => sidecar.close(r));
+  await rm(root, { recursive: true, force: true });
+});
+
+function primaryConfig(env: Record<string, string> = {}): InitConfig {
+  return loadCommand({ init: initCommand }, {
+    argv: ['init'],
+    env: {
+      PATH: '/bin',
+      POD_NAME: 'mysql-0',
+      CONFIG_MAP_DIR: join(root, 'config-map'),
+      CONF_DIR: join(root, 'conf.d'),
+      DATA_DIR: dataDir,
+      PEER_HOST_TEMPLATE: '127.77.0.{ordinal}',
+      PEER_PROBE_COUNT: '1',
+      BACKUP_PORT: String(port),
+      BACKUP_TOKEN: 'x'.repeat(32),
+      CLONE_RETRY_DEADLINE: '0',
+      ...env,
+    },
+    hostname: 'ignored',
+    isExecutable: (p) => p === '/bin/mariadb-backup' || p === '/bin/mbstream',
+  });
+}
+
+const silent = pino({ level: 'silent' });
+const init = (config: InitConfig) => runInit(config, silent, new AbortController().signal);
+
+describe('runInit at ordinal 0 with no mysql/', () => {
+  it('removes the staging directory an interrupted recovery clone left before starting empty', async () => {
+    await mkdir(join(dataDir, STAGING_NAME));
+    await writeFile(join(dataDir, STAGING_NAME, 'ibdata1'), 'half a clone');
+    answer = { ...answer, holds_data: false };
+    await init(primaryConfig());
+    // MySQL's --initialize refuses a datadir with anything in it.
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  it('removes that staging directory when it refuses, too', async () => {
+    await mkdir(join(dataDir, STAGING_NAME));
+    await writeFile(join(dataDir, STAGING_NAME, 'ibdata1'), 'half a clone');
+    await expect(init(primaryConfig())).rejects.toThrow('replicas hold data');
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+});
