@@ -6,7 +6,7 @@
  * SET GLOBAL gtid_binlog_state), node1 and node2 reconnect by themselves and take new writes,
  * and node3 stops with error 1236 instead of silently skipping what it missed.
  */
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig, type RigNode } from './rig.js';
@@ -83,6 +83,21 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
     expect(message).toContain('needs GTID replication');
     expect(message).toContain('re-clone');
     expect(await readdir(node0.dataDir)).toEqual([]);
+  });
+
+  it('refuses files that are not a datadir even with recover, at every restart, without cloning among them', async () => {
+    await losePrimaryVolume();
+    await mkdir(join(node0.dataDir, 'shop'));
+    await writeFile(join(node0.dataDir, 'shop', 'notes.txt'), 'not a table');
+    for (const attempt of [1, 2]) {
+      const run = await node0.init({ PRIMARY_EMPTY_START: 'recover' });
+      expect(run.code, `run ${attempt}`).toBe(1);
+      expect(String(run.lines.find((l) => l.phase === 'exit')?.err)).toContain(`DATA_DIR=${node0.dataDir} holds files but no mysql/ (shop)`);
+      expect(run.lines.some((l) => l.phase === 'primary-start' || l.phase === 'stream')).toBe(false);
+      expect(await readdir(node0.dataDir)).toEqual(['shop']);
+      expect(await readdir(join(node0.dataDir, 'shop'))).toEqual(['notes.txt']);
+    }
+    await rm(join(node0.dataDir, 'shop'), { recursive: true });
   });
 
   it('with PRIMARY_EMPTY_START=recover, rebuilds node0 from a replica with all rows and continues its GTID state', async () => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DataDirError } from '../../../agent/core/errors.js';
 import { loadCommand } from '../../../agent/core/settings.js';
 import { STAGING_NAME } from '../../../agent/init/datadir.js';
 import { runInit } from '../../../agent/init/init.js';
@@ -86,5 +87,21 @@ describe('runInit at ordinal 0 with no mysql/', () => {
     await writeFile(join(dataDir, STAGING_NAME, 'ibdata1'), 'half a clone');
     await expect(init(primaryConfig())).rejects.toThrow('replicas hold data');
     expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  it.each(['refuse', 'allow', 'recover'])('refuses files that are not a datadir with PRIMARY_EMPTY_START=%s, touching nothing and asking no one', async (setting) => {
+    await mkdir(join(dataDir, 'shop'));
+    await writeFile(join(dataDir, 'shop', 'orders.ibd'), 'rows');
+    await writeFile(join(dataDir, 'ibdata1'), 'system tablespace');
+    let asked = 0;
+    sidecar.on('request', () => asked++);
+    const err = await init(primaryConfig({ PRIMARY_EMPTY_START: setting })).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DataDirError);
+    expect((err as Error).message).toContain(`DATA_DIR=${dataDir} holds files but no mysql/ (`);
+    expect(asked).toBe(0);
+    expect((await readdir(dataDir)).sort()).toEqual(['ibdata1', 'shop']);
   });
 });
