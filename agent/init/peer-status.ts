@@ -34,6 +34,8 @@ export interface PeerReport {
   readonly status: PeerStatus | null;
   /** Why there is no status: no answer, an HTTP error, an answer that does not parse. */
   readonly error: string | null;
+  /** The system error's code when there is one (ENOTFOUND, EAI_AGAIN, ECONNREFUSED, ETIMEDOUT). */
+  readonly code: string | null;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -86,7 +88,9 @@ export function fetchStatus(host: string, port: number, timeoutMs: number): Prom
     });
     const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs);
     req.once('close', () => clearTimeout(timer));
-    req.once('error', (err: NodeJS.ErrnoException) => reject(err.code && !err.message.includes(err.code) ? new Error(`${err.message} (${err.code})`) : err));
+    req.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code && !err.message.includes(err.code) ? Object.assign(new Error(`${err.message} (${err.code})`), { code: err.code }) : err),
+    );
     req.end();
   });
 }
@@ -101,9 +105,10 @@ export async function probePeers(
   return Promise.all(
     peers.map(async ({ ordinal, host }): Promise<PeerReport> => {
       try {
-        return { ordinal, host, status: parsePeerStatus(await fetch(host, port, timeoutMs)), error: null };
+        return { ordinal, host, status: parsePeerStatus(await fetch(host, port, timeoutMs)), error: null, code: null };
       } catch (err) {
-        return { ordinal, host, status: null, error: errorMessage(err) };
+        const code = (err as NodeJS.ErrnoException).code;
+        return { ordinal, host, status: null, error: errorMessage(err), code: typeof code === 'string' ? code : null };
       }
     }),
   );

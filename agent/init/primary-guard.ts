@@ -26,12 +26,24 @@ import type { Candidate, SourceRanking } from './clone-source.js';
 import { type PeerReport, probePeers } from './peer-status.js';
 import type { InitConfig, PrimaryEmptyStart } from './settings.js';
 
+/**
+ * A replica that did not answer: `absent` when its name does not resolve (ENOTFOUND: no such
+ * pod), else `silent` — it may exist and hold data (refused, timed out, an HTTP error, or a DNS
+ * failure such as EAI_AGAIN that says nothing about the pod).
+ */
+export type Unanswered = 'absent' | 'silent';
+
+export function unansweredAs(report: PeerReport): Unanswered {
+  return report.code === 'ENOTFOUND' ? 'absent' : 'silent';
+}
+
 /** What one replica said, as kept in logs, /status and the records. */
 export interface PeerEvidence {
   readonly ordinal: number;
   readonly host: string;
   readonly answered: boolean;
   readonly error?: string;
+  readonly counts_as?: Unanswered;
   readonly holds_data?: boolean;
   readonly gtid_executed?: string | null;
   readonly uses_gtid?: boolean | null;
@@ -54,7 +66,7 @@ export type PrimaryStartDecision =
 export function evidenceOf(reports: readonly PeerReport[]): PeerEvidence[] {
   return reports.map((r) =>
     r.status === null
-      ? { ordinal: r.ordinal, host: r.host, answered: false, error: r.error ?? 'no answer' }
+      ? { ordinal: r.ordinal, host: r.host, answered: false, error: r.error ?? 'no answer', counts_as: unansweredAs(r) }
       : {
           ordinal: r.ordinal,
           host: r.host,
@@ -105,6 +117,15 @@ export function decidePrimaryStart(setting: PrimaryEmptyStart, mode: RequestedMo
     return {
       action: 'refuse',
       reason: `${lost}; PRIMARY_EMPTY_START=recover needs GTID replication but ${why}: a rebuilt primary starts a new binary log, so no replica can continue from its old position and every replica would need a re-clone. Restore ordinal 0's volume or promote a replica; or set PRIMARY_EMPTY_START=allow and re-clone the replicas (empty their volumes)`,
+    };
+  }
+  // One that did not answer may be the most advanced: rebuilt from another, ordinal 0 would
+  // reuse GTIDs it already has, and on reconnecting it would silently skip those transactions.
+  const silent = reports.filter((r) => r.status === null && unansweredAs(r) === 'silent');
+  if (silent.length > 0) {
+    return {
+      action: 'refuse',
+      reason: `${lost}; PRIMARY_EMPTY_START=recover needs every replica that may hold data, and ${silent.map((r) => `ordinal ${r.ordinal} (${r.host}: ${r.error ?? 'no answer'})`).join(', ')} did not answer: one of them may be ahead of those that did; refusing until they answer (the restart asks again)`,
     };
   }
   const unknown = holders.filter((r) => r.status!.gtidExecuted === null || !isGtidState(r.status!.gtidExecuted));

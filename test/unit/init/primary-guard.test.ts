@@ -10,9 +10,17 @@ const FIXTURES = join(import.meta.dirname, '../../fixtures/status');
 const host = (n: number) => `mysql-${n}.mysql`;
 function replica(ordinal: number, name: string, patch: Record<string, unknown> = {}): PeerReport {
   const body = { ...(JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8')) as Record<string, unknown>), pod: `mysql-${ordinal}`, ...patch };
-  return { ordinal, host: host(ordinal), status: parsePeerStatus(body), error: null };
+  return { ordinal, host: host(ordinal), status: parsePeerStatus(body), error: null, code: null };
 }
-const down = (ordinal: number): PeerReport => ({ ordinal, host: host(ordinal), status: null, error: `getaddrinfo ENOTFOUND ${host(ordinal)}` });
+/** Why a replica did not answer, as probePeers reports it: the message and the error's code. */
+const unanswered = (ordinal: number, error: string, code: string | null): PeerReport => ({ ordinal, host: host(ordinal), status: null, error, code });
+/** The name does not resolve: no such pod. */
+const down = (ordinal: number) => unanswered(ordinal, `getaddrinfo ENOTFOUND ${host(ordinal)}`, 'ENOTFOUND');
+/** The pod exists but its agent does not answer. */
+const refused = (ordinal: number) => unanswered(ordinal, `connect ECONNREFUSED 10.244.1.7:3307`, 'ECONNREFUSED');
+const timedOut = (ordinal: number) => unanswered(ordinal, 'no answer within 3 s (ETIMEDOUT)', 'ETIMEDOUT');
+/** The cluster's DNS did not answer: says nothing about the pod. */
+const dnsFailed = (ordinal: number) => unanswered(ordinal, `getaddrinfo EAI_AGAIN ${host(ordinal)}`, 'EAI_AGAIN');
 /** The primary is gone: every replica's IO thread is reconnecting. */
 const lost = (ordinal: number, gtid: string, patch: Record<string, unknown> = {}) => replica(ordinal, 'replica-primary-down', { gtid_executed: gtid, ...patch });
 
@@ -53,6 +61,26 @@ describe('decidePrimaryStart', () => {
     expect(d.reason).toContain('needing a re-clone afterwards: ordinal 1 (0-100-28)');
   });
 
+  it.each([
+    ['refused', refused],
+    ['timed out', timedOut],
+    ['whose DNS lookup failed (EAI_AGAIN)', dnsFailed],
+  ])('refuses recovery while a replica that may exist does not answer (%s), naming it; a restart asks again', (_how, silent) => {
+    // Ordinal 1 may be ahead of ordinal 2: recovering from 2 would make it skip transactions later.
+    const d = decidePrimaryStart('recover', 'auto', [silent(1), lost(2, '0-100-33'), down(3)]);
+    expect(d.action).toBe('refuse');
+    expect(d.reason).not.toContain('\n');
+    expect(d.reason).toContain(`ordinal 1 (${host(1)}: ${silent(1).error})`);
+    expect(d.reason).toContain('did not answer');
+    expect(d.reason).toContain('restart');
+    expect(d.reason).not.toContain('ordinal 3');
+  });
+
+  it('recovers when every replica asked answered or does not exist (its name does not resolve)', () => {
+    const d = decidePrimaryStart('recover', 'auto', [lost(1, '0-100-33'), down(2), down(3)]);
+    expect(d).toMatchObject({ action: 'recover', gtid: '0-100-33', sources: [{ ordinal: 1 }] });
+  });
+
   it('refuses recovery in position mode, saying the replicas would need a re-clone', () => {
     for (const [mode, reports] of [
       ['auto', [lost(1, '', { replication: { io_running: 'Connecting', sql_running: 'Yes', seconds_behind: null, using_gtid: 'No', uses_gtid: false } })]],
@@ -75,8 +103,9 @@ describe('decidePrimaryStart', () => {
   it('keeps the evidence of every replica asked', () => {
     expect(evidenceOf([lost(1, '0-100-33'), down(2)])).toEqual([
       { ordinal: 1, host: host(1), answered: true, holds_data: true, gtid_executed: '0-100-33', uses_gtid: true, replicating: false },
-      { ordinal: 2, host: host(2), answered: false, error: 'getaddrinfo ENOTFOUND mysql-2.mysql' },
+      { ordinal: 2, host: host(2), answered: false, error: 'getaddrinfo ENOTFOUND mysql-2.mysql', counts_as: 'absent' },
     ]);
+    expect(evidenceOf([refused(1), dnsFailed(2)]).map((e) => e.counts_as)).toEqual(['silent', 'silent']);
   });
 });
 
