@@ -64,7 +64,7 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
       expect(message).toContain(way);
     }
     const decision = run.lines.find((l) => l.phase === 'primary-start');
-    expect(decision).toMatchObject({ decision: 'refuse', setting: 'refuse' });
+    expect(decision).toMatchObject({ decision: 'refuse', setting: 'refuse', claims: { source: 'none' } });
     expect((decision?.evidence as unknown[]).slice(0, 4)).toEqual([
       { ordinal: 1, host: '127.0.1.11', answered: true, holds_data: true, gtid_executed: gtidBefore, uses_gtid: true, replicating: expect.any(Boolean) },
       { ordinal: 2, host: '127.0.1.12', answered: true, holds_data: true, gtid_executed: gtidBefore, uses_gtid: true, replicating: expect.any(Boolean) },
@@ -105,7 +105,7 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
     // Ordinals 4 and 5 (PEER_PROBE_COUNT's default 5) are addresses where nothing listens: silent, not absent.
     const unset = await node0.init({ PRIMARY_EMPTY_START: 'recover' });
     expect(unset.code).toBe(1);
-    expect(String(unset.lines.find((l) => l.phase === 'exit')?.err)).toMatch(/ordinal 4 \(127\.0\.1\.14: connect ECONNREFUSED 127\.0\.1\.14:\d+\), ordinal 5 .* did not answer/);
+    expect(String(unset.lines.find((l) => l.phase === 'exit')?.err)).toMatch(/replicas did not answer: ordinal 4 \(127\.0\.1\.14: connect ECONNREFUSED 127\.0\.1\.14:\d+\), ordinal 5 .*; PRIMARY_EMPTY_START=recover needs an answer/);
     // Node 2 holds the same data as node 1, but ordinal 0 cannot know that while its agent is down.
     await rig.node(2).stopSidecar();
     const run = await node0.init({ PRIMARY_EMPTY_START: 'recover', PEER_PROBE_COUNT: '3' });
