@@ -81,11 +81,20 @@ export async function markPrepared(dataDir: string): Promise<void> {
 
 /**
  * Moves a prepared clone into DATA_DIR, `mysql/` last, then drops the staging directory.
- * Each rename is atomic, so after a crash every entry is either still in staging or in place.
+ * Each rename is atomic, so after a crash every entry is either still in staging or in place:
+ * an entry in both places is someone else's file, which a rename would overwrite (or fail on
+ * with ENOTEMPTY at every restart), so nothing is moved.
  */
 export async function promoteStaging(dataDir: string): Promise<{ entries: number }> {
   const dir = stagingDir(dataDir);
   const entries = (await readdir(dir)).filter((e) => e !== PREPARED_MARKER);
+  const present = new Set(await readdir(dataDir));
+  const collisions = entries.filter((e) => present.has(e)).sort();
+  if (collisions.length > 0) {
+    throw new DataDirError(
+      `DATA_DIR=${dataDir} already holds ${collisions.join(', ')}, which the prepared clone in ${STAGING_NAME} also has: they are not the clone's to replace; move them away (or empty the volume), then restart the pod`,
+    );
+  }
   const ordered = [...entries.filter((e) => e !== 'mysql'), ...entries.filter((e) => e === 'mysql')];
   for (const entry of ordered) {
     if (entry === 'mysql') await fsyncDir(dataDir);

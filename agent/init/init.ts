@@ -7,12 +7,11 @@
  *
  * | datadir state                         | action                                        |
  * |---------------------------------------|-----------------------------------------------|
- * | ordinal 0 (primary), has mysql/       | none                                          |
- * | ordinal 0 (primary), no mysql/        | primary-guard.ts: start empty, refuse, recover |
  * | has mysql/                            | none (drop a leftover staging directory)      |
  * | prepared staging from a stopped run   | finish moving it in                           |
+ * | other files without mysql/            | refuse: not ours to delete (ordinal 0 too)    |
+ * | empty (lost+found and staging aside), ordinal 0 | drop a leftover staging directory, then primary-guard.ts: start empty, refuse, recover |
  * | empty (lost+found and staging aside)  | clone, verify, prepare, move in (mysql/ last) |
- * | other files without mysql/            | refuse: not ours to delete                    |
  */
 import type { Logger } from '../core/log.js';
 import type { Clock } from '../core/retry.js';
@@ -29,37 +28,33 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
   const { files } = await ensureRoleConfig(config);
   log.info({ phase: 'config', files, server_id: config.serverId }, 'server config written');
   const state = await inspectDataDir(config.dataDir);
-  if (config.role === 'primary') {
-    if (state.kind === 'initialised') {
-      if (state.leftoverStaging) await removeStaging(config.dataDir);
-      log.info({ phase: 'clone' }, 'primary: datadir already initialised');
-      return;
-    }
-    if (state.kind === 'prepared-staging') {
-      const { entries } = await promoteStaging(config.dataDir);
-      log.info({ phase: 'move', entries }, 'finished moving a prepared recovery clone left by an earlier run');
-      return;
-    }
-    // Empty (or files without mysql/, which the server's own initialisation judges).
-    await guardEmptyPrimary(config, log, (plan) => cloneDataDir(config, log, signal, plan, clock));
-    return;
-  }
+  const primary = config.role === 'primary';
   switch (state.kind) {
     case 'initialised':
       if (state.leftoverStaging) await removeStaging(config.dataDir);
-      log.info({ phase: 'clone' }, 'datadir already initialised: no clone');
+      log.info({ phase: 'clone' }, primary ? 'primary: datadir already initialised' : 'datadir already initialised: no clone');
       return;
     case 'foreign':
+      // At ordinal 0 too: a recovery clone moved in among them would collide (ENOTEMPTY) or
+      // overwrite them, and MariaDB's entrypoint would initialise mysql/ beside them.
       throw foreignDataDirError(config.dataDir, state.entries);
     case 'prepared-staging': {
       const { entries } = await promoteStaging(config.dataDir);
-      log.info({ phase: 'move', entries }, 'finished moving a prepared clone left by an earlier run');
+      log.info({ phase: 'move', entries }, `finished moving a prepared ${primary ? 'recovery ' : ''}clone left by an earlier run`);
       return;
     }
     case 'empty':
-      if (state.leftoverStaging) log.warn({ phase: 'clone' }, 'removing the staging directory of an interrupted clone');
-      await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
+      // An interrupted clone is of no use to any path, and MySQL's --initialize refuses a
+      // datadir that holds it.
+      if (state.leftoverStaging) await removeInterruptedClone(config.dataDir, log);
+      if (primary) await guardEmptyPrimary(config, log, (plan) => cloneDataDir(config, log, signal, plan, clock));
+      else await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
   }
+}
+
+async function removeInterruptedClone(dataDir: string, log: Logger): Promise<void> {
+  log.warn({ phase: 'clone' }, 'removing the staging directory of an interrupted clone');
+  await removeStaging(dataDir);
 }
 
 /** CLONE_SOURCE on a replica: a fixed peer, or the ranking of the lower ordinals' answers. */

@@ -5,6 +5,7 @@
  */
 import { request } from 'node:http';
 import { errorMessage } from '../core/errors.js';
+import { getText } from '../core/http-get.js';
 
 /** What a peer's /status says, as far as other pods care. */
 export interface PeerStatus {
@@ -34,6 +35,8 @@ export interface PeerReport {
   readonly status: PeerStatus | null;
   /** Why there is no status: no answer, an HTTP error, an answer that does not parse. */
   readonly error: string | null;
+  /** The system error's code when there is one (ENOTFOUND, EAI_AGAIN, ECONNREFUSED, ETIMEDOUT). */
+  readonly code: string | null;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -65,30 +68,19 @@ export function parsePeerStatus(body: unknown): PeerStatus {
 }
 
 /** GET http://host:port/status with a deadline for the whole exchange. */
-export function fetchStatus(host: string, port: number, timeoutMs: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => {
-        text += d;
-        if (text.length > 1_000_000) req.destroy(new Error('/status answer too large'));
-      });
-      res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new Error(`/status answered HTTP ${res.statusCode}`));
-        try {
-          resolve(JSON.parse(text));
-        } catch {
-          reject(new Error('/status is not JSON'));
-        }
-      });
-      res.on('error', reject);
-    });
-    const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' })), timeoutMs);
-    req.once('close', () => clearTimeout(timer));
-    req.once('error', (err: NodeJS.ErrnoException) => reject(err.code && !err.message.includes(err.code) ? new Error(`${err.message} (${err.code})`) : err));
-    req.end();
+export async function fetchStatus(host: string, port: number, timeoutMs: number): Promise<unknown> {
+  const { status, text } = await getText((onResponse) => request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, onResponse), {
+    timeoutMs,
+    maxChars: 1_000_000,
+    timeout: () => Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }),
+    tooLarge: () => new Error('/status answer too large'),
   });
+  if (status !== 200) throw new Error(`/status answered HTTP ${status}`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error('/status is not JSON');
+  }
 }
 
 /** Asks every peer at once; never rejects: a peer that does not answer is reported with the reason. */
@@ -101,9 +93,10 @@ export async function probePeers(
   return Promise.all(
     peers.map(async ({ ordinal, host }): Promise<PeerReport> => {
       try {
-        return { ordinal, host, status: parsePeerStatus(await fetch(host, port, timeoutMs)), error: null };
+        return { ordinal, host, status: parsePeerStatus(await fetch(host, port, timeoutMs)), error: null, code: null };
       } catch (err) {
-        return { ordinal, host, status: null, error: errorMessage(err) };
+        const code = (err as NodeJS.ErrnoException).code;
+        return { ordinal, host, status: null, error: errorMessage(err), code: typeof code === 'string' ? code : null };
       }
     }),
   );

@@ -1,9 +1,11 @@
 /** `mysql-agent init`: the settings it reads and the frozen config they make. */
+import { isIP } from 'node:net';
 import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
 import { ConfigError } from '../core/errors.js';
-import { type CommandSpec, type Setting, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
+import { type CommandSpec, type Setting, type SettingsReader, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
 import type { PeerHosts } from '../core/topology.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
+import type { KubernetesApi } from './volume-claims.js';
 import { REPLICATION_MODE } from '../mysql/settings.js';
 import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
 
@@ -16,6 +18,11 @@ export type CloneSourceChoice =
 
 /** PRIMARY_EMPTY_START: what ordinal 0 does with an empty datadir while replicas hold data. */
 export type PrimaryEmptyStart = 'refuse' | 'allow' | 'recover';
+
+/** VOLUME_CLAIMS: where ordinal 0 learns which replicas have a data volume. */
+export type VolumeClaims =
+  | { readonly kind: 'kubernetes'; readonly template: string; readonly api: KubernetesApi }
+  | { readonly kind: 'none' };
 
 export interface InitConfig extends PodConfig {
   readonly command: 'init';
@@ -40,6 +47,8 @@ export interface InitConfig extends PodConfig {
   /** At ordinal 0 with an empty datadir while replicas hold data. */
   readonly primaryEmptyStart: PrimaryEmptyStart;
   readonly replicationMode: RequestedMode;
+  /** Ordinal 0 with an empty datadir: where the replicas' volume claims are read (null on a replica). */
+  readonly volumeClaims: VolumeClaims | null;
 }
 
 const DAY = 24 * 3600;
@@ -68,6 +77,56 @@ export const PRIMARY_EMPTY_START = oneOf<PrimaryEmptyStart>(
   ['refuse', 'allow', 'recover'],
   'refuse',
 );
+export const VOLUME_CLAIMS = oneOf(
+  'VOLUME_CLAIMS',
+  "ordinal 0 with an empty datadir: kubernetes (read the replicas' PersistentVolumeClaims from the API) or none (no API: only the agents' answers count)",
+  ['kubernetes', 'none'],
+  'kubernetes',
+);
+export const VOLUME_CLAIM_TEMPLATE: Setting<string> = {
+  name: 'VOLUME_CLAIM_TEMPLATE',
+  help: "the StatefulSet's volumeClaimTemplate of DATA_DIR: ordinal N's claim is <template>-<set>-N",
+  shown: 'data',
+  fallback: 'data',
+  parse: (t) => {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(t) || t.length > 63) {
+      throw new ConfigError(`VOLUME_CLAIM_TEMPLATE="${t}" is invalid: expected the name of a volumeClaimTemplate (lower-case letters, digits, '-')`);
+    }
+    return t;
+  },
+};
+/** Set by the kubelet in every container; an IPv6 literal in IPv6 clusters. */
+export const KUBERNETES_SERVICE_HOST: Setting<string | null> = {
+  name: 'KUBERNETES_SERVICE_HOST',
+  help: "the Kubernetes API's address (the kubelet sets it)",
+  fallback: null,
+  parse: (t) => {
+    if (isIP(t) === 0 && !isHost(t)) throw new ConfigError(`KUBERNETES_SERVICE_HOST="${t}" is invalid: expected an IP address or a host name`);
+    return t;
+  },
+};
+export const KUBERNETES_SERVICE_PORT = wholeNumber('KUBERNETES_SERVICE_PORT', "the Kubernetes API's port (the kubelet sets it)", 443, 1, 65535);
+export const SERVICE_ACCOUNT_DIR = directory(
+  'SERVICE_ACCOUNT_DIR',
+  "where the pod's service account token, ca.crt and namespace are mounted",
+  '/var/run/secrets/kubernetes.io/serviceaccount',
+);
+
+/** VOLUME_CLAIMS and the API's address: read by ordinal 0 only (null on a replica, which never asks). */
+function readVolumeClaims(read: SettingsReader, pod: PodConfig): VolumeClaims | null {
+  const kind = read.get(VOLUME_CLAIMS);
+  const template = read.get(VOLUME_CLAIM_TEMPLATE);
+  const host = read.get(KUBERNETES_SERVICE_HOST);
+  const api = { port: read.get(KUBERNETES_SERVICE_PORT), serviceAccountDir: read.get(SERVICE_ACCOUNT_DIR) };
+  if (pod.ordinal !== 0) return null;
+  if (kind === 'none') return { kind };
+  if (!read.isSet(KUBERNETES_SERVICE_HOST)) {
+    read.problem(
+      "KUBERNETES_SERVICE_HOST is not set: ordinal 0 reads the replicas' volume claims from the Kubernetes API (VOLUME_CLAIMS=kubernetes), whose address the kubelet sets; outside Kubernetes set VOLUME_CLAIMS=none",
+    );
+  }
+  return { kind, template, api: { host: host ?? '', ...api } };
+}
 
 export const initCommand: CommandSpec<InitConfig> = {
   name: 'init',
@@ -77,7 +136,8 @@ export const initCommand: CommandSpec<InitConfig> = {
     POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
     CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
-    PRIMARY_EMPTY_START, REPLICATION_MODE, LOG_LEVEL,
+    PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
+    SERVICE_ACCOUNT_DIR, LOG_LEVEL,
   ],
   build: (read, sources) => {
     const pod = readPod(read, sources.hostname);
@@ -99,6 +159,7 @@ export const initCommand: CommandSpec<InitConfig> = {
       peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },
       primaryEmptyStart,
       replicationMode: read.get(REPLICATION_MODE),
+      volumeClaims: readVolumeClaims(read, pod),
     };
   },
 };

@@ -32,6 +32,17 @@ describe('docker-compose.yml', () => {
 });
 
 describe('the generator', () => {
+  it("tells init there is no Kubernetes API (VOLUME_CLAIMS=none) instead of binding the pod's token volume", async () => {
+    const project = (await composeFromManifests(await renderFlavor(COMPOSE_FLAVOR))) as { services: Record<string, { environment?: Record<string, string>; volumes?: string[] }> };
+    for (const pod of ['mysql-0', 'mysql-1', 'mysql-2']) {
+      expect(project.services[`${pod}-init`]?.environment?.VOLUME_CLAIMS, pod).toBe('none');
+      for (const [name, service] of Object.entries(project.services)) {
+        expect(service.volumes?.some((v) => v.includes('serviceaccount')) ?? false, name).toBe(false);
+        if (!name.endsWith('-init')) expect(service.environment?.VOLUME_CLAIMS, name).toBeUndefined();
+      }
+    }
+  });
+
   it.each([
     ['a pod field', (spec: Record<string, unknown>) => (spec.hostNetwork = true), 'pod field hostNetwork'],
     ['a container field', (spec: Record<string, any>) => (spec.containers[0].workingDir = '/x'), 'field workingDir'],

@@ -11,7 +11,9 @@
  *
  * Secrets become required variables (`${BACKUP_TOKEN:?…}` for the key backup-token), images
  * variables defaulting to the manifest's (`${MARIADB_IMAGE:-mariadb:10.11.19}`), ConfigMap keys
- * read-only binds of the files they were generated from. Probes are not translated: the
+ * read-only binds of the files they were generated from. There is no Kubernetes API: the
+ * service account and its token volume have nothing to stand for, and the container that would
+ * read the replicas' volume claims through them is told so (VOLUME_CLAIMS=none). Probes are not translated: the
  * container tests run them as the kubelet would. A pod field the rig cannot reproduce is an
  * error, never silently dropped.
  *
@@ -54,7 +56,11 @@ const CONTAINER_FIELDS = new Set([
   ...['image', 'command', 'args', 'env', 'volumeMounts', 'resources', 'securityContext'],
   ...['name', 'ports', 'readinessProbe', 'livenessProbe', 'startupProbe', 'imagePullPolicy', 'terminationMessagePath', 'terminationMessagePolicy'],
 ]);
-const POD_FIELDS = new Set(['initContainers', 'containers', 'volumes', 'securityContext', 'terminationGracePeriodSeconds']);
+const POD_FIELDS = new Set(['initContainers', 'containers', 'volumes', 'securityContext', 'terminationGracePeriodSeconds', 'serviceAccountName', 'automountServiceAccountToken']);
+
+/** A projected volume carrying a service account token: the API's credentials, meaningless without an API. */
+const isTokenVolume = (v: { projected?: { sources?: { serviceAccountToken?: unknown }[] } } | undefined) =>
+  !!v?.projected?.sources?.some((p) => p.serviceAccountToken !== undefined);
 
 /** Docker's spelling of a Kubernetes memory quantity (1Gi → 1g). */
 function dockerMemory(quantity: string): string {
@@ -165,7 +171,7 @@ interface ContainerContext {
   secret(name: string, key: string): string;
   volumeName(volume: string): string;
   sources: Map<string, string>;
-  volumes: Map<string, { name: string; emptyDir?: unknown; configMap?: { name: string } }>;
+  volumes: Map<string, { name: string; emptyDir?: unknown; configMap?: { name: string }; projected?: { sources?: { serviceAccountToken?: unknown }[] } }>;
   claims: Set<string>;
   user: string | undefined;
   fsGroup: number | undefined;
@@ -182,7 +188,8 @@ function containerService(c: Container, pod: string, ctx: ContainerContext): Ser
     const volume = ctx.volumes.get(m.name);
     const ro = m.readOnly ? ':ro' : '';
     if (m.subPath) throw new Error(`${where}: mount ${m.mountPath} has a subPath: Docker volumes have none`);
-    if (ctx.claims.has(m.name) || volume?.emptyDir) binds.push(`${ctx.volumeName(m.name)}:${m.mountPath}${ro}`);
+    if (isTokenVolume(volume)) environment.VOLUME_CLAIMS = 'none';
+    else if (ctx.claims.has(m.name) || volume?.emptyDir) binds.push(`${ctx.volumeName(m.name)}:${m.mountPath}${ro}`);
     else if (volume?.configMap) {
       const prefix = `${volume.configMap.name}/`;
       const keys = [...ctx.sources.keys()].filter((k) => k.startsWith(prefix));

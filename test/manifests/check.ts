@@ -11,7 +11,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
+import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { StatefulSet as StatefulSetModel } from 'kubernetes-models/apps/v1';
 import { COMMANDS, type Config } from '../../agent/commands.js';
 import { loadCommand } from '../../agent/core/settings.js';
@@ -42,6 +43,9 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/ConfigMap': ConfigMap,
   'v1/Secret': Secret,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'v1/ServiceAccount': ServiceAccount,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
 };
 
 type AttributeMap = { baseName: string; type: string }[];
@@ -117,7 +121,8 @@ export const isAgent = (c: Container) => repoOf(c.image) === AGENT_REPO;
 /** The agent's own view of a container's settings, or the ConfigError it would exit with. */
 export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string): Config | string {
   const command = c.args?.[0] ?? '';
-  const env = { PATH: '/usr/bin', ...resolveEnv(c, pod, secret) };
+  // What the kubelet adds to every container: the API's address.
+  const env = { PATH: '/usr/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...resolveEnv(c, pod, secret) };
   try {
     return loadCommand(COMMANDS, { argv: [command], env, hostname: pod, isExecutable: () => true });
   } catch (err) {
@@ -257,6 +262,12 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   for (const v of volumes.keys()) problem(containers.some((c) => c.volumeMounts?.some((m) => m.name === v)), `volume ${v} is mounted nowhere`);
   for (const t of sts.spec.volumeClaimTemplates ?? []) problem(t.spec.storageClassName === undefined, `volumeClaimTemplate ${t.metadata.name} names a storageClass: leave it to the cluster's default`);
 
+  // The API: ordinal 0's init lists the replicas' claims with the pod's service account, which
+  // only init gets a token of; the claims must outlive the StatefulSet (the outage runbook deletes it).
+  const primaryInit = podConfigs.find((c): c is InitConfig => c.command === 'init' && c.ordinal === 0);
+  const volumeClaims = primaryInit?.volumeClaims;
+  if (volumeClaims?.kind === 'kubernetes') out.push(...apiProblems(docs, sts, init, volumeClaims.template, volumeClaims.api.serviceAccountDir, dataMounts[0]?.name));
+
   // Ports and probes: what kubelet and the Services reach is what the agent and server listen on.
   const backupPort = sidecar.ports?.find((p) => p.containerPort === sideConfig.backup.port);
   problem(!!backupPort, `sidecar: no containerPort ${sideConfig.backup.port} (BACKUP_PORT)`);
@@ -320,4 +331,50 @@ export async function plantedProblems(file: string, from: string, to: string, fl
     return [`render failed: ${(err as Error).message}`];
   }
   return [...docs.flatMap(schemaProblems), ...versionsProblems(pins), ...consistencyProblems(docs, dockerfileFacts(), pins)];
+}
+
+type RbacRule = { apiGroups?: string[]; resources?: string[]; verbs?: string[] };
+type Projection = {
+  serviceAccountToken?: { path: string };
+  configMap?: { name: string; items?: { key: string; path: string }[] };
+  downwardAPI?: { items?: { path: string; fieldRef?: { fieldPath: string } }[] };
+};
+
+/** The service account, its Role and the token mount that ordinal 0's init needs to read the claims. */
+export function apiProblems(docs: KubeDoc[], sts: StatefulSet, init: Container, template: string, accountDir: string, dataClaim: string | undefined): string[] {
+  const out: string[] = [];
+  const problem = (ok: boolean, text: string) => {
+    if (!ok) out.push(text);
+  };
+  const spec = sts.spec.template.spec;
+  problem(template === dataClaim, `init's VOLUME_CLAIM_TEMPLATE ${template} is not the volumeClaimTemplate DATA_DIR is on (${dataClaim})`);
+  const policy = (sts.spec as { persistentVolumeClaimRetentionPolicy?: { whenDeleted?: string } }).persistentVolumeClaimRetentionPolicy;
+  problem(policy?.whenDeleted !== 'Delete', `persistentVolumeClaimRetentionPolicy.whenDeleted must not be Delete: the replicas' claims are the evidence of their data`);
+
+  const account = spec.serviceAccountName;
+  problem(!!account && !!findDoc(docs, 'ServiceAccount', account), `the pod's serviceAccountName ${account} names no ServiceAccount in the render`);
+  const bindings = docs.filter(
+    (d): d is KubeDoc & { roleRef: { kind: string; name: string }; subjects?: { kind: string; name: string; namespace?: string }[] } =>
+      d.kind === 'RoleBinding' && ((d.subjects ?? []) as { kind: string; name: string; namespace?: string }[]).some((s) => s.kind === 'ServiceAccount' && s.name === account && s.namespace === undefined),
+  );
+  const rules = bindings.flatMap((b) => (b.roleRef?.kind === 'Role' ? ((findDoc(docs, 'Role', b.roleRef.name) as { rules?: RbacRule[] } | undefined)?.rules ?? []) : []));
+  const grants = (verb: string) => rules.some((r) => r.apiGroups?.includes('') && r.resources?.includes('persistentvolumeclaims') && r.verbs?.includes(verb));
+  problem(grants('get') && grants('list'), `no Role bound to ServiceAccount ${account} (in its own namespace) grants get and list on persistentvolumeclaims: ordinal 0 could not read the replicas' claims`);
+
+  problem(spec.automountServiceAccountToken === false, `automountServiceAccountToken must be false: only init needs a token, through its own mount`);
+  const mount = init.volumeMounts?.find((m) => m.mountPath === accountDir);
+  const volume = (spec.volumes ?? []).find((v) => v.name === mount?.name) as { projected?: { sources?: Projection[] } } | undefined;
+  const sources = volume?.projected?.sources ?? [];
+  const has = (ok: (p: Projection) => boolean | undefined) => sources.some((p) => ok(p) === true);
+  problem(
+    !!mount?.readOnly &&
+      has((p) => p.serviceAccountToken?.path === 'token') &&
+      has((p) => p.configMap?.name === 'kube-root-ca.crt' && p.configMap.items?.some((i) => i.key === 'ca.crt' && i.path === 'ca.crt')) &&
+      has((p) => p.downwardAPI?.items?.some((i) => i.path === 'namespace' && i.fieldRef?.fieldPath === 'metadata.namespace')),
+    `init must mount, read-only at SERVICE_ACCOUNT_DIR ${accountDir}, a projected volume with the service account token (token), kube-root-ca.crt (ca.crt) and the namespace (namespace)`,
+  );
+  for (const c of podContainers(spec)) {
+    if (c !== init) problem(!c.volumeMounts?.some((m) => m.name === mount?.name), `${c.name} mounts the service account token volume ${mount?.name}: only init reads the API`);
+  }
+  return out;
 }

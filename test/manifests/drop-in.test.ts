@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { agentConfig, dockerfileFacts, schemaProblems } from './check.js';
+import { agentConfig, apiProblems, dockerfileFacts, schemaProblems } from './check.js';
 import { type Container, type KubeDoc, MANIFESTS, REPO, type StatefulSet, TEST_SECRET, findDoc } from './render.js';
 import { readVersions, resolvePin, toolProblem } from './versions.js';
 
@@ -79,5 +79,15 @@ describe('the drop-in patch on the tutorial StatefulSet', () => {
       }
     }
     expect(server.volumeMounts?.find((m) => m.mountPath === '/etc/mysql/conf.d')?.name).toBe('conf');
+  });
+
+  it("lets ordinal 0's init, alone, read the replicas' claims with base/rbac.yaml's account", async () => {
+    const rbac = parseAllDocuments(await readFile(join(MANIFESTS, 'base/rbac.yaml'), 'utf8')).map((d) => d.toJS() as KubeDoc);
+    for (const doc of rbac) expect(schemaProblems(doc)).toEqual([]);
+    const init = container(patched.spec.template.spec.initContainers, 'init')!;
+    const config = agentConfig(init, 'mysql-0', (secret, key) => (secret === 'mysql' ? TEST_SECRET[key] ?? '' : ''));
+    if (typeof config === 'string') throw new Error(config);
+    if (config.command !== 'init' || config.volumeClaims?.kind !== 'kubernetes') throw new Error('init at ordinal 0 should read the claims');
+    expect(apiProblems([...rbac, patched], patched, init, config.volumeClaims.template, config.volumeClaims.api.serviceAccountDir, 'data')).toEqual([]);
   });
 });

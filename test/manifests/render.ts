@@ -15,6 +15,8 @@ export const REPO = resolve(import.meta.dirname, '../..');
 export const MANIFESTS = join(REPO, 'manifests');
 export const FLAVORS = ['mariadb', 'mysql'] as const;
 export type Flavor = (typeof FLAVORS)[number];
+/** Kustomizations on top of a flavor for one occasion (manifests/README.md). */
+export type Overlay = 'outage-recovery';
 
 /** Values of secret.env for renders in tests: placeholders, never a user's. */
 export const TEST_SECRET: Record<string, string> = {
@@ -78,6 +80,8 @@ export interface PodSpec {
   containers: Container[];
   volumes?: Volume[];
   securityContext?: { runAsUser?: number; runAsGroup?: number; fsGroup?: number; runAsNonRoot?: boolean };
+  serviceAccountName?: string;
+  automountServiceAccountToken?: boolean;
   [field: string]: unknown;
 }
 export interface StatefulSet extends KubeDoc {
@@ -91,7 +95,7 @@ export interface StatefulSet extends KubeDoc {
 }
 
 /** Renders manifests/<flavor> with `kubectl kustomize`; `edit` may change the copied tree first. */
-export async function renderFlavor(flavor: Flavor, edit?: (dir: string) => Promise<void>): Promise<KubeDoc[]> {
+export async function renderFlavor(flavor: Flavor | Overlay, edit?: (dir: string) => Promise<void>): Promise<KubeDoc[]> {
   const dir = await mkdtemp(join(tmpdir(), 'manifests-'));
   try {
     await cp(MANIFESTS, dir, { recursive: true });

@@ -6,7 +6,7 @@
  * SET GLOBAL gtid_binlog_state), node1 and node2 reconnect by themselves and take new writes,
  * and node3 stops with error 1236 instead of silently skipping what it missed.
  */
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig, type RigNode } from './rig.js';
@@ -64,7 +64,7 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
       expect(message).toContain(way);
     }
     const decision = run.lines.find((l) => l.phase === 'primary-start');
-    expect(decision).toMatchObject({ decision: 'refuse', setting: 'refuse' });
+    expect(decision).toMatchObject({ decision: 'refuse', setting: 'refuse', claims: { source: 'none' } });
     expect((decision?.evidence as unknown[]).slice(0, 4)).toEqual([
       { ordinal: 1, host: '127.0.1.11', answered: true, holds_data: true, gtid_executed: gtidBefore, uses_gtid: true, replicating: expect.any(Boolean) },
       { ordinal: 2, host: '127.0.1.12', answered: true, holds_data: true, gtid_executed: gtidBefore, uses_gtid: true, replicating: expect.any(Boolean) },
@@ -85,8 +85,43 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
     expect(await readdir(node0.dataDir)).toEqual([]);
   });
 
+  it('refuses files that are not a datadir even with recover, at every restart, without cloning among them', async () => {
+    await losePrimaryVolume();
+    await mkdir(join(node0.dataDir, 'shop'));
+    await writeFile(join(node0.dataDir, 'shop', 'notes.txt'), 'not a table');
+    for (const attempt of [1, 2]) {
+      const run = await node0.init({ PRIMARY_EMPTY_START: 'recover' });
+      expect(run.code, `run ${attempt}`).toBe(1);
+      expect(String(run.lines.find((l) => l.phase === 'exit')?.err)).toContain(`DATA_DIR=${node0.dataDir} holds files but no mysql/ (shop)`);
+      expect(run.lines.some((l) => l.phase === 'primary-start' || l.phase === 'stream')).toBe(false);
+      expect(await readdir(node0.dataDir)).toEqual(['shop']);
+      expect(await readdir(join(node0.dataDir, 'shop'))).toEqual(['notes.txt']);
+    }
+    await rm(join(node0.dataDir, 'shop'), { recursive: true });
+  });
+
+  it('recover refuses while a replica that exists does not answer, naming it, and proceeds once it answers', async () => {
+    await losePrimaryVolume();
+    // Ordinals 4 and 5 (PEER_PROBE_COUNT's default 5) are addresses where nothing listens: silent, not absent.
+    const unset = await node0.init({ PRIMARY_EMPTY_START: 'recover' });
+    expect(unset.code).toBe(1);
+    expect(String(unset.lines.find((l) => l.phase === 'exit')?.err)).toMatch(/replicas did not answer: ordinal 4 \(127\.0\.1\.14: connect ECONNREFUSED 127\.0\.1\.14:\d+\), ordinal 5 .*; PRIMARY_EMPTY_START=recover needs an answer/);
+    // Node 2 holds the same data as node 1, but ordinal 0 cannot know that while its agent is down.
+    await rig.node(2).stopSidecar();
+    const run = await node0.init({ PRIMARY_EMPTY_START: 'recover', PEER_PROBE_COUNT: '3' });
+    expect(run.code).toBe(1);
+    const message = String(run.lines.find((l) => l.phase === 'exit')?.err);
+    expect(message).toContain('ordinal 2 (127.0.1.12: connect ECONNREFUSED');
+    expect(message).not.toContain('ordinal 1 (');
+    expect(run.lines.some((l) => l.phase === 'stream')).toBe(false);
+    expect(run.lines.find((l) => l.phase === 'primary-start')?.evidence).toContainEqual(expect.objectContaining({ ordinal: 2, answered: false, counts_as: 'silent' }));
+    expect(await readdir(node0.dataDir)).toEqual([]);
+    rig.node(2).startSidecar();
+    await rig.node(2).waitFor('/healthz');
+  });
+
   it('with PRIMARY_EMPTY_START=recover, rebuilds node0 from a replica with all rows and continues its GTID state', async () => {
-    const run = await node0.init({ PRIMARY_EMPTY_START: 'recover' });
+    const run = await node0.init({ PRIMARY_EMPTY_START: 'recover', PEER_PROBE_COUNT: '3' });
     expect(run.code, JSON.stringify(run.lines.at(-1))).toBe(0);
     expect(run.lines.find((l) => l.phase === 'primary-start')).toMatchObject({ decision: 'recover' });
     const accepted = run.lines.find((l) => l.msg === 'clone accepted into the datadir');
@@ -144,7 +179,8 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
     // Same clone, same replication setup as at the start: nothing was re-cloned or re-applied.
     for (const n of [1, 2]) {
       expect(JSON.parse(await readFile(join(rig.node(n).dataDir, 'mysql-agent-clone.json'), 'utf8'))).toEqual(cloneAtStart[n]);
-      expect(rig.node(n).sidecarLines().filter((l) => l.msg === 'applying')).toHaveLength(3);
+      // Node 2's sidecar was restarted above: that run found its record and applied nothing.
+      expect(rig.node(n).sidecarLines().filter((l) => l.msg === 'applying')).toHaveLength(n === 2 ? 0 : 3);
     }
   });
 
@@ -176,7 +212,7 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
   it('leaves a rebuilt primary alone, not ready, when it wrote before its GTID state was set', async () => {
     const replicaPos = await slavePos(1);
     await losePrimaryVolume();
-    expect((await node0.init({ PRIMARY_EMPTY_START: 'recover' })).code).toBe(0);
+    expect((await node0.init({ PRIMARY_EMPTY_START: 'recover', PEER_PROBE_COUNT: '3' })).code).toBe(0);
     await node0.startServer();
     // A client writes before the sidecar has run: MariaDB numbers it on from gtid_slave_pos,
     // but into a binary log without the history marker.

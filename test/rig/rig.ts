@@ -99,6 +99,8 @@ export class RigNode {
       CLONE_RETRY_MAX_DELAY: '2',
       // The rig is not in a container: keep the backup tool off /etc/mysql.
       XTRABACKUP_ARGS: `--defaults-file=${join(this.dir, 'my.cnf')}`,
+      // Nor in Kubernetes: no API holds the replicas' claims; only the agents' answers count.
+      VOLUME_CLAIMS: 'none',
       ...this.rig.options.agentEnv,
       ...extra,
     };

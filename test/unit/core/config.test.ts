@@ -23,7 +23,8 @@ function load<C extends Command = 'sidecar'>(
   const executables = opts.executables ?? MARIADB_TOOLS;
   const sources: ConfigSources = {
     argv: opts.argv ?? ['sidecar'],
-    env: { PATH: '/usr/local/bin:/usr/bin:/bin', BACKUP_TOKEN: TOKEN, ...opts.env },
+    // KUBERNETES_SERVICE_HOST as the kubelet sets it in every container.
+    env: { PATH: '/usr/local/bin:/usr/bin:/bin', BACKUP_TOKEN: TOKEN, KUBERNETES_SERVICE_HOST: '10.96.0.1', ...opts.env },
     hostname: opts.hostname ?? 'mysql-1',
     isExecutable: (p) => executables.has(p),
     cwd: opts.cwd,
@@ -420,6 +421,33 @@ describe('loadConfig clone source, empty primary and readiness settings', () => 
     );
   });
 
+  it('reads the replicas\' volume claims from the Kubernetes API at ordinal 0 by default; a replica never reads them', () => {
+    expect(load({ argv: ['init'], hostname: 'mysql-0', env: { KUBERNETES_SERVICE_PORT: '6443' } }).volumeClaims).toEqual({
+      kind: 'kubernetes',
+      template: 'data',
+      api: { host: '10.96.0.1', port: 6443, serviceAccountDir: '/var/run/secrets/kubernetes.io/serviceaccount' },
+    });
+    expect(load({ argv: ['init'], hostname: 'mysql-0', env: { KUBERNETES_SERVICE_HOST: 'fd00:10:96::1', VOLUME_CLAIM_TEMPLATE: 'mysql-data' } }).volumeClaims).toMatchObject({
+      template: 'mysql-data',
+      api: { host: 'fd00:10:96::1', port: 443 },
+    });
+    expect(load({ argv: ['init'], hostname: 'mysql-0', env: { VOLUME_CLAIMS: 'none', KUBERNETES_SERVICE_HOST: undefined } }).volumeClaims).toEqual({ kind: 'none' });
+    expect(load({ argv: ['init'], hostname: 'mysql-2', env: { KUBERNETES_SERVICE_HOST: undefined } }).volumeClaims).toBeNull();
+  });
+
+  it('refuses, naming the fix, an ordinal 0 told to read the claims without the API\'s address, and bad values', () => {
+    expect(configError(() => load({ argv: ['init'], hostname: 'mysql-0', env: { KUBERNETES_SERVICE_HOST: undefined } }))).toBe(
+      "KUBERNETES_SERVICE_HOST is not set: ordinal 0 reads the replicas' volume claims from the Kubernetes API (VOLUME_CLAIMS=kubernetes), whose address the kubelet sets; outside Kubernetes set VOLUME_CLAIMS=none",
+    );
+    const lines = configError(() =>
+      load({ argv: ['init'], hostname: 'mysql-0', env: { VOLUME_CLAIMS: 'k8s', VOLUME_CLAIM_TEMPLATE: 'Data', KUBERNETES_SERVICE_HOST: 'api;rm', KUBERNETES_SERVICE_PORT: '0', SERVICE_ACCOUNT_DIR: 'sa' } }),
+    ).split('\n');
+    expect(lines).toHaveLength(5);
+    for (const name of ['VOLUME_CLAIMS=', 'VOLUME_CLAIM_TEMPLATE=', 'KUBERNETES_SERVICE_HOST=', 'KUBERNETES_SERVICE_PORT=', 'SERVICE_ACCOUNT_DIR=']) {
+      expect(lines.filter((l) => l.startsWith(name))).toHaveLength(1);
+    }
+  });
+
   it('accepts --clone-source for init only and --ready-max-lag for the sidecar only', () => {
     expect(load({ argv: ['init', '--clone-source', 'primary'] }).cloneSource.choice).toEqual({ kind: 'primary' });
     expect(configError(() => load({ argv: ['sidecar', '--clone-source', 'primary'] }))).toContain('clone-source');
@@ -451,7 +479,7 @@ describe('settings per command', () => {
     ['plan', 'mysql-2'],
   ] as const)('%s on %s reads only declared settings, and every declared one is read', (command, hostname) => {
     const spec = COMMANDS[command];
-    const reader = new SettingsReader(spec.settings, {}, { PATH: '/usr/bin', BACKUP_TOKEN: TOKEN, SERVER_VERSION: '8.4.3' }, '/');
+    const reader = new SettingsReader(spec.settings, {}, { PATH: '/usr/bin', BACKUP_TOKEN: TOKEN, SERVER_VERSION: '8.4.3', KUBERNETES_SERVICE_HOST: '10.96.0.1' }, '/');
     const read = vi.spyOn(reader, 'raw');
     // An undeclared read throws, so nothing beyond the table can be read.
     spec.build(reader, { argv: [command], env: {}, hostname, isExecutable: (p) => MARIADB_TOOLS.has(p) });

@@ -8,8 +8,8 @@ import { type PeerReport, parsePeerStatus, probePeers } from '../../../agent/ini
 const FIXTURES = join(import.meta.dirname, '../../fixtures/status');
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8'));
 const host = (n: number) => `mysql-${n}.mysql`;
-const answer = (ordinal: number, name: string): PeerReport => ({ ordinal, host: host(ordinal), status: parsePeerStatus(fixture(name)), error: null });
-const down = (ordinal: number, error = 'connect ECONNREFUSED 10.0.0.1:3307'): PeerReport => ({ ordinal, host: host(ordinal), status: null, error });
+const answer = (ordinal: number, name: string): PeerReport => ({ ordinal, host: host(ordinal), status: parsePeerStatus(fixture(name)), error: null, code: null });
+const down = (ordinal: number, error = 'connect ECONNREFUSED 10.0.0.1:3307'): PeerReport => ({ ordinal, host: host(ordinal), status: null, error, code: 'ECONNREFUSED' });
 const order = (r: SourceRanking) => r.candidates.map((c) => c.ordinal);
 const reasons = (r: SourceRanking) => Object.fromEntries(r.skipped.map((s) => [s.ordinal, s.reason]));
 
@@ -82,7 +82,7 @@ describe('rankCloneSources', () => {
 
   it('skips a busy or unready primary, leaving no candidate', () => {
     expect(reasons(rankCloneSources([answer(0, 'primary-serving-backup')], 60))[0]).toBe('primary is serving a backup');
-    const unready = { ordinal: 0, host: host(0), status: { ...parsePeerStatus(fixture('primary')), ready: false, notReadyReason: 'local server does not answer' }, error: null };
+    const unready = { ordinal: 0, host: host(0), status: { ...parsePeerStatus(fixture('primary')), ready: false, notReadyReason: 'local server does not answer' }, error: null, code: null };
     expect(reasons(rankCloneSources([unready], 60))[0]).toBe('primary not ready: local server does not answer');
   });
 });

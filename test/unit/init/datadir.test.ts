@@ -202,6 +202,23 @@ describe('promoteStaging', () => {
     expect(await exists(stagingDir(dataDir))).toBe(false);
   });
 
+  it('refuses, moving nothing, when an entry of the clone is already in DATA_DIR (files of someone else)', async () => {
+    await preparedClone();
+    await mkdir(join(dataDir, 'app'));
+    await writeFile(join(dataDir, 'app', 'theirs.ibd'), 'their rows');
+    await writeFile(join(dataDir, 'ibdata1'), 'their tablespace');
+    spy.renamed.length = 0;
+    const err = await promoteStaging(dataDir).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DataDirError);
+    expect((err as Error).message).toContain(`DATA_DIR=${dataDir} already holds app, ibdata1, which the prepared clone in ${STAGING_NAME} also has`);
+    expect(spy.renamed).toEqual([]);
+    expect(await readFile(join(dataDir, 'ibdata1'), 'utf8')).toBe('their tablespace');
+    expect(await readdir(join(dataDir, 'app'))).toEqual(['theirs.ibd']);
+  });
+
   it('finishes a move that stopped after mysql/ but before staging was removed', async () => {
     const dir = await preparedClone();
     for (const entry of ['ibdata1', 'app', 'xtrabackup_binlog_info', 'mysql']) {

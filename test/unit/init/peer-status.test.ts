@@ -40,3 +40,26 @@ describe('fetchStatus', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 });
+
+describe('probePeers', () => {
+  it('keeps the code of why a peer did not answer: the guard tells a missing pod from a silent one by it', async () => {
+    const reports = await probePeers(
+      [
+        { ordinal: 1, host: '127.0.0.1' },
+        { ordinal: 2, host: 'mysql-2.mysql.invalid' },
+        { ordinal: 3, host: 'localhost' },
+      ],
+      port,
+      2000,
+    );
+    expect(reports.map((r) => [r.ordinal, r.status?.role ?? null, r.code])).toEqual([
+      [1, 'primary', null],
+      [2, null, 'ENOTFOUND'],
+      [3, null, null],
+    ]);
+    const [refused] = await probePeers([{ ordinal: 1, host: '127.0.0.1' }], 1, 2000);
+    expect(refused).toMatchObject({ status: null, code: 'ECONNREFUSED', error: expect.stringContaining('ECONNREFUSED') });
+    const [silent] = await probePeers([{ ordinal: 1, host: '127.0.0.1' }], port, 300, (_h, p, t) => fetchStatus('127.1', p, t));
+    expect(silent).toMatchObject({ code: 'ETIMEDOUT' });
+  });
+});

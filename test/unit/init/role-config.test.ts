@@ -29,7 +29,7 @@ afterEach(async () => {
 function configFor(podName: string): InitConfig {
   return loadCommand({ init: initCommand }, {
     argv: ['init'],
-    env: { POD_NAME: podName, CONFIG_MAP_DIR: configMapDir, CONF_DIR: confDir, BACKUP_TOKEN: 'x'.repeat(32), PATH: '/bin' },
+    env: { POD_NAME: podName, CONFIG_MAP_DIR: configMapDir, CONF_DIR: confDir, BACKUP_TOKEN: 'x'.repeat(32), PATH: '/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1' },
     hostname: 'ignored',
     isExecutable: (p) => p === '/bin/mariadb-backup' || p === '/bin/mbstream',
   });
