@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchStatus, probePeers } from '../../../agent/init/peer-status.js';
+import { fetchStatus, probePeers } from '../../../agent/cluster/peer-status.js';
 
 let server: Server;
 let port: number;

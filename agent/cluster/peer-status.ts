@@ -1,5 +1,8 @@
 /**
- * Asking peers' agents how they are: GET /status on each, in parallel, with a short timeout.
+ * agent/cluster/ is asking the peers' agents how they are, for init (choosing a clone source,
+ * guarding an empty primary) and for status (the cluster at a glance).
+ *
+ * GET /status on each peer, in parallel, with a short timeout.
  * The answer is reduced to what choosing a clone source and guarding an empty primary need;
  * `parsePeerStatus` is pure, `probePeers` is the network edge.
  */
