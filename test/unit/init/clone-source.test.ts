@@ -15,7 +15,7 @@ const reasons = (r: SourceRanking) => Object.fromEntries(r.skipped.map((s) => [s
 
 describe('parsePeerStatus', () => {
   it('reads what selection needs from a replica /status', () => {
-    expect(parsePeerStatus(fixture('replica-sql-stopped'))).toEqual({
+    expect(parsePeerStatus(fixture('replica-sql-stopped'))).toMatchObject({
       pod: 'mysql-2',
       role: 'replica',
       ready: false,
