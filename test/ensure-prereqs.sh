@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the rig and the tests need when it is missing: Debian's mariadb-server,
 # mariadb-backup (with mbstream), the npm packages, and for the container tier a running Docker
-# engine with Compose and the stand-in base images (test/ensure-docker.sh), unless called with
-# --no-docker (the benchmark runs no container). Safe to rerun.
+# engine with Compose and the stand-in base images (test/ensure-docker.sh) and for the monitoring
+# tests Debian's prometheus (test/ensure-prometheus.sh), unless called with --no-docker (the
+# benchmark runs no container and no Prometheus). Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
@@ -22,4 +23,7 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-if [ "${1:-}" != "--no-docker" ]; then bash test/ensure-docker.sh; fi
+if [ "${1:-}" != "--no-docker" ]; then
+  bash test/ensure-prometheus.sh
+  bash test/ensure-docker.sh
+fi
