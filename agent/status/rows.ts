@@ -7,7 +7,7 @@
  * their fields are snake_case like /status.
  */
 import type { PeerReport } from '../cluster/peer-status.js';
-import { type Ordinal, type Role, roleOf } from '../core/topology.js';
+import { type Ordinal, type Role, parsePodName, roleOf } from '../core/topology.js';
 import { compareGtid, gtidDistance, isGtidState } from '../mysql/gtid.js';
 
 /** How far a replica's executed GTID state is behind the primary's. */
@@ -80,14 +80,18 @@ function behindPrimary(replicaGtid: string | null, usesGtid: boolean | null, pri
   return { transactions: gtidDistance(primaryGtid, replicaGtid), reason: null };
 }
 
-/** One row per asked ordinal, in ordinal order; `set` names pods that do not answer. */
+/**
+ * One row per asked ordinal, in ordinal order. Pods that do not answer are named after `set`,
+ * or when it is unknown (a template without {set}) after the pods that answered.
+ */
 export function buildStatus(reports: readonly PeerReport[], set: string, askedAt: Date): ClusterStatus {
   const sorted = [...reports].sort((a, b) => a.ordinal - b.ordinal);
+  const name = set || (sorted.map((r) => parsePodName(r.status?.pod ?? '')).find((p) => p !== null)?.set ?? '');
   const primary = sorted.find((r) => r.ordinal === 0)?.status ?? null;
   const primaryGtid = primary === null ? undefined : primary.role === 'primary' ? primary.gtidExecuted : null;
   const pods = sorted.map((report): PodRow => {
     const { ordinal, host, status: s } = report;
-    const pod = s?.pod ?? podNameOf(set, ordinal);
+    const pod = s?.pod ?? podNameOf(name, ordinal);
     if (s === null) {
       return {
         ordinal, pod, host, answered: false, error: report.error,

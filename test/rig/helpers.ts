@@ -67,15 +67,18 @@ export function rawGet(url: string, headers: Record<string, string> = {}, onData
 
 export const newBaseDir = (name: string) => mkdtemp(join(tmpdir(), `mysql-agent-${name}-`));
 
-/** Runs `mysql-agent plan` (the built CLI) and collects its exit code and output. */
-export function runPlan(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the built CLI (`mysql-agent <args>`) to its end and collects its exit code and output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const cli = join(import.meta.dirname, '../../dist/cli.js');
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'plan', ...args], { env, cwd }, (err, stdout, stderr) =>
+    execFile(process.execPath, [cli, ...args], { env, cwd }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
+
+/** Runs `mysql-agent plan` (the built CLI) and collects its exit code and output. */
+export const runPlan = (args: string[], env: NodeJS.ProcessEnv, cwd?: string) => runCli(['plan', ...args], env, cwd);
 
 /** Mounts a tmpfs of `megabytes` at `dir` (root only): a small volume that can really fill up. */
 export function mountTmpfs(dir: string, megabytes: number): void {

@@ -95,7 +95,8 @@ describe('rows', () => {
     expect(s.healthy).toBe(false);
   });
 
-  it('names a silent pod by its ordinal when the StatefulSet name is unknown (a template without {set})', () => {
+  it('names a silent pod after the others when the StatefulSet name is unknown (a template without {set}), else by its ordinal', () => {
+    expect(buildStatus([answer(0, 'primary'), silent(1, 'x')], '', NOW).pods[1]!.pod).toBe('mysql-1');
     expect(buildStatus([silent(0, 'x')], '', NOW).pods[0]!.pod).toBe('ordinal 0');
   });
 });
