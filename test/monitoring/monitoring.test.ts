@@ -35,7 +35,7 @@ const problemsOf = (docs: KubeDoc[]) => [
 /** Every metric family the sidecar exports (a replica with a clone: all of them), with a histogram's series names. */
 async function exportedNames(): Promise<Set<string>> {
   const m = new AgentMetrics({
-    replication: async () => ({ configured: true, sourceHost: 'h', ioRunning: 'Yes', sqlRunning: 'Yes', secondsBehind: 0, lastIoError: null, lastSqlError: null, usingGtid: 'No', usesGtid: false }),
+    replication: async () => ({ configured: true, sourceHost: 'h', ioRunning: 'Yes', sqlRunning: 'Yes', secondsBehind: 0, lastIoError: null, lastIoErrno: null, lastSqlError: null, usingGtid: 'No', usesGtid: false }),
     ready: async () => true,
     backupInProgress: () => false,
     clone: { source: { host: 'h', port: 3307, ordinal: 0, choice: 'auto', why: '' }, bytes: 1, stream_duration_ms: 1, duration_ms: 1, finished_at: '2026-01-01T00:00:00Z', skipped: [] },

@@ -5,6 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { RigNode } from './rig.js';
 
 /** PIDs of processes whose command line matches `pattern` (pgrep -f). */
 export function pidsMatching(pattern: string): number[] {
@@ -123,4 +124,31 @@ export async function startBitFlipProxy(listen: { host: string; port: number }, 
   });
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
   return server;
+}
+
+/** The table the rig tests write to: `app.items`, made on the primary, with `rows` rows. */
+export async function createItems(primary: RigNode, rows: number): Promise<void> {
+  await primary.sql('CREATE DATABASE app');
+  await primary.sql('CREATE TABLE app.items (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40))');
+  await insertItems(primary, rows);
+}
+
+export async function insertItems(primary: RigNode, rows: number): Promise<void> {
+  for (let i = 0; i < rows; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${i}`]);
+}
+
+export const countItems = async (node: RigNode) => Number((await node.sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);
+
+/**
+ * Makes a replica lag for real (a growing Seconds_Behind_Master with both threads running, once
+ * the primary writes): MASTER_DELAY of an hour, and its sidecar restarted with READY_MAX_LAG=2
+ * so that it turns not ready within seconds.
+ */
+export async function delayReplica(node: RigNode): Promise<void> {
+  await node.sql('STOP SLAVE');
+  await node.sql('CHANGE MASTER TO MASTER_DELAY = 3600');
+  await node.sql('START SLAVE');
+  await node.stopSidecar();
+  node.startSidecar({ READY_MAX_LAG: '2' });
+  await node.waitFor('/healthz');
 }

@@ -14,8 +14,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { FILES, readThresholds, rulesFileText } from '../monitoring/monitoring.js';
-import { newBaseDir, rawGet, waitUntil } from './helpers.js';
-import { Rig, type RigNode } from './rig.js';
+import { createItems, newBaseDir, rawGet, waitUntil } from './helpers.js';
+import { Rig } from './rig.js';
 
 const PREFIX = '127.0.1.5';
 const PROMETHEUS = { host: `${PREFIX}9`, port: 19090 };
@@ -25,7 +25,6 @@ const EVALUATION_SECONDS = 1;
 const thresholds = { ...readThresholds(), notReplicatingFor: `${FOR_SECONDS}s` };
 
 let rig: Rig;
-let primary: RigNode;
 let prometheus: ChildProcess;
 let prometheusLog = '';
 
@@ -52,10 +51,7 @@ beforeAll(async () => {
   const base = await newBaseDir('monitoring');
   rig = new Rig({ baseDir: base, ipPrefix: PREFIX });
   await rig.up(3);
-  primary = rig.node(0);
-  await primary.sql('CREATE DATABASE app');
-  await primary.sql('CREATE TABLE app.items (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40))');
-  await primary.sql("INSERT INTO app.items (v) VALUES ('a'), ('b')");
+  await createItems(rig.node(0), 2);
 
   const dir = join(base, 'prometheus');
   await mkdir(join(dir, 'data'), { recursive: true });

@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterStatus, PodRow } from '../../agent/status/rows.js';
-import { newBaseDir, runCli, waitUntil } from './helpers.js';
+import { countItems, createItems, delayReplica, insertItems, newBaseDir, runCli, waitUntil } from './helpers.js';
 import { AGENT_CLI, Rig, type RigNode } from './rig.js';
 
 const PREFIX = '127.0.1.4';
@@ -20,20 +20,13 @@ beforeAll(async () => {
   rig = new Rig({ baseDir: await newBaseDir('status'), ipPrefix: PREFIX });
   await rig.up(3);
   primary = rig.node(0);
-  await primary.sql('CREATE DATABASE app');
-  await primary.sql('CREATE TABLE app.items (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40))');
-  await write(5);
-  for (const n of [1, 2]) await waitUntil(async () => (await count(n)) === 5, `5 rows on node ${n}`);
+  await createItems(primary, 5);
+  for (const n of [1, 2]) await waitUntil(async () => (await countItems(rig.node(n))) === 5, `5 rows on node ${n}`);
 }, 300_000);
 
 afterAll(async () => {
   await rig?.destroy();
 });
-
-async function write(rows: number): Promise<void> {
-  for (let i = 0; i < rows; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${i}`]);
-}
-const count = async (n: number) => Number((await rig.node(n).sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);
 
 /** What an operator's shell would have on a laptop with port-forwards: the template, nothing else. */
 const ENV = { PATH: process.env.PATH, PEER_HOST_TEMPLATE: `${PREFIX}{ordinal}`, PEER_STATUS_TIMEOUT: '2' };
@@ -115,15 +108,8 @@ describe('mysql-agent status on the rig', () => {
   it('a stopped SQL thread and a lagging replica: exit 1, each named with its reason and its distance in transactions', async () => {
     const [node1, node2] = [rig.node(1), rig.node(2)];
     await node1.sql('STOP SLAVE SQL_THREAD');
-    // A real, growing Seconds_Behind_Master with both threads running: a delayed replica, not
-    // ready past READY_MAX_LAG=2.
-    await node2.sql('STOP SLAVE');
-    await node2.sql('CHANGE MASTER TO MASTER_DELAY = 3600');
-    await node2.sql('START SLAVE');
-    await node2.stopSidecar();
-    node2.startSidecar({ READY_MAX_LAG: '2' });
-    await node2.waitFor('/healthz');
-    await write(3);
+    await delayReplica(node2);
+    await insertItems(primary, 3);
     await waitUntil(async () => {
       const s = byPod((await json()).status)['mysql-2'];
       return s && s.seconds_behind !== null && s.seconds_behind > 3 && !s.ready;
