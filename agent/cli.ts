@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * Entry point: parses argv and the environment once against the command's own settings, builds
- * the root logger, dispatches to `init`, `sidecar` or `plan`, and alone decides exit codes: 0 done,
- * 1 failed, 2 bad configuration (or, for plan, a clone that cannot be used), 143 stopped by
- * SIGTERM before finishing (init).
+ * the root logger, dispatches to `init`, `sidecar`, `plan` or `status`, and alone decides exit codes:
+ * 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that cannot be used), 143 stopped
+ * by SIGTERM before finishing (init); status: 0 every pod healthy, 1 one is not.
  */
 import { hostname } from 'node:os';
 import { COMMANDS, type Config } from './commands.js';
@@ -39,6 +39,9 @@ async function run(config: Config, log: Logger, signal: AbortSignal): Promise<vo
       return (await import('./sidecar/sidecar.js')).runSidecar(config, log, signal);
     case 'plan':
       return (await import('./mysql/plan.js')).runPlan(config, process.stdout, process.stderr);
+    case 'status':
+      process.exitCode = await (await import('./status/status.js')).runStatus(config, process.stdout, signal);
+      return;
   }
 }
 
@@ -47,7 +50,8 @@ async function main(): Promise<void> {
   const log = createLogger({
     level: config.logLevel,
     bindings: { pod: config.podName, ordinal: config.ordinal, role: config.role, command: config.command },
-    fd: config.command === 'plan' ? 2 : 1,
+    // plan and status print their answer on stdout: logs go to stderr.
+    fd: config.command === 'plan' || config.command === 'status' ? 2 : 1,
   });
   const controller = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

@@ -6,8 +6,14 @@ import type { CommandSpec } from './core/settings.js';
 import { type InitConfig, initCommand } from './init/settings.js';
 import { type PlanConfig, planCommand } from './mysql/plan-settings.js';
 import { type SidecarConfig, sidecarCommand } from './sidecar/settings.js';
+import { type StatusConfig, statusCommand } from './status/settings.js';
 
-export type Config = InitConfig | SidecarConfig | PlanConfig;
+export type Config = InitConfig | SidecarConfig | PlanConfig | StatusConfig;
 export type Command = Config['command'];
 
-export const COMMANDS: Readonly<Record<Command, CommandSpec<Config>>> = { init: initCommand, sidecar: sidecarCommand, plan: planCommand };
+export const COMMANDS: Readonly<Record<Command, CommandSpec<Config>>> = {
+  init: initCommand,
+  sidecar: sidecarCommand,
+  plan: planCommand,
+  status: statusCommand,
+};

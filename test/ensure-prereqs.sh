@@ -7,18 +7,21 @@
 #   ncat     Debian's ncat: the benchmark's tutorial pipe
 #   docker   the container tier: a running Docker engine with Compose and the stand-in base
 #            images (test/ensure-docker.sh)
-# Usage: ensure-prereqs.sh [server] [ncat] [docker]
+#   prometheus  Debian's prometheus and promtool, never started as a service
+#            (test/ensure-prometheus.sh): the monitoring tests
+# Usage: ensure-prereqs.sh [server] [ncat] [docker] [prometheus]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 parts=("$@")
-[ "${#parts[@]}" -gt 0 ] || parts=(server ncat docker)
-packages=() missing=() docker=0
+[ "${#parts[@]}" -gt 0 ] || parts=(server ncat docker prometheus)
+packages=() missing=() docker=0 prometheus=0
 for part in "${parts[@]}"; do
   case "$part" in
     server) bins=(mariadbd mariadb-install-db mariadb-backup mbstream) debs=(mariadb-server mariadb-backup) ;;
     ncat) bins=(ncat) debs=(ncat) ;;
     docker) docker=1; continue ;;
-    *) echo "ensure-prereqs: unknown part '$part': name server, ncat or docker" >&2; exit 2 ;;
+    prometheus) prometheus=1; continue ;;
+    *) echo "ensure-prereqs: unknown part '$part': name server, ncat, docker or prometheus" >&2; exit 2 ;;
   esac
   absent=()
   for bin in "${bins[@]}"; do
@@ -39,4 +42,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+if [ "$prometheus" -eq 1 ]; then bash test/ensure-prometheus.sh; fi
 if [ "$docker" -eq 1 ]; then bash test/ensure-docker.sh; fi

@@ -12,6 +12,8 @@ export const LAYERS: Readonly<Record<string, number>> = {
   '.': 3,
   init: 2,
   sidecar: 2,
+  status: 2,
+  cluster: 1,
   mysql: 1,
   stream: 1,
   core: 0,

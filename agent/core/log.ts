@@ -8,7 +8,7 @@ export type { Logger };
 
 export function createLogger(options: {
   level: string;
-  bindings: Record<string, string | number>;
+  bindings: Record<string, string | number | null>;
   /** 1 (stdout) by default; `plan` logs to 2 so that stdout holds only statements. */
   fd?: 1 | 2;
 }): Logger {

@@ -29,6 +29,10 @@ export interface Setting<T> {
   readonly parse: (text: string, origin: Origin) => T;
   /** An empty value counts as set (a password may be empty on purpose). */
   readonly keepsEmpty?: boolean;
+  /** A flag that takes no value (`--json`); its presence is the text "true". */
+  readonly isSwitch?: boolean;
+  /** Read from the command line only: options of one run, not of a pod's environment. */
+  readonly flagOnly?: boolean;
 }
 
 export type AnySetting = Setting<unknown>;
@@ -82,7 +86,9 @@ export class SettingsReader {
     }
     const set = (v: unknown): v is string => typeof v === 'string' && (v !== '' || setting.keepsEmpty === true);
     const flag = this.flags[kebab(setting.name)];
+    if (flag === true) return { text: 'true', origin: { from: 'flag', cwd: this.cwd } };
     if (set(flag)) return { text: flag, origin: { from: 'flag', cwd: this.cwd } };
+    if (setting.flagOnly) return undefined;
     const env = this.env[setting.name];
     if (set(env)) return { text: env, origin: { from: 'env', cwd: this.cwd } };
     return undefined;
@@ -127,7 +133,7 @@ export function helpText(spec: Pick<CommandSpec<unknown>, 'name' | 'summary' | '
   ];
   for (const s of spec.settings) {
     const def = s.shown === undefined ? '' : ` [default: ${s.shown}]`;
-    lines.push(`  ${s.name.padEnd(22)} --${kebab(s.name).padEnd(22)} ${s.help}${def}`);
+    lines.push(`  ${(s.flagOnly ? '' : s.name).padEnd(22)} --${kebab(s.name).padEnd(22)} ${s.help}${def}`);
   }
   return lines.join('\n');
 }
@@ -156,7 +162,7 @@ export function loadCommand<C extends object>(commands: Readonly<Record<string, 
   const spec = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (spec === undefined) throw new ConfigError(`unknown command "${name}": expected ${names.join(', ')}`);
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { help: { type: 'boolean', short: 'h' } };
-  for (const s of spec.settings) options[kebab(s.name)] = { type: 'string' };
+  for (const s of spec.settings) options[kebab(s.name)] = { type: s.isSwitch ? 'boolean' : 'string' };
   let flags: Record<string, string | boolean | undefined>;
   try {
     flags = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }).values as typeof flags;
@@ -179,6 +185,11 @@ function deepFreeze<T extends object>(value: T): T {
 
 export function text(name: string, help: string, fallback: string, shown: string | undefined = fallback || undefined): Setting<string> {
   return { name, help, shown, fallback, parse: (t) => t };
+}
+
+/** A flag without a value, for one run (`--json`): false unless given. */
+export function switchFlag(name: string, help: string): Setting<boolean> {
+  return { name, help, fallback: false, parse: () => true, isSwitch: true, flagOnly: true };
 }
 
 /** A secret: never shown in a message, --help or a log. */

@@ -12,7 +12,7 @@
  */
 import { CloneError, errorMessage } from '../core/errors.js';
 import type { SkippedPeer } from '../core/records.js';
-import type { PeerReport } from './peer-status.js';
+import type { PeerReport } from '../cluster/peer-status.js';
 import type { CloneSourceChoice } from './settings.js';
 
 export interface Candidate {

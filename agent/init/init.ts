@@ -19,7 +19,7 @@ import { hostOf } from '../core/topology.js';
 import { type ClonePlan, cloneDataDir, logRanking } from './clone.js';
 import { fixedCandidate, lowerOrdinals, rankCloneSources } from './clone-source.js';
 import { foreignDataDirError, inspectDataDir, promoteStaging, removeStaging } from './datadir.js';
-import { probePeers } from './peer-status.js';
+import { probePeers } from '../cluster/peer-status.js';
 import { guardEmptyPrimary } from './primary-guard.js';
 import { ensureRoleConfig } from './role-config.js';
 import type { InitConfig } from './settings.js';

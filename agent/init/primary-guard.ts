@@ -33,7 +33,7 @@ import { compareGtid, isGtidState, mostAdvanced } from '../mysql/gtid.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import type { ClonePlan } from './clone.js';
 import type { Candidate, SourceRanking } from './clone-source.js';
-import { type PeerReport, probePeers } from './peer-status.js';
+import { type PeerReport, probePeers } from '../cluster/peer-status.js';
 import type { InitConfig, PrimaryEmptyStart } from './settings.js';
 import { type ClaimEvidence, readClaimEvidence } from './volume-claims.js';
 

@@ -1,5 +1,6 @@
 /** `mysql-agent init`: the settings it reads and the frozen config they make. */
 import { isIP } from 'node:net';
+import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
 import { ConfigError } from '../core/errors.js';
 import { type CommandSpec, type Setting, type SettingsReader, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
@@ -69,7 +70,6 @@ export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
   },
 };
 export const CLONE_MAX_LAG = wholeNumber('CLONE_MAX_LAG', 'auto: seconds a replica may be behind and still be cloned from', 60, 0, WEEK);
-export const PEER_STATUS_TIMEOUT = wholeNumber('PEER_STATUS_TIMEOUT', "seconds to wait for a peer agent's /status", 3, 1, 300, 1000);
 export const PEER_PROBE_COUNT = wholeNumber('PEER_PROBE_COUNT', 'ordinal 0 with an empty datadir: how many replica ordinals (1..N) to ask whether they hold data', 5, 1, 1000);
 export const PRIMARY_EMPTY_START = oneOf<PrimaryEmptyStart>(
   'PRIMARY_EMPTY_START',

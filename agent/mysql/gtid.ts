@@ -103,6 +103,34 @@ export function compareGtid(a: string, b: string): GtidOrder {
   return 'diverged';
 }
 
+/** Transactions in a parsed state: MariaDB the highest sequence number per domain, MySQL the GTIDs in the intervals. */
+function transactions(state: ParsedGtid): bigint {
+  let n = 0n;
+  for (const v of state.domains.values()) {
+    n += typeof v === 'bigint' ? v : v.reduce((sum, [lo, hi]) => sum + hi - lo + 1n, 0n);
+  }
+  return n;
+}
+
+/**
+ * How many transactions `behind` lacks of `ahead`, or null when the states do not allow it
+ * (`behind` has something `ahead` has not, or either is not a GTID state). MariaDB counts
+ * sequence numbers, which a domain's primary hands out one by one.
+ */
+export function gtidDistance(ahead: string, behind: string): number | null {
+  let pa: ParsedGtid;
+  let pb: ParsedGtid;
+  try {
+    pa = parse(ahead);
+    pb = parse(behind);
+  } catch {
+    return null;
+  }
+  if (!gtidCovers(ahead, behind)) return null;
+  // Covered: every domain or interval of `behind` lies within `ahead`'s, so the counts subtract.
+  return Number(transactions(pa) - transactions(pb));
+}
+
 /** Whether the text parses as a GTID position or set (the empty one included). */
 export function isGtidState(text: string): boolean {
   try {

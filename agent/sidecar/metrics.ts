@@ -4,9 +4,10 @@
  * SHOW SLAVE STATUS); backup counters count from the sidecar's start; the clone gauges come from
  * init's durable record.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BackupService } from './backup.js';
 import type { CloneRecord } from '../core/records.js';
+import type { Role } from '../core/topology.js';
 import type { ReplicaStatus } from '../mysql/db.js';
 
 export const PREFIX = 'mysql_agent_';
@@ -19,6 +20,8 @@ export interface MetricSources {
   backupInProgress(): boolean;
   /** The clone that made this datadir (init's record), or null. */
   readonly clone: CloneRecord | null;
+  /** Who this pod is: rules tell the primary from the replicas by it, not by its name. */
+  readonly pod: { readonly role: Role; readonly ordinal: number };
 }
 
 interface Snapshot {
@@ -33,6 +36,7 @@ export class AgentMetrics {
   private readonly served: Counter;
   private readonly failed: Counter;
   private readonly bytes: Counter;
+  private readonly duration: Histogram;
   private snapshot: { at: number; value: Promise<Snapshot> } | null = null;
 
   constructor(private readonly sources: MetricSources) {
@@ -65,6 +69,16 @@ export class AgentMetrics {
     this.served = new Counter({ name: `${PREFIX}backups_served_total`, help: 'Backups streamed to the end with X-Backup-Status: Success since the sidecar started.', registers });
     this.failed = new Counter({ name: `${PREFIX}backups_failed_total`, help: 'Backups that failed or were cut off since the sidecar started.', registers });
     this.bytes = new Counter({ name: `${PREFIX}backup_bytes_total`, help: 'Bytes sent by finished backups (served or failed) since the sidecar started.', registers });
+    this.duration = new Histogram({
+      name: `${PREFIX}backup_duration_seconds`,
+      help: 'Seconds from the start to the end of each finished backup (served or failed) since the sidecar started.',
+      buckets: [1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 21600],
+      registers,
+    });
+    new Gauge({ name: `${PREFIX}pod_info`, help: "Always 1, labelled with this pod's role and ordinal.", labelNames: ['role', 'ordinal'], registers }).set(
+      { role: sources.pod.role, ordinal: String(sources.pod.ordinal) },
+      1,
+    );
     const inProgress = () => this.sources.backupInProgress();
     new Gauge({
       name: `${PREFIX}backup_in_progress`,
@@ -107,10 +121,11 @@ export class AgentMetrics {
     return this.snapshot.value;
   }
 
-  backupFinished(failure: string | null, bytes: number): void {
+  backupFinished(failure: string | null, bytes: number, seconds: number): void {
     if (failure === null) this.served.inc();
     else this.failed.inc();
     this.bytes.inc(bytes);
+    this.duration.observe(seconds);
   }
 
   get contentType(): string {
@@ -134,7 +149,11 @@ export class CountedBackupService extends BackupService {
   override start(client: string): ReturnType<BackupService['start']> {
     const run = super.start(client);
     if (run !== 'busy') {
-      void run.finished.then((failure) => this.metrics?.backupFinished(failure, this.last?.bytes ?? 0));
+      void run.finished.then((failure) => {
+        const last = this.last;
+        const seconds = last?.finished_at ? (Date.parse(last.finished_at) - Date.parse(last.started_at)) / 1000 : 0;
+        this.metrics?.backupFinished(failure, last?.bytes ?? 0, seconds);
+      });
     }
     return run;
   }

@@ -215,6 +215,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     ready: async () => (await status.readiness()).ready,
     backupInProgress: () => backups.inProgress !== null,
     clone,
+    pod: { role: config.role, ordinal: config.ordinal },
   });
   backups.countInto(metrics);
   const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log, metrics });

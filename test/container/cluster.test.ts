@@ -65,6 +65,18 @@ describe('three pods of the StatefulSet in Docker', () => {
     expect((await status(2)).replication).toMatchObject({ source_host: 'mysql-0.mysql', io_running: 'Yes', sql_running: 'Yes' });
   });
 
+  it('show as healthy to `mysql-agent status` run inside a pod, as `kubectl exec mysql-0 -c sidecar -- mysql-agent status` would', async () => {
+    const sidecar = await cluster.containerId(0, 'sidecar');
+    const s = JSON.parse(await docker(['exec', sidecar, 'mysql-agent', 'status', '--json'])) as { healthy: boolean; pods: Record<string, unknown>[] };
+    expect(s.healthy).toBe(true);
+    expect(s.pods.map((p) => [p.pod, p.host, p.role, p.ready, p.source_host])).toEqual([
+      ['mysql-0', 'mysql-0.mysql', 'primary', true, null],
+      ['mysql-1', 'mysql-1.mysql', 'replica', true, 'mysql-0.mysql'],
+      ['mysql-2', 'mysql-2.mysql', 'replica', true, 'mysql-0.mysql'],
+    ]);
+    expect(await docker(['exec', sidecar, 'mysql-agent', 'status'])).toMatch(/3 pods, all healthy$/);
+  });
+
   it('put in the read path only the nodes that replicate', async () => {
     expect(await cluster.readPath([0, 1, 2])).toEqual([0, 1, 2]);
     await cluster.sql(2, 'STOP SLAVE');

@@ -8,7 +8,7 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AgentRun, Rig, type RigNode } from './rig.js';
-import { backupToolPids, newBaseDir, rawGet, waitUntil } from './helpers.js';
+import { backupToolPids, delayReplica, newBaseDir, rawGet, waitUntil } from './helpers.js';
 import { parseExposition, valueOf } from '../prom-text.js';
 
 let rig: Rig;
@@ -119,13 +119,7 @@ describe('choosing the clone source', () => {
 
   it('passes over a replica lagging beyond CLONE_MAX_LAG, and its /readyz turns false beyond READY_MAX_LAG', async () => {
     const node2 = rig.node(2);
-    // A real, growing Seconds_Behind_Master with both threads running: a delayed replica.
-    await node2.sql('STOP SLAVE');
-    await node2.sql('CHANGE MASTER TO MASTER_DELAY = 3600');
-    await node2.sql('START SLAVE');
-    await node2.stopSidecar();
-    node2.startSidecar({ READY_MAX_LAG: '2' });
-    await node2.waitFor('/healthz');
+    await delayReplica(node2);
     await write(1);
     const lagging = await waitUntil(async () => {
       const s = await status(2);

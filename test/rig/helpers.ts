@@ -5,6 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import type { RigNode } from './rig.js';
 
 /** PIDs of processes whose command line matches `pattern` (pgrep -f). */
 export function pidsMatching(pattern: string): number[] {
@@ -67,15 +68,18 @@ export function rawGet(url: string, headers: Record<string, string> = {}, onData
 
 export const newBaseDir = (name: string) => mkdtemp(join(tmpdir(), `mysql-agent-${name}-`));
 
-/** Runs `mysql-agent plan` (the built CLI) and collects its exit code and output. */
-export function runPlan(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the built CLI (`mysql-agent <args>`) to its end and collects its exit code and output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const cli = join(import.meta.dirname, '../../dist/cli.js');
   return new Promise((resolve) => {
-    execFile(process.execPath, [cli, 'plan', ...args], { env, cwd }, (err, stdout, stderr) =>
+    execFile(process.execPath, [cli, ...args], { env, cwd }, (err, stdout, stderr) =>
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
 }
+
+/** Runs `mysql-agent plan` (the built CLI) and collects its exit code and output. */
+export const runPlan = (args: string[], env: NodeJS.ProcessEnv, cwd?: string) => runCli(['plan', ...args], env, cwd);
 
 /** Mounts a tmpfs of `megabytes` at `dir` (root only): a small volume that can really fill up. */
 export function mountTmpfs(dir: string, megabytes: number): void {
@@ -120,4 +124,31 @@ export async function startBitFlipProxy(listen: { host: string; port: number }, 
   });
   await new Promise<void>((resolve) => server.listen(listen.port, listen.host, resolve));
   return server;
+}
+
+/** The table the rig tests write to: `app.items`, made on the primary, with `rows` rows. */
+export async function createItems(primary: RigNode, rows: number): Promise<void> {
+  await primary.sql('CREATE DATABASE app');
+  await primary.sql('CREATE TABLE app.items (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40))');
+  await insertItems(primary, rows);
+}
+
+export async function insertItems(primary: RigNode, rows: number): Promise<void> {
+  for (let i = 0; i < rows; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${i}`]);
+}
+
+export const countItems = async (node: RigNode) => Number((await node.sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);
+
+/**
+ * Makes a replica lag for real (a growing Seconds_Behind_Master with both threads running, once
+ * the primary writes): MASTER_DELAY of an hour, and its sidecar restarted with READY_MAX_LAG=2
+ * so that it turns not ready within seconds.
+ */
+export async function delayReplica(node: RigNode): Promise<void> {
+  await node.sql('STOP SLAVE');
+  await node.sql('CHANGE MASTER TO MASTER_DELAY = 3600');
+  await node.sql('START SLAVE');
+  await node.stopSidecar();
+  node.startSidecar({ READY_MAX_LAG: '2' });
+  await node.waitFor('/healthz');
 }

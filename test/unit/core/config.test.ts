@@ -272,6 +272,7 @@ describe('loadConfig --help', () => {
     [['init', '--help'], 'init'],
     [['sidecar', '-h'], 'sidecar'],
     [['plan', '--help'], 'plan'],
+    [['status', '--help'], 'status'],
   ] as const)('%j throws HelpRequested listing exactly the settings of the command', (argv, command) => {
     let thrown: unknown;
     try {
@@ -283,7 +284,7 @@ describe('loadConfig --help', () => {
     const text = (thrown as HelpRequested).text;
     for (const s of Object.values(COMMANDS).flatMap((c) => c.settings)) {
       const flag = `--${kebab(s.name)} `;
-      const applies = command !== null && COMMANDS[command].settings.includes(s);
+      const applies = command !== null && COMMANDS[command].settings.some((own) => own.name === s.name);
       if (applies) expect(text).toContain(flag);
       else expect(text).not.toContain(flag);
     }
@@ -456,6 +457,45 @@ describe('loadConfig clone source, empty primary and readiness settings', () => 
   });
 });
 
+describe('status settings', () => {
+  it('asks ordinals 0..2 of the pod\'s own StatefulSet on the agents\' port, and prints a table once', () => {
+    const c = load({ argv: ['status'], hostname: 'db-1', env: { SERVICE_NAME: 'db' } });
+    expect(c).toMatchObject({ podCount: 3, port: 3307, timeoutMs: 3000, logLevel: 'warn' });
+    expect(c.output).toEqual({ json: false, watch: false, intervalMs: 2000, noColor: false });
+    expect(hostOf(c.peerHosts, 4)).toBe('db-4.db');
+  });
+
+  it('takes --json and --watch as flags without a value, never from the environment', () => {
+    const c = load({ argv: ['status', '--json', '--watch', '--watch-interval', '5', '--pod-count', '7'], env: { JSON: '', WATCH: '' } });
+    expect(c.output).toMatchObject({ json: true, watch: true, intervalMs: 5000 });
+    expect(c.podCount).toBe(7);
+    expect(load({ argv: ['status'], env: { JSON: 'true', WATCH: '1' } }).output).toMatchObject({ json: false, watch: false });
+    expect(configError(() => load({ argv: ['status', '--json=yes'] }))).toContain("'--json' does not take an argument");
+  });
+
+  it('turns colour off for any non-empty NO_COLOR (no-color.org), or --no-color', () => {
+    expect(load({ argv: ['status'], env: { NO_COLOR: '1' } }).output.noColor).toBe(true);
+    expect(load({ argv: ['status'], env: { NO_COLOR: '' } }).output.noColor).toBe(false);
+    expect(load({ argv: ['status', '--no-color'] }).output.noColor).toBe(true);
+  });
+
+  it('runs on a laptop with a template without {set}, and says what to set when the template needs it', () => {
+    const c = load({ argv: ['status', '--peer-host-template', '127.0.0.1{ordinal}'], hostname: 'laptop' });
+    expect(c).toMatchObject({ podName: 'laptop', ordinal: null, role: null });
+    expect(hostOf(c.peerHosts, 2)).toBe('127.0.0.12');
+    const message = configError(() => load({ argv: ['status'], hostname: 'laptop' }));
+    expect(message).toBe(
+      'PEER_HOST_TEMPLATE="{set}-{ordinal}.{service}" needs the StatefulSet\'s name, but POD_NAME="laptop" has no ordinal: set POD_NAME (e.g. mysql-0), or a template without {set} (e.g. 127.0.0.1{ordinal} for port-forwards)',
+    );
+  });
+
+  it('reports every bad setting in one pass', () => {
+    const lines = configError(() => load({ argv: ['status', '--pod-count', '0', '--watch-interval', 'x', '--peer-host-template', 'bad host {ordinal}'] })).split('\n');
+    expect(lines).toHaveLength(3);
+    for (const name of ['POD_COUNT', 'WATCH_INTERVAL', 'PEER_HOST_TEMPLATE']) expect(lines.filter((l) => l.includes(name))).toHaveLength(1);
+  });
+});
+
 describe('loadConfig server-id range', () => {
   // server_id is a 32-bit unsigned value; a larger one is clamped by mysqld, so two pods would share it.
   it('never yields a server-id above 4294967295', () => {
@@ -477,9 +517,12 @@ describe('settings per command', () => {
     ['init', 'mysql-0'],
     ['sidecar', 'mysql-1'],
     ['plan', 'mysql-2'],
+    ['status', 'mysql-0'],
+    ['status', 'laptop'],
   ] as const)('%s on %s reads only declared settings, and every declared one is read', (command, hostname) => {
     const spec = COMMANDS[command];
-    const reader = new SettingsReader(spec.settings, {}, { PATH: '/usr/bin', BACKUP_TOKEN: TOKEN, SERVER_VERSION: '8.4.3', KUBERNETES_SERVICE_HOST: '10.96.0.1' }, '/');
+    const env = { PATH: '/usr/bin', BACKUP_TOKEN: TOKEN, SERVER_VERSION: '8.4.3', KUBERNETES_SERVICE_HOST: '10.96.0.1', ...(hostname === 'laptop' ? { PEER_HOST_TEMPLATE: '127.0.0.1{ordinal}' } : {}) };
+    const reader = new SettingsReader(spec.settings, {}, env, '/');
     const read = vi.spyOn(reader, 'raw');
     // An undeclared read throws, so nothing beyond the table can be read.
     spec.build(reader, { argv: [command], env: {}, hostname, isExecutable: (p) => MARIADB_TOOLS.has(p) });
@@ -495,7 +538,7 @@ describe('settings per command', () => {
   it('carries values, not functions', () => {
     const functions = (v: unknown): boolean =>
       typeof v === 'function' || (v !== null && typeof v === 'object' && Object.values(v).some(functions));
-    for (const argv of [['init'], ['sidecar'], ['plan']] as const) expect(functions(load({ argv }))).toBe(false);
+    for (const argv of [['init'], ['sidecar'], ['plan'], ['status']] as const) expect(functions(load({ argv }))).toBe(false);
   });
 
   it('reports every problem in one pass, one line each', () => {
@@ -521,8 +564,9 @@ describe('README, Configuration', () => {
       const row = rows.find((r) => r.split(' | ')[0]!.slice(2).split(' / ').includes(setting.name));
       expect(row, setting.name).toBeDefined();
       const names = row!.split(' | ')[0]!.slice(2).split(' / ');
-      const readers = (['init', 'sidecar', 'plan'] as const).filter((c) => COMMANDS[c].settings.some((s) => names.includes(s.name)));
-      expect(row!.split(' | ')[1], setting.name).toBe(readers.length === 3 ? 'all' : readers.join(', '));
+      const commands = Object.keys(COMMANDS) as Command[];
+      const readers = commands.filter((c) => COMMANDS[c].settings.some((s) => names.includes(s.name)));
+      expect(row!.split(' | ')[1], setting.name).toBe(readers.length === commands.length ? 'all' : readers.join(', '));
     }
   });
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type SourceRanking, cloneFromFirst, fixedCandidate, lowerOrdinals, rankCloneSources } from '../../../agent/init/clone-source.js';
 import { CloneError } from '../../../agent/core/errors.js';
-import { type PeerReport, parsePeerStatus, probePeers } from '../../../agent/init/peer-status.js';
+import { type PeerReport, parsePeerStatus, probePeers } from '../../../agent/cluster/peer-status.js';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/status');
 const fixture = (name: string): unknown => JSON.parse(readFileSync(join(FIXTURES, `${name}.json`), 'utf8'));
@@ -15,7 +15,7 @@ const reasons = (r: SourceRanking) => Object.fromEntries(r.skipped.map((s) => [s
 
 describe('parsePeerStatus', () => {
   it('reads what selection needs from a replica /status', () => {
-    expect(parsePeerStatus(fixture('replica-sql-stopped'))).toEqual({
+    expect(parsePeerStatus(fixture('replica-sql-stopped'))).toMatchObject({
       pod: 'mysql-2',
       role: 'replica',
       ready: false,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type PeerReport, parsePeerStatus } from '../../../agent/init/peer-status.js';
+import { type PeerReport, parsePeerStatus } from '../../../agent/cluster/peer-status.js';
 import { claimsEvidence, decidePrimaryStart, evidenceOf, ordinalsToAsk } from '../../../agent/init/primary-guard.js';
 import { type ClaimEvidence, parseClaimList } from '../../../agent/init/volume-claims.js';
 import { continuityStatements } from '../../../agent/sidecar/primary-recovery.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareGtid, gtidCovers, isGtidState, mostAdvanced } from '../../../agent/mysql/gtid.js';
+import { compareGtid, gtidCovers, gtidDistance, isGtidState, mostAdvanced } from '../../../agent/mysql/gtid.js';
 
 describe('MariaDB GTID positions', () => {
   it('orders one domain by sequence number, whatever the server id', () => {
@@ -74,5 +74,32 @@ describe('mostAdvanced', () => {
 
   it('returns null when no item has everything the others have', () => {
     expect(mostAdvanced([{ gtid: '0-1-5,1-1-1' }, { gtid: '0-1-4,1-1-2' }], g)).toBeNull();
+  });
+});
+
+describe('gtidDistance: how many transactions one state lacks of another', () => {
+  it('MariaDB: the sequence numbers apart, summed over the domains', () => {
+    expect(gtidDistance('0-100-33', '0-100-28')).toBe(5);
+    expect(gtidDistance('0-100-33', '0-100-33')).toBe(0);
+    expect(gtidDistance('0-100-10,1-101-5', '0-100-7')).toBe(8);
+    expect(gtidDistance('0-100-10,1-101-5', '1-101-5,0-100-10')).toBe(0);
+    expect(gtidDistance('0-100-33', '')).toBe(33);
+  });
+
+  it('MySQL: the transactions of the one set missing from the other', () => {
+    const u = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
+    const v = '4f22ab58-82db-22f2-af44-d91bb0530673';
+    expect(gtidDistance(`${u}:1-100`, `${u}:1-90`)).toBe(10);
+    expect(gtidDistance(`${u}:1-100:200-209,${v}:1-5`, `${u}:1-50:60-100`)).toBe(9 + 10 + 5);
+    expect(gtidDistance(`${u}:1-100`, '')).toBe(100);
+    // MySQL 8.4 tags are their own transactions.
+    expect(gtidDistance(`${u}:1-10:mytag:1-3`, `${u}:1-10`)).toBe(3);
+  });
+
+  it('is null where the sets do not allow it: the other is ahead, diverged, another flavor, or not a GTID state', () => {
+    expect(gtidDistance('0-100-28', '0-100-33')).toBeNull();
+    expect(gtidDistance('0-100-10,1-101-5', '0-100-11')).toBeNull();
+    expect(gtidDistance('0-100-10', '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5')).toBeNull();
+    expect(gtidDistance('0-100-10', 'mysql-bin.000001:154')).toBeNull();
   });
 });

@@ -34,6 +34,7 @@ function metrics(over: Partial<MetricSources> = {}): { m: AgentMetrics; state: {
     ready: async () => true,
     backupInProgress: () => state.busy,
     clone: null,
+    pod: { role: 'replica', ordinal: 2 },
     ...over,
   });
   return { m, state };
@@ -57,6 +58,8 @@ describe('AgentMetrics', () => {
       'mysql_agent_clone_stream_duration_seconds',
       'mysql_agent_clone_timestamp_seconds',
       'mysql_agent_clone_source_info',
+      'mysql_agent_pod_info',
+      'mysql_agent_backup_duration_seconds',
       'mysql_agent_process_resident_memory_bytes',
       'mysql_agent_process_cpu_seconds_total',
     ]) {
@@ -95,15 +98,23 @@ describe('AgentMetrics', () => {
 
   it('counts finished backups by outcome and their bytes; shows one in progress', async () => {
     const { m, state } = metrics();
-    m.backupFinished(null, 1000);
-    m.backupFinished('client disconnected', 300);
-    m.backupFinished(null, 2000);
+    m.backupFinished(null, 1000, 3);
+    m.backupFinished('client disconnected', 300, 0.5);
+    m.backupFinished(null, 2000, 40);
     state.busy = true;
     const e = parseExposition(await m.render());
     expect(valueOf(e, 'mysql_agent_backups_served_total')).toBe(2);
     expect(valueOf(e, 'mysql_agent_backups_failed_total')).toBe(1);
     expect(valueOf(e, 'mysql_agent_backup_bytes_total')).toBe(3300);
     expect(valueOf(e, 'mysql_agent_backup_in_progress')).toBe(1);
+    expect(valueOf(e, 'mysql_agent_backup_duration_seconds_count')).toBe(3);
+    expect(valueOf(e, 'mysql_agent_backup_duration_seconds_sum')).toBe(43.5);
+    expect(valueOf(e, 'mysql_agent_backup_duration_seconds_bucket', { le: '5' })).toBe(2);
+  });
+
+  it('says which role and ordinal this pod has, for rules that need the primary', async () => {
+    const e = parseExposition(await metrics({ pod: { role: 'primary', ordinal: 0 } }).m.render());
+    expect(valueOf(e, 'mysql_agent_pod_info', { role: 'primary', ordinal: '0' })).toBe(1);
   });
 
   it('shows the recorded clone: bytes, durations, time and source', async () => {

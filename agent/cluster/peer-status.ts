@@ -1,15 +1,40 @@
 /**
- * Asking peers' agents how they are: GET /status on each, in parallel, with a short timeout.
- * The answer is reduced to what choosing a clone source and guarding an empty primary need;
- * `parsePeerStatus` is pure, `probePeers` is the network edge.
+ * agent/cluster/ is asking the peers' agents how they are, for init (choosing a clone source,
+ * guarding an empty primary) and for status (the cluster at a glance).
+ *
+ * GET /status on each peer, in parallel, with a short timeout.
+ * The answer is reduced to what choosing a clone source, guarding an empty primary and showing
+ * the cluster need; `parsePeerStatus` is pure, `probePeers` is the network edge.
  */
 import { request } from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { getText } from '../core/http-get.js';
 
-/** What a peer's /status says, as far as other pods care. */
+/** A backup a peer serves or served, as its /status shows it. */
+export interface PeerBackup {
+  readonly startedAt: string | null;
+  /** null while it is being served. */
+  readonly finishedAt: string | null;
+  readonly bytes: number | null;
+  /** null on success (or while being served). */
+  readonly failure: string | null;
+}
+
+/** Where a peer's datadir was cloned from (init's record, as its /status shows it). */
+export interface PeerClone {
+  readonly sourceHost: string | null;
+  readonly sourceOrdinal: number | null;
+  readonly choice: string | null;
+  readonly finishedAt: string | null;
+  readonly bytes: number | null;
+}
+
+/** What a peer's /status says, as far as other pods and `status` care. */
 export interface PeerStatus {
   readonly pod: string | null;
+  /** The ordinal it says it is (null from an agent that does not say). */
+  readonly ordinal: number | null;
+  readonly serverVersion: string | null;
   readonly role: 'primary' | 'replica';
   readonly ready: boolean;
   readonly notReadyReason: string | null;
@@ -26,6 +51,11 @@ export interface PeerStatus {
   readonly holdsData: boolean;
   /** Executed GTID state (see README, /status); null when unknown. */
   readonly gtidExecuted: string | null;
+  /** Replica: the host it replicates from. */
+  readonly sourceHost: string | null;
+  /** The backup being served, else the last one finished since the sidecar started. */
+  readonly backup: PeerBackup | null;
+  readonly clone: PeerClone | null;
 }
 
 /** One peer and what it answered, or why it did not. */
@@ -40,30 +70,47 @@ export interface PeerReport {
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const obj = (v: unknown): Record<string, unknown> | null => (typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : null);
+
+function backupOf(v: unknown): PeerBackup | null {
+  const b = obj(v);
+  return b && { startedAt: str(b.started_at), finishedAt: str(b.finished_at), bytes: num(b.bytes), failure: str(b.failure) };
+}
+
+function cloneOf(v: unknown): PeerClone | null {
+  const c = obj(v);
+  const source = obj(c?.source);
+  return c && { sourceHost: str(source?.host), sourceOrdinal: num(source?.ordinal), choice: str(source?.choice), finishedAt: str(c.finished_at), bytes: num(c.bytes) };
+}
 
 /** Reads a /status body; throws when it is not the answer of a mysql-agent sidecar. */
 export function parsePeerStatus(body: unknown): PeerStatus {
   if (typeof body !== 'object' || body === null) throw new Error('/status is not a JSON object');
   const s = body as Record<string, unknown>;
   if (s.role !== 'primary' && s.role !== 'replica') throw new Error('/status has no role');
-  const r = (typeof s.replication === 'object' && s.replication !== null ? s.replication : {}) as Record<string, unknown>;
+  const r = obj(s.replication) ?? {};
   const io = str(r.io_running);
   const sql = str(r.sql_running);
-  const behind = typeof r.seconds_behind === 'number' && Number.isFinite(r.seconds_behind) ? r.seconds_behind : null;
   return {
     pod: str(s.pod),
+    ordinal: num(s.ordinal),
+    serverVersion: str(s.server_version),
     role: s.role,
     ready: s.ready === true,
     notReadyReason: str(s.not_ready_reason),
     replicating: typeof s.replicating === 'boolean' ? s.replicating : io === 'Yes' && sql === 'Yes',
     ioRunning: io,
     sqlRunning: sql,
-    secondsBehind: behind,
+    secondsBehind: num(r.seconds_behind),
     usesGtid: typeof r.uses_gtid === 'boolean' ? r.uses_gtid : null,
     servingBackup: s.serving_backup === true || (s.backup_in_progress !== null && s.backup_in_progress !== undefined),
     // Agents older than this field: a replica that replicates, or tried to, was cloned and holds data.
     holdsData: typeof s.holds_data === 'boolean' ? s.holds_data : io !== null || sql !== null,
     gtidExecuted: str(s.gtid_executed),
+    sourceHost: str(r.source_host),
+    backup: backupOf(s.backup_in_progress) ?? backupOf(s.last_backup),
+    clone: cloneOf(s.clone),
   };
 }
 

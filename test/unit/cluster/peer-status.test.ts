@@ -1,7 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchStatus, probePeers } from '../../../agent/init/peer-status.js';
+import { fetchStatus, parsePeerStatus, probePeers } from '../../../agent/cluster/peer-status.js';
+
+const fixture = (name: string): unknown => JSON.parse(readFileSync(join(import.meta.dirname, '../../fixtures/status', `${name}.json`), 'utf8'));
 
 let server: Server;
 let port: number;
@@ -61,5 +65,27 @@ describe('probePeers', () => {
     expect(refused).toMatchObject({ status: null, code: 'ECONNREFUSED', error: expect.stringContaining('ECONNREFUSED') });
     const [silent] = await probePeers([{ ordinal: 1, host: '127.0.0.1' }], port, 300, (_h, p, t) => fetchStatus('127.1', p, t));
     expect(silent).toMatchObject({ code: 'ETIMEDOUT' });
+  });
+});
+
+describe('parsePeerStatus, what status shows', () => {
+  it('reads the ordinal, version, source, the last backup and the clone record', () => {
+    expect(parsePeerStatus(fixture('replica-cloned-backed-up'))).toMatchObject({
+      pod: 'mysql-1',
+      ordinal: 1,
+      serverVersion: '10.11.19-MariaDB-0+deb12u1-log',
+      sourceHost: 'mysql-0.mysql',
+      backup: { startedAt: '2026-11-25T10:58:02.114Z', finishedAt: '2026-11-25T10:58:04.907Z', bytes: 9175040, failure: null },
+      clone: { sourceHost: 'mysql-0.mysql', sourceOrdinal: 0, choice: 'auto', finishedAt: '2026-11-25T09:12:40.530Z', bytes: 9437184 },
+    });
+  });
+
+  it('shows the backup being served rather than the last one', () => {
+    expect(parsePeerStatus(fixture('primary-serving-backup')).backup).toEqual({ startedAt: '2026-11-25T11:04:19.000Z', finishedAt: null, bytes: 52428800, failure: null });
+  });
+
+  it('leaves out what an older agent does not say', () => {
+    expect(parsePeerStatus(fixture('replica-older-agent'))).toMatchObject({ ordinal: 2, backup: null, clone: null });
+    expect(parsePeerStatus({ role: 'primary' })).toMatchObject({ ordinal: null, serverVersion: null, sourceHost: null, backup: null, clone: null });
   });
 });
