@@ -3,7 +3,7 @@
  * /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BACKUP_PATH, ESTIMATE_HEADER, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
 import type { Logger } from '../core/log.js';
@@ -59,7 +59,9 @@ export function buildHttpServer(deps: {
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ phase: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // The form fastify 5.12 wants: the top-level `disableRequestLogging` prints a deprecation
+    // (FSTDEP023) as plain text on stderr at every start.
+    logController: new LogController({ disableRequestLogging: true }),
     // A stalled client must not keep the agent from shutting down.
     forceCloseConnections: true,
   });
