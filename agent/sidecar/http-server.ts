@@ -80,7 +80,7 @@ export function buildHttpServer(deps: {
     if (refusal !== null) {
       return reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
     }
-    const run = deps.backups.start(req.ip);
+    const run = await deps.backups.start(req.ip);
     if (run === 'busy') {
       req.log.info({ client: req.ip }, 'backup refused: another one is running');
       return reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
@@ -89,8 +89,8 @@ export function buildHttpServer(deps: {
       if (!reply.raw.writableFinished) run.abort('client disconnected');
     });
     watchIdleClient(reply, run, deps.idleTimeoutMs);
-    const estimate = await run.estimatedBytes;
-    if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
+    // From here to send() nothing awaits: the tool's output must be piped in the turn it started.
+    if (run.estimatedBytes !== null) reply.header(ESTIMATE_HEADER, String(run.estimatedBytes));
     reply.header('content-type', 'application/octet-stream');
     reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
     return reply.send(run.stream);

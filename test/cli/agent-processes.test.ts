@@ -5,7 +5,7 @@
  * event; and each child gets only the environment it needs. No MySQL server is involved (the
  * sidecar waits for one that never comes), so this runs without the rig.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,6 +25,9 @@ const SECRETS = {
 let base: string;
 let dumps: string;
 let port: number;
+/** What the stand-in backup tool streams (in this order), from `backupFiles`. */
+const BACKUP_FILES = ['backup-my.cnf', 'mysql/db.opt', 'xtrabackup_binlog_info', 'xtrabackup_info', 'xtrabackup_checkpoints'];
+let backupFiles: string;
 
 /** A port nothing listens on right now (the kernel's pick, released at once). */
 async function freePort(): Promise<number> {
@@ -77,17 +80,17 @@ beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'mysql-agent-cli-processes-'));
   dumps = join(base, 'dumps');
   const bin = join(base, 'bin');
-  const backupFiles = join(base, 'backup-files');
+  backupFiles = join(base, 'backup-files');
   for (const d of [dumps, bin, join(backupFiles, 'mysql'), join(base, 'sidecar-data'), join(base, 'sidecar-conf'), join(base, 'init-data'), join(base, 'init-conf'), join(base, 'config-map')]) {
     await mkdir(d, { recursive: true });
   }
-  for (const f of ['backup-my.cnf', 'xtrabackup_info', 'xtrabackup_checkpoints', 'xtrabackup_binlog_info', 'mysql/db.opt']) await writeFile(join(backupFiles, f), `${f}\n`);
+  for (const f of BACKUP_FILES) await writeFile(join(backupFiles, f), `${f}\n`);
   await writeFile(join(base, 'config-map', 'primary.cnf'), '[mysqld]\nlog-bin\n');
   await writeFile(join(base, 'config-map', 'replica.cnf'), '[mysqld]\nread-only=1\n');
   // The tools dump their environment to a file named in their own text (not in the environment).
   const backupTool = await script(
     join(base, 'fake-backup'),
-    `env > ${dumps}/backup.env\ncd ${backupFiles} && exec mbstream -c backup-my.cnf mysql/db.opt xtrabackup_binlog_info xtrabackup_info xtrabackup_checkpoints`,
+    `env > ${dumps}/backup.env\ncd ${backupFiles} && exec mbstream -c ${BACKUP_FILES.join(' ')}`,
   );
   const prepareTool = await script(join(base, 'fake-prepare'), `env > ${dumps}/prepare.env`);
   const streamTool = await script(join(base, 'mbstream-wrapper'), `env > ${dumps}/extract.env\nexec mbstream "$@"`);
@@ -126,14 +129,6 @@ beforeAll(async () => {
     XBSTREAM_BIN: streamTool,
   });
   initCode = await init.closed;
-  // Some more requests the sidecar answers, including a refused one, before it is stopped.
-  await fetch(`http://127.0.0.1:${port}/status`);
-  await fetch(`http://127.0.0.1:${port}/readyz`);
-  await fetch(`http://127.0.0.1:${port}/backup`);
-  await rawGet(`http://127.0.0.1:${port}/backup`, { authorization: `Bearer ${SECRETS.BACKUP_TOKEN}` });
-  await waitUntil(() => sidecar.out.stdout.includes('planted by the test'), 'the planted warning');
-  sidecar.child.kill('SIGTERM');
-  await sidecar.closed;
 }, 60_000);
 
 afterAll(async () => {
@@ -149,7 +144,26 @@ describe('the agent as processes', () => {
     expect((await readdir(dumps)).sort()).toEqual(['backup.env', 'extract.env', 'prepare.env', 'sync.env']);
   });
 
-  it('writes only JSON log lines on stdout and stderr: the sidecar from start to SIGTERM, and init', () => {
+  it('sends every byte of a backup tool that exits at once: 100 backups in a row, each complete', async () => {
+    const expected = execFileSync('mbstream', ['-c', ...BACKUP_FILES], { cwd: backupFiles }).length;
+    const sizes = new Map<number, number>();
+    for (let i = 0; i < 100; i++) {
+      const res = await rawGet(`http://127.0.0.1:${port}/backup`, { authorization: `Bearer ${SECRETS.BACKUP_TOKEN}` });
+      expect(res.trailers['x-backup-status']).toBe('Success');
+      sizes.set(res.bytes, (sizes.get(res.bytes) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(sizes)).toEqual({ [expected]: 100 });
+  });
+
+  // Last: it stops the sidecar.
+  it('writes only JSON log lines on stdout and stderr: the sidecar from start to SIGTERM, and init', async () => {
+    // Some more requests the sidecar answers, including a refused one, before it is stopped.
+    await fetch(`http://127.0.0.1:${port}/status`);
+    await fetch(`http://127.0.0.1:${port}/readyz`);
+    await fetch(`http://127.0.0.1:${port}/backup`);
+    await waitUntil(() => sidecar.out.stdout.includes('planted by the test'), 'the planted warning');
+    sidecar.child.kill('SIGTERM');
+    await sidecar.closed;
     expect(sidecar.out.stdout).toContain('"msg":"serving"');
     expect(sidecar.out.stdout).toContain('"msg":"stopped"');
     const warning = sidecar.out.stdout.split('\n').find((l) => l.includes('planted by the test'));
