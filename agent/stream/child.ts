@@ -13,7 +13,8 @@ import type { Logger } from '../core/log.js';
 export interface ChildSpec {
   readonly command: string;
   readonly args: readonly string[];
-  readonly env?: NodeJS.ProcessEnv;
+  /** The child's own variables; it inherits only `INHERITED` from the agent besides. */
+  readonly env: Readonly<Record<string, string>>;
   readonly stdin: 'pipe' | 'ignore';
   readonly stdout: 'pipe' | 'ignore';
   readonly signal: AbortSignal;
@@ -31,6 +32,20 @@ export interface OwnedChild {
   /** The last lines the child wrote to stderr (some tools report errors there and exit 0). */
   readonly stderrTail: () => string;
   kill(): void;
+}
+
+/**
+ * What a child inherits from the agent's environment: where programs are, the home directory
+ * (the tools read `~/.my.cnf`), where temporary files go, the time zone and the locale. Nothing
+ * else: the pod's environment holds BACKUP_TOKEN, MYSQL_PASSWORD and REPLICATION_PASSWORD.
+ */
+const INHERITED = /^(PATH|HOME|TMPDIR|TZ|LANG|LANGUAGE|LC_[A-Z_]+)$/;
+
+/** A child's whole environment: the inherited variables of `parent`, then its own. */
+export function childEnvironment(parent: NodeJS.ProcessEnv, own: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parent)) if (value !== undefined && INHERITED.test(name)) env[name] = value;
+  return { ...env, ...own };
 }
 
 const live = new Set<ChildProcess>();
@@ -58,7 +73,7 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   }
   const name = spec.command.split('/').at(-1)!;
   const child = spawn(spec.command, [...spec.args], {
-    env: spec.env ?? process.env,
+    env: childEnvironment(process.env, spec.env),
     stdio: [spec.stdin, spec.stdout, 'pipe'],
     detached: true,
   });

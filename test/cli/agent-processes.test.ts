@@ -6,7 +6,7 @@
  * sidecar waits for one that never comes), so this runs without the rig.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +70,12 @@ function nonJsonLines(text: string): string[] {
         return true;
       }
     });
+}
+
+/** `env` output as a map. */
+async function readDump(name: string): Promise<Record<string, string>> {
+  const text = await readFile(join(dumps, `${name}.env`), 'utf8');
+  return Object.fromEntries(text.split('\n').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
 }
 
 let sidecar: ReturnType<typeof start>;
@@ -153,6 +159,24 @@ describe('the agent as processes', () => {
       sizes.set(res.bytes, (sizes.get(res.bytes) ?? 0) + 1);
     }
     expect(Object.fromEntries(sizes)).toEqual({ [expected]: 100 });
+  });
+
+  it.each(['backup', 'extract', 'prepare', 'sync'])('gives the %s child no secret and nothing it does not need', async (name) => {
+    const env = await readDump(name);
+    // The backup tool's own password (MYSQL_PWD, below) aside, no secret's value under any name.
+    const text = (await readFile(join(dumps, `${name}.env`), 'utf8')).replace(/^MYSQL_PWD=.*$/m, '');
+    for (const [variable, value] of Object.entries(SECRETS)) {
+      expect(env).not.toHaveProperty(variable);
+      expect(text).not.toContain(value);
+    }
+    // Nor the agent's own configuration: the tool gets its options on its command line.
+    for (const variable of ['POD_NAME', 'DATA_DIR', 'BACKUP_PORT', 'MYSQL_USER', 'XTRABACKUP_BIN', 'CLONE_SOURCE', 'NODE_OPTIONS']) expect(env).not.toHaveProperty(variable);
+    expect(env.PATH).toContain(join(base, 'bin'));
+  });
+
+  it('gives the backup tool its password as MYSQL_PWD, and no other child one', async () => {
+    expect((await readDump('backup')).MYSQL_PWD).toBe(SECRETS.MYSQL_PASSWORD);
+    for (const name of ['extract', 'prepare', 'sync']) expect(await readDump(name)).not.toHaveProperty('MYSQL_PWD');
   });
 
   // Last: it stops the sidecar.
