@@ -1,10 +1,12 @@
 /**
  * Owns child processes: every child is spawned in its own process group, tied to an
  * AbortSignal, killed as a group (SIGKILL for tools that ignore SIGTERM, such as
- * mariadb-backup) and killed again from a process 'exit' hook, so no exit path of the agent
- * leaves one behind. `done` settles only when the child has exited and its pipes are closed.
+ * mariadb-backup), its group killed again the moment the child itself exits (whatever it left
+ * there, a wrapper's tool or a `sleep &`, is an orphan of ours) and from a process 'exit' hook,
+ * so no exit path of the agent leaves a process behind. `done` settles when the child has
+ * exited and its pipes are closed, which the group's end guarantees.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { SubprocessError } from '../core/errors.js';
@@ -48,15 +50,16 @@ export function childEnvironment(parent: NodeJS.ProcessEnv, own: Readonly<Record
   return { ...env, ...own };
 }
 
-const live = new Set<ChildProcess>();
+/** The process groups of children not yet closed; the 'exit' hook ends them all. */
+const liveGroups = new Set<number>();
 let exitHookInstalled = false;
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+/** Signals every process in the group; the group may outlive the child that leads it. */
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
-    process.kill(-child.pid, signal);
+    process.kill(-pgid, signal);
   } catch {
-    child.kill(signal);
+    // ESRCH: nobody is left in the group.
   }
 }
 
@@ -68,7 +71,7 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
-      for (const child of live) killGroup(child, 'SIGKILL');
+      for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
     });
   }
   const name = spec.command.split('/').at(-1)!;
@@ -77,7 +80,13 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
     stdio: [spec.stdin, spec.stdout, 'pipe'],
     detached: true,
   });
-  live.add(child);
+  // Undefined when the spawn failed ('error' follows). Once the child is closed its group is
+  // empty and the number may be reused: never signal it again.
+  const pgid = child.pid;
+  if (pgid !== undefined) liveGroups.add(pgid);
+  const killAll = (signal: NodeJS.Signals) => {
+    if (pgid !== undefined && liveGroups.has(pgid)) killGroup(pgid, signal);
+  };
   const log = spec.log.child({ tool: name, child_pid: child.pid });
 
   const tail: string[] = [];
@@ -90,9 +99,9 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
 
   let escalation: NodeJS.Timeout | undefined;
   const kill = () => {
-    killGroup(child, spec.killWith);
+    killAll(spec.killWith);
     if (spec.killWith === 'SIGTERM' && !escalation) {
-      escalation = setTimeout(() => killGroup(child, 'SIGKILL'), 5000);
+      escalation = setTimeout(() => killAll('SIGKILL'), 5000);
       escalation.unref();
     }
   };
@@ -100,18 +109,19 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   if (spec.signal.aborted) queueMicrotask(kill);
   else spec.signal.addEventListener('abort', onAbort, { once: true });
 
+  // The child is gone: what it left in its group would outlive it and, holding its pipes, keep
+  // 'close' (and `done`, and the backup slot) from ever coming.
+  child.once('exit', () => killAll('SIGKILL'));
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (err) => {
-      live.delete(child);
+      if (pgid !== undefined) liveGroups.delete(pgid);
       spec.signal.removeEventListener('abort', onAbort);
       reject(new SubprocessError(name, null, null, err.message));
     });
     child.once('close', (code, signal) => {
-      live.delete(child);
+      if (pgid !== undefined) liveGroups.delete(pgid);
       clearTimeout(escalation);
       spec.signal.removeEventListener('abort', onAbort);
-      // The group may hold grandchildren (a wrapper script's tool): they go with it.
-      killGroup(child, 'SIGKILL');
       if (code === 0) resolve();
       else reject(new SubprocessError(name, code, signal, tail.join(' | ')));
     });

@@ -1,11 +1,15 @@
 /**
  * The backup endpoint of a real sidecar over real HTTP: authentication before anything is
- * spawned, one backup at a time, and no backup tool left behind when the client goes away or
- * the sidecar is stopped. The sender is throttled so a backup lasts long enough to interfere.
+ * spawned, one backup at a time, and no process left behind when the client goes away, the
+ * sidecar is stopped or a wrapper leaves one in the tool's process group. The sender is throttled so a backup lasts
+ * long enough to interfere.
  */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig, type RigNode } from './rig.js';
-import { backupToolPids, newBaseDir, rawGet, waitUntil } from './helpers.js';
+import { backupToolPids, newBaseDir, processGroup, rawGet, waitUntil } from './helpers.js';
 
 let rig: Rig;
 let primary: RigNode;
@@ -109,5 +113,45 @@ describe('GET /backup', () => {
     expect(res.trailers['x-backup-status']).not.toBe('Success');
     primary.startSidecar();
     await primary.waitFor('/readyz');
+  });
+});
+
+describe('the backup tool behind a wrapper (XTRABACKUP_BIN)', () => {
+  afterAll(async () => {
+    await primary.stopSidecar();
+    primary.startSidecar();
+    await primary.waitFor('/readyz');
+  });
+
+  /** Restarts the sidecar with a shell script in front of mariadb-backup. */
+  async function sidecarWithWrapper(name: string, body: string): Promise<void> {
+    const wrapper = join(rig.options.baseDir, name);
+    await writeFile(wrapper, `#!/bin/sh\n${body}\nexec mariadb-backup "$@"\n`, { mode: 0o755 });
+    await primary.stopSidecar();
+    primary.startSidecar({ XTRABACKUP_BIN: wrapper });
+    await primary.waitFor('/readyz');
+  }
+
+  it('ends a backup whose tool left a grandchild in its group (`sleep 1000 &`): nothing of the group survives, the slot frees', { timeout: 90_000 }, async () => {
+    const pgidFile = join(rig.options.baseDir, 'backup-wrapper.pgid');
+    await sidecarWithWrapper('backup-with-grandchild', `echo $$ > ${pgidFile}\nsleep 1000 &`);
+    const ended = await Promise.race([rawGet(primary.url('/backup'), auth()), delay(60_000).then(() => null)]);
+    const pgid = Number((await readFile(pgidFile, 'utf8')).trim());
+    try {
+      expect(ended, 'the backup reply did not end within 60 s').not.toBeNull();
+      expect(ended!.trailers['x-backup-status']).toBe('Success');
+      await waitUntil(() => processGroup(pgid).length === 0, "the wrapper's process group to be empty", 5000);
+      const status = await waitUntil(async () => {
+        const s = (await (await primary.http('/status')).json()) as Record<string, any>;
+        return s.serving_backup === false ? s : undefined;
+      }, 'the backup slot to free', 5000);
+      expect(status.last_backup).toMatchObject({ failure: null, bytes: ended!.bytes });
+      // And the next backup is served, not refused as busy.
+      const next = await rawGet(primary.url('/backup'), auth());
+      expect(next.status).toBe(200);
+      expect(next.trailers['x-backup-status']).toBe('Success');
+    } finally {
+      for (const pid of processGroup(pgid)) process.kill(pid, 'SIGKILL');
+    }
   });
 });
