@@ -51,6 +51,14 @@ export class BackupService {
     return this.lastRecord;
   }
 
+  /** What a backup of the datadir will roughly weigh; null (logged) when it cannot be measured. */
+  estimate(log: Logger = this.log): Promise<number | null> {
+    return estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
+      log.warn({ phase: 'backup', err: errorMessage(err) }, 'could not estimate the backup size');
+      return null;
+    });
+  }
+
   /**
    * Starts a backup for `client`, or returns 'busy' when one is running: callers are refused, not
    * queued. The datadir is measured before the tool is spawned, so that the caller pipes its
@@ -68,10 +76,7 @@ export class BackupService {
     this.shutdown.addEventListener('abort', onShutdown, { once: true });
     const log = this.log.child({ phase: 'backup', client });
     const started = Date.now();
-    const estimatedBytes = await estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
-      log.warn({ err: errorMessage(err) }, 'could not estimate the backup size');
-      return null;
-    });
+    const estimatedBytes = await this.estimate(log);
     let tmp: string;
     try {
       tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));

@@ -1,6 +1,6 @@
 /**
- * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer),
- * /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
+ * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer) and
+ * HEAD /backup (the same answer, nothing started), /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -75,15 +75,28 @@ export function buildHttpServer(deps: {
     }
   };
 
-  app.get(BACKUP_PATH, { onRequest: authenticate }, async (req, reply) => {
+  const notReady = (reply: FastifyReply, refusal: string) =>
+    reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
+  const busy = (reply: FastifyReply) => reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+
+  // HEAD says what a GET would get now (the status, the size estimate) and starts nothing. By
+  // default fastify answers HEAD with the GET handler: a whole backup, thrown away, holding the slot.
+  app.head(BACKUP_PATH, { onRequest: authenticate }, async (_req, reply) => {
     const refusal = deps.status.backupRefusal();
-    if (refusal !== null) {
-      return reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
-    }
+    if (refusal !== null) return notReady(reply, refusal);
+    if (deps.backups.inProgress !== null) return busy(reply);
+    const estimate = await deps.backups.estimate();
+    if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
+    return reply.header('content-type', 'application/octet-stream').send();
+  });
+
+  app.get(BACKUP_PATH, { onRequest: authenticate, exposeHeadRoute: false }, async (req, reply) => {
+    const refusal = deps.status.backupRefusal();
+    if (refusal !== null) return notReady(reply, refusal);
     const run = await deps.backups.start(req.ip);
     if (run === 'busy') {
       req.log.info({ client: req.ip }, 'backup refused: another one is running');
-      return reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+      return busy(reply);
     }
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) run.abort('client disconnected');

@@ -1,7 +1,8 @@
 /**
  * The backup endpoint of a real sidecar over real HTTP: authentication before anything is
- * spawned, one backup at a time, and no process left behind when the client goes away, the
- * sidecar is stopped or a wrapper leaves one in the tool's process group. The sender is throttled so a backup lasts
+ * spawned, HEAD answered without a backup, one backup at a time, and no process left behind
+ * when the client goes away, the sidecar is stopped or a wrapper leaves one in the tool's
+ * process group. The sender is throttled so a backup lasts
  * long enough to interfere.
  */
 import { readFile, writeFile } from 'node:fs/promises';
@@ -54,6 +55,28 @@ describe('GET /backup', () => {
     expect(primary.sidecarOutput).not.toContain(rig.token);
   });
 
+  it('answers HEAD /backup without starting anything: the headers a GET would get, and the slot stays free', async () => {
+    let sawTool = false;
+    const watcher = setInterval(() => {
+      if (backupToolPids(primary.dataDir).length > 0) sawTool = true;
+    }, 20);
+    try {
+      const head = await primary.http('/backup', { method: 'HEAD', headers: auth() });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toBe('application/octet-stream');
+      expect(Number(head.headers.get('x-backup-estimated-bytes'))).toBeGreaterThan(1_000_000);
+      expect((await primary.http('/backup', { method: 'HEAD' })).status).toBe(401);
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      clearInterval(watcher);
+    }
+    expect(sawTool).toBe(false);
+    const status = (await (await primary.http('/status')).json()) as Record<string, unknown>;
+    expect(status.backup_in_progress).toBeNull();
+    expect(status.last_backup).toBeNull();
+    expect(primary.sidecarLines().some((l) => l.msg === 'backup started')).toBe(false);
+  });
+
   it('streams a backup that ends with X-Backup-Status: Success', async () => {
     await primary.stopSidecar();
     primary.startSidecar();
@@ -79,6 +102,8 @@ describe('GET /backup', () => {
     second = await primary.http('/backup', { headers: auth() });
     expect(second.status).toBe(429);
     expect(Number(second.headers.get('retry-after'))).toBeGreaterThan(0);
+    // HEAD tells a would-be client the same, and starts nothing either.
+    expect((await primary.http('/backup', { method: 'HEAD', headers: auth() })).status).toBe(429);
     expect(backupToolPids(primary.dataDir)).toHaveLength(1);
     await first;
     await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the first backup tool to be killed', 10_000);
