@@ -106,6 +106,9 @@ export function buildHttpServer(deps: {
     if (run.estimatedBytes !== null) reply.header(ESTIMATE_HEADER, String(run.estimatedBytes));
     reply.header('content-type', 'application/octet-stream');
     reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
+    // The headers go out as the stream is piped, not with the tool's first byte, which may come
+    // minutes later (locks, a checkpoint): the receiver learns at once that it was accepted.
+    reply.raw.once('pipe', () => reply.raw.flushHeaders());
     return reply.send(run.stream);
   });
 

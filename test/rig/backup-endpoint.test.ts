@@ -1,11 +1,12 @@
 /**
  * The backup endpoint of a real sidecar over real HTTP: authentication before anything is
- * spawned, HEAD answered without a backup, one backup at a time, and no process left behind
- * when the client goes away, the sidecar is stopped or a wrapper leaves one in the tool's
- * process group. The sender is throttled so a backup lasts
+ * spawned, HEAD answered without a backup, one backup at a time, headers sent before the tool's
+ * first byte, and no process left behind when the client goes away, the sidecar is stopped or
+ * a wrapper leaves one in the tool's process group. The sender is throttled so a backup lasts
  * long enough to interfere.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,6 +157,26 @@ describe('the backup tool behind a wrapper (XTRABACKUP_BIN)', () => {
     primary.startSidecar({ XTRABACKUP_BIN: wrapper });
     await primary.waitFor('/readyz');
   }
+
+  it('sends the response headers at once, while the tool is still silent', async () => {
+    await sidecarWithWrapper('backup-silent-5s', 'sleep 5');
+    const started = Date.now();
+    let headersAfter = -1;
+    let firstByteAfter = -1;
+    const res = await new Promise<{ status: number; trailer: string | undefined }>((resolve, reject) => {
+      const req = request(primary.url('/backup'), { headers: { te: 'trailers', ...auth() } }, (r) => {
+        headersAfter = Date.now() - started;
+        r.once('data', () => (firstByteAfter = Date.now() - started));
+        r.resume();
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, trailer: r.trailers['x-backup-status'] }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res).toEqual({ status: 200, trailer: 'Success' });
+    expect(headersAfter).toBeLessThan(2000);
+    expect(firstByteAfter).toBeGreaterThanOrEqual(5000);
+  });
 
   it('ends a backup whose tool left a grandchild in its group (`sleep 1000 &`): nothing of the group survives, the slot frees', { timeout: 90_000 }, async () => {
     const pgidFile = join(rig.options.baseDir, 'backup-wrapper.pgid');
