@@ -53,6 +53,10 @@ async function main(): Promise<void> {
     // plan and status print their answer on stdout: logs go to stderr.
     fd: config.command === 'plan' || config.command === 'status' ? 2 : 1,
   });
+  // Node prints process warnings (a dependency's deprecation, say) as plain text on stderr;
+  // the logs must stay JSON, one event per line.
+  process.removeAllListeners('warning');
+  process.on('warning', (w: Error & { code?: string }) => log.warn({ warning: w.name, warning_code: w.code, reason: w.message }, 'process warning'));
   const controller = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => {

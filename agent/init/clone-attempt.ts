@@ -26,26 +26,73 @@ export interface CloneResult {
   readonly durationMs: number;
 }
 
+/**
+ * How long a peer may take, one clock at a time: to accept the connection; from then to the
+ * first byte of the backup (headers included: the tool may first wait for `--lock-ddl` behind a
+ * long ALTER, checkpoint, or open hundreds of thousands of tablespaces); and between bytes after
+ * that. CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT.
+ */
+export interface StreamTimeouts {
+  readonly connectMs: number;
+  readonly firstByteMs: number;
+  readonly idleMs: number;
+}
+
+/** An answer of the peer, and its clocks. */
+interface Connection {
+  readonly res: IncomingMessage;
+  /** Why the peer was given up on when one of its clocks ran out (the pipe only sees "aborted"), else null. */
+  expired(): CloneError | null;
+  /** The stream is read from now: its first byte stops the first-byte clock and starts the idle one. */
+  streaming(bytesSoFar: () => number): void;
+}
+
 const PROGRESS_INTERVAL_MS = 10_000;
-/** A peer that sends nothing for this long is treated as a broken stream. */
-const IDLE_TIMEOUT_MS = 5 * 60_000;
-const CONNECT_TIMEOUT_MS = 10_000;
 /** Errors that say the peer is not (yet) reachable: retried with backoff. */
 const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE']);
 
-function connect(source: CloneSource, signal: AbortSignal): Promise<IncomingMessage> {
+const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
+
+function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
+  const peer = `${source.host}:${source.port}`;
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
     if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
-    const req = request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal, timeout: CONNECT_TIMEOUT_MS });
-    req.once('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${CONNECT_TIMEOUT_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    const req = request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal });
+    let expired: CloneError | null = null;
+    let clock: NodeJS.Timeout | undefined;
+    const runClock = (ms: number, why: () => string) => {
+      clearTimeout(clock);
+      clock = setTimeout(() => {
+        expired = new CloneError(why(), true);
+        req.destroy(expired);
+      }, ms);
+    };
+    runClock(timeouts.connectMs, () => `peer ${peer} did not accept a connection within ${seconds(timeouts.connectMs)} (CLONE_CONNECT_TIMEOUT)`);
+    req.once('socket', (socket) => {
+      const connected = () =>
+        runClock(timeouts.firstByteMs, () => `peer ${peer} sent no byte of the backup within ${seconds(timeouts.firstByteMs)} of connecting (CLONE_FIRST_BYTE_TIMEOUT)`);
+      if (socket.connecting) socket.once('connect', connected);
+      else connected();
+    });
+    req.once('close', () => clearTimeout(clock));
     req.once('response', (res) => {
-      req.setTimeout(IDLE_TIMEOUT_MS);
-      resolve(res);
+      resolve({
+        res,
+        expired: () => expired,
+        streaming: (bytesSoFar) =>
+          res.once('data', () => {
+            clearTimeout(clock);
+            req.setTimeout(timeouts.idleMs, () => {
+              expired = new CloneError(`peer ${peer} sent nothing for ${seconds(timeouts.idleMs)} after ${bytesSoFar()} bytes (CLONE_IDLE_TIMEOUT)`, true);
+              req.destroy(expired);
+            });
+          }),
+      });
     });
     req.once('error', (err: NodeJS.ErrnoException) => {
-      const peer = `${source.host}:${source.port}`;
-      if (signal.aborted) reject(err);
+      if (expired) reject(expired);
+      else if (signal.aborted) reject(err);
       else if (err.code && TRANSIENT_NETWORK.has(err.code)) reject(new CloneError(`peer ${peer} unreachable (${err.code})`, true, { cause: err }));
       else reject(new CloneError(`request to ${peer} failed: ${err.message}`, true, { cause: err }));
     });
@@ -98,6 +145,7 @@ export async function cloneInto(
   extract: ToolCommand,
   log: Logger,
   signal: AbortSignal,
+  timeouts: StreamTimeouts,
 ): Promise<CloneResult> {
   const peer = `${source.host}:${source.port}`;
   const started = Date.now();
@@ -110,7 +158,8 @@ export async function cloneInto(
     log.info({ phase: 'stream', peer, bytes: counter.bytes, rate_mb_s: +(counter.bytes / 1e6 / seconds).toFixed(1) }, 'clone progress');
   }, PROGRESS_INTERVAL_MS);
   try {
-    const res = await connect(source, local.signal);
+    const connection = await connect(source, timeouts, local.signal);
+    const { res } = connection;
     if (res.statusCode !== 200) throw refusal(res, peer);
     const estimate = Number(res.headers[ESTIMATE_HEADER] ?? NaN);
     const free = await freeBytes(stagingDir);
@@ -131,9 +180,12 @@ export async function cloneInto(
       log,
     });
     try {
+      connection.streaming(() => counter.bytes);
       meterChunks(res, counter);
       await pipeline(res, child.stdin!);
     } catch (err) {
+      const expired = connection.expired();
+      if (expired) throw expired;
       // A broken pipe closes the tool's stdin, so it exits by itself; when the tool is what
       // failed (disk full, corrupt chunk), its stderr says more than the pipe error does.
       const toolErr = await child.done.then(() => null, (e: unknown) => e);

@@ -8,7 +8,7 @@ import { CloneError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type CloneRecord, writeCloneRecord } from '../core/records.js';
 import { type Clock, retry } from '../core/retry.js';
-import { extractCommand, prepareCommand } from '../stream/backup-tool.js';
+import { extractCommand, prepareCommand, syncCommand } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
 import { type CloneSource, cloneInto } from './clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label } from './clone-source.js';
@@ -55,7 +55,7 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
             const source: CloneSource = { host: c.host, port: config.backup.port, token: config.backup.token };
             const dir = await resetStaging(config.dataDir);
             log.info({ phase: 'stream', peer: `${c.host}:${source.port}`, peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
-            return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal);
+            return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts);
           },
           (c, err, remaining) =>
             log.warn(
@@ -106,7 +106,7 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
     await plan.beforeMove?.(dir, candidate);
     // mbstream does not fsync: get every extracted byte to disk before mysql/ makes it count.
     const syncStarted = Date.now();
-    await spawnOwned({ command: 'sync', args: ['-f', dir], stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log }).done;
+    await spawnOwned({ ...syncCommand(dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log }).done;
     log.info({ phase: 'sync', duration_ms: Date.now() - syncStarted }, 'clone flushed to disk');
     await markPrepared(config.dataDir);
     prepared = true;

@@ -5,6 +5,7 @@ import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodCo
 import { ConfigError } from '../core/errors.js';
 import { type CommandSpec, type Setting, type SettingsReader, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
 import type { PeerHosts } from '../core/topology.js';
+import type { StreamTimeouts } from './clone-attempt.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import type { KubernetesApi } from './volume-claims.js';
 import { REPLICATION_MODE } from '../mysql/settings.js';
@@ -40,6 +41,7 @@ export interface InitConfig extends PodConfig {
     /** Stop retrying (refused, busy, broken stream) once this much time has passed since start. */
     readonly retryDeadlineMs: number;
     readonly retryMaxDelayMs: number;
+    readonly timeouts: StreamTimeouts;
   };
   /** On a replica: where to clone from, and how far behind a replica source may be. */
   readonly cloneSource: { readonly choice: CloneSourceChoice; readonly maxLagSeconds: number };
@@ -58,6 +60,16 @@ const WEEK = 7 * DAY;
 export const CONFIG_MAP_DIR = directory('CONFIG_MAP_DIR', 'holds primary.cnf and replica.cnf (or master.cnf / slave.cnf)', '/mnt/config-map');
 export const CLONE_RETRY_DEADLINE = wholeNumber('CLONE_RETRY_DEADLINE', 'seconds init keeps retrying a refused, busy or broken clone', 600, 0, WEEK, 1000);
 export const CLONE_RETRY_MAX_DELAY = wholeNumber('CLONE_RETRY_MAX_DELAY', 'longest wait in seconds between clone attempts', 30, 1, 3600, 1000);
+export const CLONE_CONNECT_TIMEOUT = wholeNumber('CLONE_CONNECT_TIMEOUT', 'seconds a peer may take to accept the connection', 10, 1, 3600, 1000);
+export const CLONE_FIRST_BYTE_TIMEOUT = wholeNumber(
+  'CLONE_FIRST_BYTE_TIMEOUT',
+  "seconds from the connection to the backup's first byte (the tool may first wait for a lock behind a long ALTER)",
+  1800,
+  1,
+  WEEK,
+  1000,
+);
+export const CLONE_IDLE_TIMEOUT = wholeNumber('CLONE_IDLE_TIMEOUT', 'seconds a peer may send nothing mid-stream', 600, 1, WEEK, 1000);
 export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
   name: 'CLONE_SOURCE',
   help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, or a host',
@@ -135,7 +147,7 @@ export const initCommand: CommandSpec<InitConfig> = {
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
-    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
+    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
     SERVICE_ACCOUNT_DIR, LOG_LEVEL,
   ],
@@ -154,7 +166,11 @@ export const initCommand: CommandSpec<InitConfig> = {
       peerHosts: readPeerHosts(read, pod),
       backup: { port: read.get(BACKUP_PORT), token: readToken(read, clones) },
       tools: { backup: findTool(read, sources, 'backup', clones), stream: findTool(read, sources, 'stream', clones) },
-      clone: { retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE), retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY) },
+      clone: {
+        retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),
+        retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY),
+        timeouts: { connectMs: read.get(CLONE_CONNECT_TIMEOUT), firstByteMs: read.get(CLONE_FIRST_BYTE_TIMEOUT), idleMs: read.get(CLONE_IDLE_TIMEOUT) },
+      },
       cloneSource: { choice: read.get(CLONE_SOURCE), maxLagSeconds: read.get(CLONE_MAX_LAG) },
       peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },
       primaryEmptyStart,

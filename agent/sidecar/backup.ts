@@ -27,7 +27,7 @@ export interface BackupRecord {
 export interface RunningBackup {
   readonly stream: Readable;
   /** The datadir's size as the backup will roughly copy it; null if it could not be measured. */
-  readonly estimatedBytes: Promise<number | null>;
+  readonly estimatedBytes: number | null;
   /** Resolves when the tool has exited: null on success, else why it failed. Never rejects. */
   readonly finished: Promise<string | null>;
   abort(reason: string): void;
@@ -51,16 +51,41 @@ export class BackupService {
     return this.lastRecord;
   }
 
-  /** Starts a backup for `client`, or returns 'busy' when one is running: callers are refused, not queued. */
-  start(client: string): RunningBackup | 'busy' {
+  /** What a backup of the datadir will roughly weigh; null (logged) when it cannot be measured. */
+  estimate(log: Logger = this.log): Promise<number | null> {
+    return estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
+      log.warn({ phase: 'backup', err: errorMessage(err) }, 'could not estimate the backup size');
+      return null;
+    });
+  }
+
+  /**
+   * Starts a backup for `client`, or returns 'busy' when one is running: callers are refused, not
+   * queued. The datadir is measured before the tool is spawned, so that the caller pipes its
+   * output in the same turn: Node drains the unread stdout of a child that exits, and a tool that
+   * finished while the reply waited for the estimate lost its bytes (the client got an empty body
+   * with `Success`).
+   */
+  async start(client: string): Promise<RunningBackup | 'busy'> {
     if (this.running || this.shutdown.aborted) return 'busy';
+    const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
+    const meter = { bytes: 0 };
+    this.running = { record, meter };
     const controller = new AbortController();
     const onShutdown = () => controller.abort('agent shutting down');
     this.shutdown.addEventListener('abort', onShutdown, { once: true });
-    const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
     const log = this.log.child({ phase: 'backup', client });
     const started = Date.now();
-    const tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));
+    const estimatedBytes = await this.estimate(log);
+    let tmp: string;
+    try {
+      tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));
+    } catch (err) {
+      // Nothing runs: free the slot for the next request.
+      this.shutdown.removeEventListener('abort', onShutdown);
+      this.running = null;
+      throw err;
+    }
     const child = spawnOwned({
       ...backupCommand(this.config, tmp),
       stdin: 'ignore',
@@ -69,13 +94,11 @@ export class BackupService {
       killWith: 'SIGKILL',
       log,
     });
-    log.info({ pid: child.pid }, 'backup started');
+    log.info({ pid: child.pid, estimated_bytes: estimatedBytes }, 'backup started');
     // The tool's stdout is the reply itself; its bytes are counted beside it.
-    const meter = { bytes: 0 };
     meterChunks(child.stdout!, meter);
     // A 'data' listener starts the flow: hold it until the reply pipes the stream (pipe resumes).
     child.stdout!.pause();
-    this.running = { record, meter };
 
     const finished = child.done
       .then(
@@ -93,10 +116,6 @@ export class BackupService {
         return failure;
       });
 
-    const estimatedBytes = estimateBackupBytes(this.config.dataDir).catch((err: unknown) => {
-      log.warn({ err: errorMessage(err) }, 'could not estimate the backup size');
-      return null;
-    });
     return { stream: child.stdout!, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
   }
 }

@@ -1,9 +1,9 @@
 /**
- * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer),
- * /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
+ * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer) and
+ * HEAD /backup (the same answer, nothing started), /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { BACKUP_PATH, ESTIMATE_HEADER, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
 import type { Logger } from '../core/log.js';
@@ -59,7 +59,9 @@ export function buildHttpServer(deps: {
 }): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.log.child({ phase: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // The form fastify 5.12 wants: the top-level `disableRequestLogging` prints a deprecation
+    // (FSTDEP023) as plain text on stderr at every start.
+    logController: new LogController({ disableRequestLogging: true }),
     // A stalled client must not keep the agent from shutting down.
     forceCloseConnections: true,
   });
@@ -73,24 +75,40 @@ export function buildHttpServer(deps: {
     }
   };
 
-  app.get(BACKUP_PATH, { onRequest: authenticate }, async (req, reply) => {
+  const notReady = (reply: FastifyReply, refusal: string) =>
+    reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
+  const busy = (reply: FastifyReply) => reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+
+  // HEAD says what a GET would get now (the status, the size estimate) and starts nothing. By
+  // default fastify answers HEAD with the GET handler: a whole backup, thrown away, holding the slot.
+  app.head(BACKUP_PATH, { onRequest: authenticate }, async (_req, reply) => {
     const refusal = deps.status.backupRefusal();
-    if (refusal !== null) {
-      return reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
-    }
-    const run = deps.backups.start(req.ip);
+    if (refusal !== null) return notReady(reply, refusal);
+    if (deps.backups.inProgress !== null) return busy(reply);
+    const estimate = await deps.backups.estimate();
+    if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
+    return reply.header('content-type', 'application/octet-stream').send();
+  });
+
+  app.get(BACKUP_PATH, { onRequest: authenticate, exposeHeadRoute: false }, async (req, reply) => {
+    const refusal = deps.status.backupRefusal();
+    if (refusal !== null) return notReady(reply, refusal);
+    const run = await deps.backups.start(req.ip);
     if (run === 'busy') {
       req.log.info({ client: req.ip }, 'backup refused: another one is running');
-      return reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+      return busy(reply);
     }
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) run.abort('client disconnected');
     });
     watchIdleClient(reply, run, deps.idleTimeoutMs);
-    const estimate = await run.estimatedBytes;
-    if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
+    // From here to send() nothing awaits: the tool's output must be piped in the turn it started.
+    if (run.estimatedBytes !== null) reply.header(ESTIMATE_HEADER, String(run.estimatedBytes));
     reply.header('content-type', 'application/octet-stream');
     reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
+    // The headers go out as the stream is piped, not with the tool's first byte, which may come
+    // minutes later (locks, a checkpoint): the receiver learns at once that it was accepted.
+    reply.raw.once('pipe', () => reply.raw.flushHeaders());
     return reply.send(run.stream);
   });
 

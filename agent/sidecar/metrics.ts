@@ -146,8 +146,8 @@ export class CountedBackupService extends BackupService {
     return this;
   }
 
-  override start(client: string): ReturnType<BackupService['start']> {
-    const run = super.start(client);
+  override async start(client: string): ReturnType<BackupService['start']> {
+    const run = await super.start(client);
     if (run !== 'busy') {
       void run.finished.then((failure) => {
         const last = this.last;

@@ -1,13 +1,15 @@
 /**
- * Command lines for the backup tool (xtrabackup or mariadb-backup) and its stream tool
- * (xbstream or mbstream). Pure builders: the password never appears here, it travels in the
- * child's environment (MYSQL_PWD), so it is not visible in `ps` or in error messages.
+ * Command lines for the backup tool (xtrabackup or mariadb-backup), its stream tool (xbstream
+ * or mbstream) and `sync`. Pure builders: the password never appears on a command line, it
+ * travels in the backup tool's environment (MYSQL_PWD), so it is not visible in `ps` or in error
+ * messages; every other child gets no variable of its own (child.ts adds only PATH and the like).
  */
 
 export interface ToolCommand {
   readonly command: string;
   readonly args: readonly string[];
-  readonly env: NodeJS.ProcessEnv;
+  /** The variables this child needs beyond the few every child inherits (child.ts). */
+  readonly env: Readonly<Record<string, string>>;
 }
 
 /** What the backup tool is run with: the tool, its extra arguments, and the server it copies. */
@@ -22,7 +24,7 @@ export interface BackupToolSettings {
  *  --datadir=D --target-dir=T`
  * XTRABACKUP_ARGS go first so that `--defaults-file`, which must lead, can be among them.
  */
-export function backupCommand(config: BackupToolSettings, tmpDir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
+export function backupCommand(config: BackupToolSettings, tmpDir: string): ToolCommand {
   return {
     command: config.tools.backup,
     args: [
@@ -36,16 +38,21 @@ export function backupCommand(config: BackupToolSettings, tmpDir: string, base: 
       `--datadir=${config.dataDir}`,
       `--target-dir=${tmpDir}`,
     ],
-    env: { ...base, MYSQL_PWD: config.mysql.password },
+    env: { MYSQL_PWD: config.mysql.password },
   };
 }
 
 /** `<stream tool> -x -C DIR`: extracts a stream read from stdin into DIR. */
-export function extractCommand(tool: string, dir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
-  return { command: tool, args: ['-x', '-C', dir], env: { ...base } };
+export function extractCommand(tool: string, dir: string): ToolCommand {
+  return { command: tool, args: ['-x', '-C', dir], env: {} };
 }
 
 /** `<tool> --prepare --target-dir=DIR`: makes a hot copy consistent. */
-export function prepareCommand(tool: string, dir: string, base: NodeJS.ProcessEnv = process.env): ToolCommand {
-  return { command: tool, args: ['--prepare', `--target-dir=${dir}`], env: { ...base } };
+export function prepareCommand(tool: string, dir: string): ToolCommand {
+  return { command: tool, args: ['--prepare', `--target-dir=${dir}`], env: {} };
+}
+
+/** `sync -f DIR`: gets everything written on the filesystem holding DIR to disk. */
+export function syncCommand(dir: string): ToolCommand {
+  return { command: 'sync', args: ['-f', dir], env: {} };
 }

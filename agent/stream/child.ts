@@ -1,10 +1,12 @@
 /**
  * Owns child processes: every child is spawned in its own process group, tied to an
  * AbortSignal, killed as a group (SIGKILL for tools that ignore SIGTERM, such as
- * mariadb-backup) and killed again from a process 'exit' hook, so no exit path of the agent
- * leaves one behind. `done` settles only when the child has exited and its pipes are closed.
+ * mariadb-backup), its group killed again the moment the child itself exits (whatever it left
+ * there, a wrapper's tool or a `sleep &`, is an orphan of ours) and from a process 'exit' hook,
+ * so no exit path of the agent leaves a process behind. `done` settles when the child has
+ * exited and its pipes are closed, which the group's end guarantees.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { SubprocessError } from '../core/errors.js';
@@ -13,7 +15,8 @@ import type { Logger } from '../core/log.js';
 export interface ChildSpec {
   readonly command: string;
   readonly args: readonly string[];
-  readonly env?: NodeJS.ProcessEnv;
+  /** The child's own variables; it inherits only `INHERITED` from the agent besides. */
+  readonly env: Readonly<Record<string, string>>;
   readonly stdin: 'pipe' | 'ignore';
   readonly stdout: 'pipe' | 'ignore';
   readonly signal: AbortSignal;
@@ -33,15 +36,30 @@ export interface OwnedChild {
   kill(): void;
 }
 
-const live = new Set<ChildProcess>();
+/**
+ * What a child inherits from the agent's environment: where programs are, the home directory
+ * (the tools read `~/.my.cnf`), where temporary files go, the time zone and the locale. Nothing
+ * else: the pod's environment holds BACKUP_TOKEN, MYSQL_PASSWORD and REPLICATION_PASSWORD.
+ */
+const INHERITED = /^(PATH|HOME|TMPDIR|TZ|LANG|LANGUAGE|LC_[A-Z_]+)$/;
+
+/** A child's whole environment: the inherited variables of `parent`, then its own. */
+export function childEnvironment(parent: NodeJS.ProcessEnv, own: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parent)) if (value !== undefined && INHERITED.test(name)) env[name] = value;
+  return { ...env, ...own };
+}
+
+/** The process groups of children not yet closed; the 'exit' hook ends them all. */
+const liveGroups = new Set<number>();
 let exitHookInstalled = false;
 
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+/** Signals every process in the group; the group may outlive the child that leads it. */
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
-    process.kill(-child.pid, signal);
+    process.kill(-pgid, signal);
   } catch {
-    child.kill(signal);
+    // ESRCH: nobody is left in the group.
   }
 }
 
@@ -53,16 +71,22 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
-      for (const child of live) killGroup(child, 'SIGKILL');
+      for (const pgid of liveGroups) killGroup(pgid, 'SIGKILL');
     });
   }
   const name = spec.command.split('/').at(-1)!;
   const child = spawn(spec.command, [...spec.args], {
-    env: spec.env ?? process.env,
+    env: childEnvironment(process.env, spec.env),
     stdio: [spec.stdin, spec.stdout, 'pipe'],
     detached: true,
   });
-  live.add(child);
+  // Undefined when the spawn failed ('error' follows). Once the child is closed its group is
+  // empty and the number may be reused: never signal it again.
+  const pgid = child.pid;
+  if (pgid !== undefined) liveGroups.add(pgid);
+  const killAll = (signal: NodeJS.Signals) => {
+    if (pgid !== undefined && liveGroups.has(pgid)) killGroup(pgid, signal);
+  };
   const log = spec.log.child({ tool: name, child_pid: child.pid });
 
   const tail: string[] = [];
@@ -75,9 +99,9 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
 
   let escalation: NodeJS.Timeout | undefined;
   const kill = () => {
-    killGroup(child, spec.killWith);
+    killAll(spec.killWith);
     if (spec.killWith === 'SIGTERM' && !escalation) {
-      escalation = setTimeout(() => killGroup(child, 'SIGKILL'), 5000);
+      escalation = setTimeout(() => killAll('SIGKILL'), 5000);
       escalation.unref();
     }
   };
@@ -85,18 +109,19 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   if (spec.signal.aborted) queueMicrotask(kill);
   else spec.signal.addEventListener('abort', onAbort, { once: true });
 
+  // The child is gone: what it left in its group would outlive it and, holding its pipes, keep
+  // 'close' (and `done`, and the backup slot) from ever coming.
+  child.once('exit', () => killAll('SIGKILL'));
   const done = new Promise<void>((resolve, reject) => {
     child.once('error', (err) => {
-      live.delete(child);
+      if (pgid !== undefined) liveGroups.delete(pgid);
       spec.signal.removeEventListener('abort', onAbort);
       reject(new SubprocessError(name, null, null, err.message));
     });
     child.once('close', (code, signal) => {
-      live.delete(child);
+      if (pgid !== undefined) liveGroups.delete(pgid);
       clearTimeout(escalation);
       spec.signal.removeEventListener('abort', onAbort);
-      // The group may hold grandchildren (a wrapper script's tool): they go with it.
-      killGroup(child, 'SIGKILL');
       if (code === 0) resolve();
       else reject(new SubprocessError(name, code, signal, tail.join(' | ')));
     });

@@ -1,6 +1,7 @@
 /**
  * A clone either lands complete or leaves DATA_DIR as it was: the sender's backup tool killed
- * mid-stream, a wrong token, SIGTERM to init, and a peer that only comes up later.
+ * mid-stream, a wrong token, SIGTERM to init, a peer that only comes up later, and one whose
+ * tool is slow to say anything.
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,6 +28,19 @@ afterAll(async () => {
 async function restartPrimarySidecar(throttle: boolean): Promise<void> {
   await primary.stopSidecar();
   primary.startSidecar(throttle ? { XTRABACKUP_ARGS: `--defaults-file=${primary.dir}/my.cnf --throttle=50` } : {});
+  await primary.waitFor('/readyz');
+}
+
+/** A backup tool that says nothing for `seconds`, then runs mariadb-backup. */
+async function silentTool(seconds: number): Promise<string> {
+  const path = join(rig.options.baseDir, `backup-silent-${seconds}s`);
+  await writeFile(path, `#!/bin/sh\nsleep ${seconds}\nexec mariadb-backup "$@"\n`, { mode: 0o755 });
+  return path;
+}
+
+async function primarySidecarWithTool(tool: string): Promise<void> {
+  await primary.stopSidecar();
+  primary.startSidecar({ XTRABACKUP_BIN: tool });
   await primary.waitFor('/readyz');
 }
 
@@ -99,6 +113,38 @@ describe('init when a clone goes wrong', () => {
     expect(String(failure(run.lines)?.err)).toMatch(/gave up after \d+ attempt\(s\).*ECONNREFUSED/);
     expect(await readdir(lonely.dataDir)).toEqual([]);
   });
+  // Real tools are silent that long while they take --lock-ddl behind a long ALTER, checkpoint,
+  // or open hundreds of thousands of tablespaces.
+  it('clones from a peer whose backup tool is silent for 12 s before its first byte', { timeout: 60_000 }, async () => {
+    await rigResetReplica();
+    await primarySidecarWithTool(await silentTool(12));
+    try {
+      const started = Date.now();
+      const run = await replica.init({ CLONE_RETRY_DEADLINE: '0' });
+      expect(run.code, String(failure(run.lines)?.err)).toBe(0);
+      expect(Date.now() - started).toBeGreaterThan(12_000);
+      expect(await readdir(replica.dataDir)).toContain('mysql');
+      expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    } finally {
+      await restartPrimarySidecar(false);
+    }
+  });
+
+  it('gives up on a peer that sends no byte within CLONE_FIRST_BYTE_TIMEOUT, naming the setting', { timeout: 60_000 }, async () => {
+    await rigResetReplica();
+    await primarySidecarWithTool(await silentTool(12));
+    try {
+      const started = Date.now();
+      const run = await replica.init({ CLONE_RETRY_DEADLINE: '0', CLONE_FIRST_BYTE_TIMEOUT: '3' });
+      expect(run.code).toBe(1);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(String(failure(run.lines)?.err)).toMatch(/sent no byte of the backup within 3 s .*CLONE_FIRST_BYTE_TIMEOUT/);
+      expect(await readdir(replica.dataDir)).toEqual([]);
+    } finally {
+      await restartPrimarySidecar(false);
+    }
+  });
+
   // mbstream stops at a file that exists, prints "File exists" and exits 0: at the first file
   // the pipe breaks; at the last one the whole stream may already have been read.
   it.each(['aria_log_control', 'xtrabackup_info'])(

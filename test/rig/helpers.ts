@@ -1,6 +1,7 @@
 /** Small helpers shared by the rig tests: process lookup, polling, raw HTTP with trailers. */
 import { execFile, execFileSync } from 'node:child_process';
 import { type Server, createServer, request } from 'node:http';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,35 @@ export function pidsMatching(pattern: string): number[] {
   } catch {
     return [];
   }
+}
+
+/** The state letter of /proc/PID/stat, or null when there is no such process. */
+function processState(pid: string): { state: string; pgid: number } | null {
+  try {
+    // "PID (comm) S PPID PGRP ...": comm may hold spaces and parentheses, so split after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: state!, pgid: Number(pgrp) };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a process runs (a zombie waiting for its reaper counts as gone). */
+export function running(pid: number): boolean {
+  const p = processState(String(pid));
+  return p !== null && p.state !== 'Z';
+}
+
+/** The running processes of a process group. */
+export function processGroup(pgid: number): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      const s = processState(p);
+      return s !== null && s.state !== 'Z' && s.pgid === pgid;
+    })
+    .map(Number);
 }
 
 /** Backup tool processes reading this datadir. */

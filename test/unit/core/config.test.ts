@@ -110,8 +110,12 @@ describe('loadConfig defaults', () => {
     expect(load().backup).toEqual({ bind: '0.0.0.0', port: 3307, token: TOKEN, idleTimeoutMs: 120_000 });
   });
 
-  it('uses clone retry defaults of 600 s and 30 s, in milliseconds', () => {
-    expect(load({ argv: ['init'] }).clone).toEqual({ retryDeadlineMs: 600_000, retryMaxDelayMs: 30_000 });
+  it('uses clone retry defaults of 600 s and 30 s, and stream timeouts of 10 s, 30 min and 10 min, in milliseconds', () => {
+    expect(load({ argv: ['init'] }).clone).toEqual({
+      retryDeadlineMs: 600_000,
+      retryMaxDelayMs: 30_000,
+      timeouts: { connectMs: 10_000, firstByteMs: 1_800_000, idleMs: 600_000 },
+    });
   });
 
   it('logs at info and passes no extra tool arguments', () => {
@@ -154,6 +158,9 @@ describe('loadConfig overrides', () => {
       XTRABACKUP_ARGS: '--throttle=20  --parallel=2',
       CLONE_RETRY_DEADLINE: '60',
       CLONE_RETRY_MAX_DELAY: '5',
+      CLONE_CONNECT_TIMEOUT: '4',
+      CLONE_FIRST_BYTE_TIMEOUT: '7200',
+      CLONE_IDLE_TIMEOUT: '90',
       LOG_LEVEL: 'debug',
     };
     const c = load({ env });
@@ -168,7 +175,7 @@ describe('loadConfig overrides', () => {
     expect(c.mysql.port).toBe(3310);
     expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000 });
     expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
-    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000 });
+    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 } });
     expect(c.logLevel).toBe('debug');
   });
 
@@ -213,6 +220,9 @@ describe('loadConfig validation', () => {
     ['REPLICATION_USER', { REPLICATION_USER: 'repl user' }],
     ['XTRABACKUP_ARGS', { XTRABACKUP_ARGS: '--throttle=20 rm' }],
     ['CLONE_RETRY_MAX_DELAY', { CLONE_RETRY_MAX_DELAY: '0' }],
+    ['CLONE_CONNECT_TIMEOUT', { CLONE_CONNECT_TIMEOUT: '0' }],
+    ['CLONE_FIRST_BYTE_TIMEOUT', { CLONE_FIRST_BYTE_TIMEOUT: '30m' }],
+    ['CLONE_IDLE_TIMEOUT', { CLONE_IDLE_TIMEOUT: '-5' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['BACKUP_IDLE_TIMEOUT', { BACKUP_IDLE_TIMEOUT: '0' }],
     ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],
