@@ -179,6 +179,20 @@ export function stopReplicaStatement(version: ServerVersion): string {
   return hasReplicaKeyword(version) ? 'STOP REPLICA' : 'STOP SLAVE';
 }
 
+/** The statement that removes every replication channel and its settings, in the dialect (the threads must be stopped). */
+export function resetReplicaAllStatement(version: ServerVersion): string {
+  return hasReplicaKeyword(version) ? 'RESET REPLICA ALL' : 'RESET SLAVE ALL';
+}
+
+/**
+ * Forgets whatever replication configuration the server has: the threads stopped, then every
+ * channel, its connection settings, positions and relay logs removed. Safe to repeat, and on a
+ * server that has none (stopping stopped threads is only a warning).
+ */
+export function clearReplicationStatements(version: ServerVersion): Statement[] {
+  return [render(stopReplicaStatement(version)), render(resetReplicaAllStatement(version))];
+}
+
 /**
  * Another account for the same source. Only the account changes, so the server keeps where it
  * is (binlog position or GTID state) and refetches from there; the threads are stopped first
