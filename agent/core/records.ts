@@ -9,7 +9,7 @@
  * | mysql-agent-clone.json              | DATA_DIR | init, into the clone  | sidecar (/status, metrics) |
  * | mysql-agent-primary-start.json      | CONF_DIR | init at ordinal 0     | sidecar (/status)       |
  * | mysql-agent-primary-recovery.json   | DATA_DIR | init (recover), then the sidecar (`applying` → `applied`) | sidecar |
- * | mysql-agent-replication.json        | DATA_DIR | sidecar, after CHANGE MASTER | sidecar, plan     |
+ * | mysql-agent-replication.json        | DATA_DIR | sidecar (`applying` → `applied`) | sidecar, plan |
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -82,13 +82,33 @@ export const writeCloneRecord = (dir: string, record: CloneRecord) => writeRecor
 export const readCloneRecord = (dataDir: string) => readJsonRecord<CloneRecord>(dataDir, CLONE_RECORD);
 export const readRecoveryRecord = (dataDir: string) => readJsonRecord<RecoveryRecord>(dataDir, RECOVERY_RECORD);
 
-/** Whether replication was configured for this datadir (a record that cannot be read still counts). */
-export async function hasReplicationRecord(dataDir: string): Promise<boolean> {
+/**
+ * How far the sidecar got with this datadir's replication: `applying` is written once the
+ * clone's inherited configuration is cleared, before our statements; `applied` after them, or
+ * when a server set up before was adopted. Records of earlier agents have no `state`: applied.
+ */
+export type ReplicationState = 'none' | 'applying' | 'applied';
+
+export interface ReplicationRecord {
+  readonly state: Exclude<ReplicationState, 'none'>;
+  /** `applied`: our statements ran; `found-on-server`: the server was already configured. */
+  readonly how?: 'applied' | 'found-on-server';
+  readonly at: string;
+  readonly [detail: string]: unknown;
+}
+
+/** The replication record's state; a record that cannot be read counts as applied (never applied twice). */
+export async function readReplicationState(dataDir: string): Promise<ReplicationState> {
+  let text: string;
   try {
-    await readFile(join(dataDir, REPLICATION_RECORD));
-    return true;
+    text = await readFile(join(dataDir, REPLICATION_RECORD), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'none';
     throw err;
+  }
+  try {
+    return (JSON.parse(text) as Partial<ReplicationRecord>).state === 'applying' ? 'applying' : 'applied';
+  } catch {
+    return 'applied';
   }
 }

@@ -69,6 +69,12 @@ export async function readServerFacts(db: Db): Promise<ServerFacts> {
   return { version, gtidMode: String(gtid?.gtid_mode ?? '').toUpperCase() === 'ON' };
 }
 
+/** When the server started, in ms since the epoch (to within a second or two): a later value means it restarted. */
+export async function readServerStartedAt(db: Db): Promise<number> {
+  const [row] = await db.query("SHOW GLOBAL STATUS LIKE 'Uptime'");
+  return Date.now() - Number(row?.Value ?? 0) * 1000;
+}
+
 export interface ReplicaStatus {
   readonly configured: boolean;
   readonly sourceHost: string | null;

@@ -6,11 +6,12 @@
  */
 import type { Writable } from 'node:stream';
 import { PlanError } from '../core/errors.js';
-import { REPLICATION_RECORD, hasReplicationRecord } from '../core/records.js';
+import { REPLICATION_RECORD, readReplicationState } from '../core/records.js';
 import { readCloneCoordinates } from './clone-info.js';
 import { createDb, readReplicaStatus, readServerFacts } from './db.js';
 import type { PlanConfig } from './plan-settings.js';
-import { type ServerFacts, planReplication, replicationSource } from './replication-sql.js';
+import { noCloneReason, setupStep } from './replication-setup.js';
+import { type ServerFacts, planReplication, planStatements, replicationSource } from './replication-sql.js';
 
 /** Resolves with nothing to report, or throws PlanError / ParseError (exit 2). */
 export async function runPlan(config: PlanConfig, out: Writable, note: Writable): Promise<void> {
@@ -18,31 +19,37 @@ export async function runPlan(config: PlanConfig, out: Writable, note: Writable)
     note.write('ordinal 0 is the primary: the sidecar starts no replication\n');
     return;
   }
-  const clone = await readCloneCoordinates(config.dataDir);
-  if (clone === null) {
-    throw new PlanError(`no xtrabackup_slave_info or xtrabackup_binlog_info in DATA_DIR=${config.dataDir}: there is no clone to plan for`);
-  }
   let server: ServerFacts;
   if (config.offlineServer) {
+    // A described server is planned for as a fresh clone: what the sidecar runs on its first start.
     server = config.offlineServer;
   } else {
     const db = createDb(config.mysql);
     try {
       server = await readServerFacts(db);
-      if (await hasReplicationRecord(config.dataDir)) {
-        note.write(`replication was configured earlier (${REPLICATION_RECORD}): the sidecar applies nothing\n`);
-        return;
-      }
+      const recorded = await readReplicationState(config.dataDir);
       const status = await readReplicaStatus(db, server.version);
-      if (status.configured) {
-        note.write(`the server already replicates from ${status.sourceHost}: the sidecar adopts it and applies nothing\n`);
+      const hasClone = recorded !== 'applied' && (await readCloneCoordinates(config.dataDir).then((c) => c !== null, () => true));
+      const step = setupStep(recorded, status.configured, hasClone);
+      if (step === 'keep') {
+        note.write(`replication was configured earlier (${REPLICATION_RECORD}): the sidecar applies nothing and starts stopped replication threads\n`);
         return;
       }
+      if (step === 'adopt') {
+        note.write(`the server already replicates from ${status.sourceHost} (record: ${recorded}): the sidecar adopts it and applies nothing\n`);
+        return;
+      }
+      if (step === 'blocked') throw new PlanError(noCloneReason(config.dataDir));
+      if (status.configured) note.write(`the server has a replication channel the clone brought along (to ${status.sourceHost}): the plan clears it first\n`);
     } finally {
       await db.end();
     }
   }
+  const clone = await readCloneCoordinates(config.dataDir);
+  if (clone === null) {
+    throw new PlanError(`no xtrabackup_slave_info or xtrabackup_binlog_info in DATA_DIR=${config.dataDir}: there is no clone to plan for`);
+  }
   const plan = planReplication(server, clone.coordinates, config.replicationMode, replicationSource(config));
   note.write(`-- ${server.version.flavor} ${server.version.text}; ${clone.file}; mode ${plan.mode} (${plan.why})\n`);
-  for (const statement of plan.statements) out.write(`${statement.shown};\n`);
+  for (const statement of planStatements(plan)) out.write(`${statement.shown};\n`);
 }

@@ -64,8 +64,18 @@ export interface ReplicationPlan {
   readonly mode: ReplicationMode;
   /** One line on why this mode, for logs and `plan`. */
   readonly why: string;
-  readonly statements: readonly Statement[];
+  /**
+   * Forget the replication configuration the clone brought along: a clone of a replica carries
+   * the donor's channel (MySQL 8.x keeps it in InnoDB tables, copied with mysql.ibd; a copied
+   * MariaDB datadir has master.info). Safe to repeat.
+   */
+  readonly clear: readonly Statement[];
+  /** Then ours: once only, under the `applying` record. */
+  readonly configure: readonly Statement[];
 }
+
+/** Every statement of a plan in the order it runs: what `plan` prints and the record lists. */
+export const planStatements = (plan: ReplicationPlan): readonly Statement[] => [...plan.clear, ...plan.configure];
 
 const MASK = '***';
 
@@ -158,10 +168,10 @@ export function replicationStatements(server: ServerFacts, clone: CloneCoordinat
   return statements;
 }
 
-/** The mode and the statements together: what the sidecar runs and `plan` prints. */
+/** The mode and the statements together: what the sidecar runs on a fresh clone and `plan` prints. */
 export function planReplication(server: ServerFacts, clone: CloneCoordinates, requested: RequestedMode, source: ReplicationSource): ReplicationPlan {
   const { mode, why } = chooseMode(server, clone, requested);
-  return { mode, why, statements: replicationStatements(server, clone, mode, source) };
+  return { mode, why, clear: clearReplicationStatements(server.version), configure: replicationStatements(server, clone, mode, source) };
 }
 
 /** The status query of the dialect. */
@@ -177,6 +187,20 @@ export function startReplicaStatement(version: ServerVersion): string {
 /** The statement that stops the replication threads, in the dialect. */
 export function stopReplicaStatement(version: ServerVersion): string {
   return hasReplicaKeyword(version) ? 'STOP REPLICA' : 'STOP SLAVE';
+}
+
+/** The statement that removes every replication channel and its settings, in the dialect (the threads must be stopped). */
+export function resetReplicaAllStatement(version: ServerVersion): string {
+  return hasReplicaKeyword(version) ? 'RESET REPLICA ALL' : 'RESET SLAVE ALL';
+}
+
+/**
+ * Forgets whatever replication configuration the server has: the threads stopped, then every
+ * channel, its connection settings, positions and relay logs removed. Safe to repeat, and on a
+ * server that has none (stopping stopped threads is only a warning).
+ */
+export function clearReplicationStatements(version: ServerVersion): Statement[] {
+  return [render(stopReplicaStatement(version)), render(resetReplicaAllStatement(version))];
 }
 
 /**

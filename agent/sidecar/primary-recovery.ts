@@ -24,7 +24,7 @@ import type { Logger } from '../core/log.js';
 import { RECOVERY_RECORD, readRecoveryRecord, writeRecord } from '../core/records.js';
 import { type Db, readReplicaStatus } from '../mysql/db.js';
 import { gtidCovers } from '../mysql/gtid.js';
-import type { ServerFacts } from '../mysql/replication-sql.js';
+import { type ServerFacts, clearReplicationStatements } from '../mysql/replication-sql.js';
 import { type ServerVersion, hasResetBinaryLogsAndGtids } from '../mysql/server-version.js';
 
 export type ContinuityOutcome =
@@ -62,7 +62,8 @@ export async function ensurePrimaryContinuity(deps: {
 
   const replica = await readReplicaStatus(db, server.version);
   if (replica.configured) {
-    const reason = `the rebuilt primary has replication configured (to ${replica.sourceHost}): ordinal 0 must not replicate; run RESET SLAVE ALL after checking, then restart the sidecar`;
+    const clear = clearReplicationStatements(server.version).map((s) => s.sql).join('; ');
+    const reason = `the rebuilt primary has replication configured (to ${replica.sourceHost}): ordinal 0 must not replicate; run ${clear} after checking, then restart the sidecar`;
     log.error(reason);
     return { state: 'blocked', reason };
   }

@@ -1,29 +1,28 @@
 /**
- * Starting replication exactly once per clone. The clone's info files say where to start;
- * a durable record in DATA_DIR says it was done; and the server itself is asked first, so a
- * crash between CHANGE MASTER and the record is recognised rather than repeated.
- *
- * | record | server configured | info files      | action                              |
- * |--------|-------------------|-----------------|-------------------------------------|
- * | yes    | any               | any             | nothing                             |
- * | no     | yes               | any             | START SLAVE if stopped, then record |
- * | no     | no                | parse           | statements, START SLAVE, record     |
- * | no     | no                | none / invalid  | blocked: not ready, reason in status|
+ * Starting replication exactly once per clone. The clone's info files say where to start; a
+ * durable record in DATA_DIR says how far we got (`applying` → `applied`, written ahead); and
+ * the server itself is asked, so a stop between our CHANGE MASTER and the record is recognised
+ * rather than repeated, and a channel the clone brought from its donor is cleared rather than
+ * adopted. The decision is setupStep's (mysql/replication-setup.ts), shared with `plan`.
  */
 import { ParseError, PlanError } from '../core/errors.js';
 import { readFirst } from '../core/files.js';
 import type { Logger } from '../core/log.js';
-import { REPLICATION_RECORD, hasReplicationRecord, writeRecord } from '../core/records.js';
-import { BINLOG_INFO, SLAVE_INFO, readCloneCoordinates } from '../mysql/clone-info.js';
-import { type Db, readReplicaStatus } from '../mysql/db.js';
+import { REPLICATION_RECORD, type ReplicationRecord, readReplicationState, writeRecord } from '../core/records.js';
+import { type CloneInfo, readCloneCoordinates } from '../mysql/clone-info.js';
+import { type Db, type ReplicaStatus, readReplicaStatus } from '../mysql/db.js';
+import { noCloneReason, setupStep } from '../mysql/replication-setup.js';
 import {
   type ReplicationSource,
   type RequestedMode,
   type ServerFacts,
+  type Statement,
   credentialStatements,
   planReplication,
+  planStatements,
   startReplicaStatement,
 } from '../mysql/replication-sql.js';
+import type { ServerVersion } from '../mysql/server-version.js';
 
 /** ER_ACCESS_DENIED_ERROR, as the IO thread reports it when the primary refuses its account. */
 const ACCESS_DENIED = 1045;
@@ -32,9 +31,27 @@ export type SetupOutcome =
   | { readonly state: 'configured'; readonly how: 'recorded-earlier' | 'found-on-server' | 'applied'; readonly from?: string }
   | { readonly state: 'blocked'; readonly reason: string };
 
-/** The record says how replication was set up, once: `applied` statements, or `found-on-server`. */
-const saveRecord = (dataDir: string, record: Record<string, unknown>) =>
+const saveRecord = (dataDir: string, record: Omit<ReplicationRecord, 'at'>) =>
   writeRecord(dataDir, REPLICATION_RECORD, { ...record, at: new Date().toISOString() });
+
+/**
+ * The role configs start the server with skip-slave-start, so that no channel runs before the
+ * sidecar has decided; replication the sidecar set up is therefore started by the sidecar, on
+ * each start of the server as the server itself would. Returns whether it started anything.
+ */
+export async function startIfStopped(db: Db, version: ServerVersion, status: ReplicaStatus, log: Logger): Promise<boolean> {
+  if (!status.configured || (status.ioRunning !== 'No' && status.sqlRunning !== 'No')) return false;
+  log.info({ source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning }, 'replication threads are stopped: starting them');
+  await db.query(startReplicaStatement(version));
+  return true;
+}
+
+async function run(db: Db, statements: readonly Statement[], log: Logger, from: string): Promise<void> {
+  for (const statement of statements) {
+    log.info({ sql: statement.shown, from }, 'applying');
+    await db.query(statement.sql);
+  }
+}
 
 export async function ensureReplication(deps: {
   readonly db: Db;
@@ -47,29 +64,42 @@ export async function ensureReplication(deps: {
   const { db, server, dataDir, source } = deps;
   const { version } = server;
   const log = deps.log.child({ phase: 'replication' });
-  if (await hasReplicationRecord(dataDir)) {
+  const recorded = await readReplicationState(dataDir);
+  const status = await readReplicaStatus(db, version);
+  let clone: CloneInfo | null = null;
+  let unreadable: ParseError | null = null;
+  if (recorded !== 'applied') {
+    try {
+      clone = await readCloneCoordinates(dataDir);
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err;
+      unreadable = err;
+    }
+  }
+  const step = setupStep(recorded, status.configured, clone !== null || unreadable !== null);
+  if (step === 'keep') {
     log.info({ record: REPLICATION_RECORD }, 'replication was configured earlier: not applying it again');
+    await startIfStopped(db, version, status, log);
     return { state: 'configured', how: 'recorded-earlier' };
   }
-  const status = await readReplicaStatus(db, version);
-  if (status.configured) {
-    // Configured but not recorded: we stopped between CHANGE MASTER and the record.
-    log.warn({ source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning }, 'server already replicates but no record: adopting it, not applying CHANGE MASTER again');
-    if (status.ioRunning === 'No' || status.sqlRunning === 'No') await db.query(startReplicaStatement(version));
-    await saveRecord(dataDir, { how: 'found-on-server', source_host: status.sourceHost });
+  if (step === 'adopt') {
+    log.warn(
+      { source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning, record: recorded },
+      recorded === 'applying'
+        ? 'server replicates as configured before a stop that came ahead of the record: adopting it, not applying CHANGE MASTER again'
+        : 'server already replicates, with no record and no clone info files (set up by other means): adopting it',
+    );
+    await startIfStopped(db, version, status, log);
+    await saveRecord(dataDir, { state: 'applied', how: 'found-on-server', source_host: status.sourceHost });
     return { state: 'configured', how: 'found-on-server' };
   }
-  let clone;
-  try {
-    clone = await readCloneCoordinates(dataDir);
-  } catch (err) {
-    if (!(err instanceof ParseError)) throw err;
-    const text = (await readFirst(dataDir, [err.source]))?.text ?? '';
-    log.error({ file: err.source, content: text, err: err.message }, 'clone info file does not parse: replication not started');
-    return { state: 'blocked', reason: `${err.message}; the file is left in DATA_DIR for inspection` };
+  if (unreadable !== null) {
+    const text = (await readFirst(dataDir, [unreadable.source]))?.text ?? '';
+    log.error({ file: unreadable.source, content: text, err: unreadable.message }, 'clone info file does not parse: replication not started');
+    return { state: 'blocked', reason: `${unreadable.message}; the file is left in DATA_DIR for inspection` };
   }
-  if (!clone) {
-    const reason = `no ${SLAVE_INFO[1]} or ${BINLOG_INFO[1]} in DATA_DIR=${dataDir} and replication is not configured: this replica was not cloned by mysql-agent init`;
+  if (step === 'blocked' || clone === null) {
+    const reason = noCloneReason(dataDir);
     log.error(reason);
     return { state: 'blocked', reason };
   }
@@ -82,17 +112,15 @@ export async function ensureReplication(deps: {
     return { state: 'blocked', reason: err.message };
   }
   log.info({ from: clone.file, mode: plan.mode, why: plan.why }, 'replication mode chosen');
-  for (const statement of plan.statements) {
-    log.info({ sql: statement.shown, from: clone.file }, 'applying');
-    await db.query(statement.sql);
+  if (status.configured) {
+    log.warn({ source_host: status.sourceHost, io: status.ioRunning, sql: status.sqlRunning }, "the clone carries replication settings of its own (its donor's channel): clearing them first");
   }
-  await saveRecord(dataDir, {
-    how: 'applied',
-    from: clone.file,
-    mode: plan.mode,
-    coordinates: clone.coordinates,
-    statements: plan.statements.map((s) => s.shown),
-  });
+  const record = { from: clone.file, mode: plan.mode, coordinates: clone.coordinates, statements: planStatements(plan).map((s) => s.shown) };
+  await run(db, plan.clear, log, clone.file);
+  // From here on a configured server is ours: a stop before `applied` is adopted, not repeated.
+  await saveRecord(dataDir, { state: 'applying', ...record });
+  await run(db, plan.configure, log, clone.file);
+  await saveRecord(dataDir, { state: 'applied', how: 'applied', ...record });
   log.info({ from: clone.file, mode: plan.mode, source_host: source.host }, 'replication configured and started');
   return { state: 'configured', how: 'applied', from: clone.file };
 }

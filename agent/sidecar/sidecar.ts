@@ -13,17 +13,19 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type CloneRecord, PRIMARY_START_RECORD, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
-import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, waitForServer } from '../mysql/db.js';
+import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
 import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
 import type { BackupService } from './backup.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import { AgentMetrics, CountedBackupService } from './metrics.js';
 import { ensurePrimaryContinuity } from './primary-recovery.js';
-import { type SetupOutcome, ensureReplication, reissueRefusedCredentials } from './replication.js';
+import { type SetupOutcome, ensureReplication, reissueRefusedCredentials, startIfStopped } from './replication.js';
 import type { SidecarConfig } from './settings.js';
 
 const SETUP_RETRY_MS = 5000;
-const CREDENTIAL_CHECK_MS = 5000;
+const WATCH_MS = 5000;
+/** A server start this much later than the one seen before is a restart (Uptime has whole seconds). */
+const RESTART_SLACK_MS = 2500;
 
 type SetupState = { readonly state: 'waiting'; readonly reason: string } | SetupOutcome;
 
@@ -157,8 +159,10 @@ class PodStatus implements StatusSource {
   }
 }
 
-async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<void> {
+/** Sets up this pod's role once; resolves with when the server it was set up on had started. */
+async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus, log: Logger, signal: AbortSignal): Promise<number> {
   await waitForServer(db, log, signal);
+  const serverStartedAt = await readServerStartedAt(db);
   const server = await readServerFacts(db);
   status.server = server;
   log.info(
@@ -169,7 +173,7 @@ async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus
     // Ordinal 0 never replicates; a primary rebuilt from a replica first continues its GTID state.
     const outcome = await ensurePrimaryContinuity({ db, server, dataDir: config.dataDir, log });
     status.setup = outcome.state === 'blocked' ? outcome : { state: 'configured', how: outcome.state === 'none' ? 'recorded-earlier' : outcome.how };
-    return;
+    return serverStartedAt;
   }
   status.setup = await ensureReplication({
     db,
@@ -179,23 +183,40 @@ async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus
     source: replicationSource(config),
     log,
   });
+  return serverStartedAt;
 }
 
 /**
- * On a replica set up before this start: while the primary refuses the account it was set up
- * with, issue the configured one. At most once per start, so that a wrong password in the
- * configuration leaves the replica not ready with the reason instead of looping.
+ * On a configured replica, every WATCH_MS: when the local server restarted (its container alone
+ * may), start the replication threads that skip-slave-start left stopped, as the server itself
+ * would have; and while the primary refuses the account the replica was set up with, issue the
+ * configured one, at most once per start, so that a wrong password in the configuration leaves
+ * the replica not ready with the reason instead of looping.
  */
-async function watchRefusedCredentials(config: SidecarConfig, db: Db, server: ServerFacts, log: Logger, signal: AbortSignal): Promise<void> {
+async function watchReplica(
+  config: SidecarConfig,
+  db: Db,
+  server: ServerFacts,
+  watch: { serverStartedAt: number; credentials: boolean },
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   const source = replicationSource(config);
+  let { serverStartedAt, credentials } = watch;
   while (!signal.aborted) {
+    await delay(WATCH_MS, undefined, { signal }).catch(() => {});
+    if (signal.aborted) return;
     try {
-      if (await reissueRefusedCredentials({ db, server, source, log })) return;
+      const startedAt = await readServerStartedAt(db);
+      if (startedAt > serverStartedAt + RESTART_SLACK_MS) {
+        log.info({ phase: 'replication' }, 'the local server restarted');
+        await startIfStopped(db, server.version, await readReplicaStatus(db, server.version), log.child({ phase: 'replication' }));
+      }
+      serverStartedAt = startedAt;
+      if (credentials && (await reissueRefusedCredentials({ db, server, source, log }))) credentials = false;
     } catch (err) {
-      if (signal.aborted) return;
-      log.warn({ phase: 'replication', err: errorMessage(err) }, 'could not check or reissue the replication account, retrying');
+      log.warn({ phase: 'replication', err: errorMessage(err) }, 'could not check the replication threads or account, retrying');
     }
-    await delay(CREDENTIAL_CHECK_MS, undefined, { signal }).catch(() => {});
   }
 }
 
@@ -227,10 +248,10 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   const setup = (async () => {
     while (!signal.aborted) {
       try {
-        await setUpReplication(config, db, status, log, signal);
-        // A replica configured just now has the configured account already.
-        if (config.role === 'replica' && status.server && status.setup.state === 'configured' && status.setup.how !== 'applied') {
-          await watchRefusedCredentials(config, db, status.server, log, signal);
+        const serverStartedAt = await setUpReplication(config, db, status, log, signal);
+        if (config.role === 'replica' && status.server && status.setup.state === 'configured') {
+          // A replica configured just now has the configured account already.
+          await watchReplica(config, db, status.server, { serverStartedAt, credentials: status.setup.how !== 'applied' }, log, signal);
         }
         return;
       } catch (err) {

@@ -32,6 +32,8 @@ describe('mysql-agent plan', () => {
     const r = await runPlan(['--server-version', '8.4.3'], env(join(CLONES, 'xtrabackup-8.0-from-primary-gtid')));
     expect(r.code).toBe(0);
     expect(r.stdout.trimEnd().split('\n')).toEqual([
+      'STOP REPLICA;',
+      'RESET REPLICA ALL;',
       'RESET BINARY LOGS AND GTIDS;',
       "SET GLOBAL gtid_purged = '3e11fa47-71ca-11e1-9e33-c80aa9429562:1-4';",
       "CHANGE REPLICATION SOURCE TO SOURCE_HOST='mysql-0.mysql', SOURCE_PORT=3306, SOURCE_USER='repl', SOURCE_PASSWORD='***', SOURCE_CONNECT_RETRY=10, GET_SOURCE_PUBLIC_KEY=1, SOURCE_AUTO_POSITION=1;",
@@ -71,7 +73,9 @@ describe('mysql-agent plan', () => {
     const r = await runPlan(['--server-version', '11.4.3-MariaDB'], env(join(CLONES, 'mariadb-11.4-from-gtid-replica')));
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
-      "SET GLOBAL gtid_slave_pos = '0-100-12';\n" +
+      'STOP SLAVE;\n' +
+        'RESET SLAVE ALL;\n' +
+        "SET GLOBAL gtid_slave_pos = '0-100-12';\n" +
         "CHANGE MASTER TO MASTER_HOST='mysql-0.mysql', MASTER_PORT=3306, MASTER_USER='repl', MASTER_PASSWORD='***', MASTER_CONNECT_RETRY=10, MASTER_USE_GTID=slave_pos;\n" +
         'START SLAVE;\n',
     );

@@ -33,10 +33,11 @@ describe('GTID replication chosen by auto on MariaDB', () => {
   it('sets gtid_slave_pos from the clone and uses MASTER_USE_GTID=slave_pos on both replicas', async () => {
     for (const n of [1, 2]) {
       const sql = applied(n);
-      expect(sql[0]).toMatch(/^SET GLOBAL gtid_slave_pos = '\d+-\d+-\d+(,\d+-\d+-\d+)*'$/);
-      expect(sql[1]).toMatch(/^CHANGE MASTER TO MASTER_HOST='127\.0\.0\.30', .*MASTER_USE_GTID=slave_pos$/);
-      expect(sql[1]).not.toContain('MASTER_LOG_FILE');
-      expect(sql[2]).toBe('START SLAVE');
+      expect(sql.slice(0, 2)).toEqual(['STOP SLAVE', 'RESET SLAVE ALL']);
+      expect(sql[2]).toMatch(/^SET GLOBAL gtid_slave_pos = '\d+-\d+-\d+(,\d+-\d+-\d+)*'$/);
+      expect(sql[3]).toMatch(/^CHANGE MASTER TO MASTER_HOST='127\.0\.0\.30', .*MASTER_USE_GTID=slave_pos$/);
+      expect(sql[3]).not.toContain('MASTER_LOG_FILE');
+      expect(sql[4]).toBe('START SLAVE');
       expect(rig.node(n).sidecarLines().find((l) => l.msg === 'replication mode chosen')?.mode).toBe('gtid');
     }
     expect(rig.node(1).sidecarLines().find((l) => l.msg === 'applying')?.from).toBe('xtrabackup_binlog_info');

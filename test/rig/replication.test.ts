@@ -3,7 +3,7 @@
  * (binlog_info path), node2 from node1 (slave_info path); replication starts once and only once.
  * Position mode (REPLICATION_MODE=position) throughout.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig } from './rig.js';
@@ -46,10 +46,12 @@ describe('a cluster brought up node by node', () => {
 
     const applied = (ordinal: number) =>
       rig.node(ordinal).sidecarLines().filter((l) => l.msg === 'applying').map((l) => String(l.sql));
-    expect(applied(1)[0]).toMatch(/^CHANGE MASTER TO MASTER_HOST='127\.0\.0\.50', .*MASTER_PASSWORD='\*\*\*'.*MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+$/);
+    // A clone may carry its donor's channel: cleared first, on every fresh clone.
+    expect(applied(1).slice(0, 2)).toEqual(['STOP SLAVE', 'RESET SLAVE ALL']);
+    expect(applied(1)[2]).toMatch(/^CHANGE MASTER TO MASTER_HOST='127\.0\.0\.50', .*MASTER_PASSWORD='\*\*\*'.*MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+$/);
     expect(rig.node(1).sidecarLines().find((l) => l.msg === 'applying')?.from).toBe('xtrabackup_binlog_info');
     expect(rig.node(2).sidecarLines().find((l) => l.msg === 'applying')?.from).toBe('xtrabackup_slave_info');
-    expect(applied(1)[1]).toBe('START SLAVE');
+    expect(applied(1)[3]).toBe('START SLAVE');
     // The password never reaches a log line.
     for (const n of [1, 2]) expect(rig.node(n).sidecarOutput).not.toContain('rig-repl-pw');
 
@@ -100,14 +102,18 @@ describe('a cluster brought up node by node', () => {
   it('recognises a crash between CHANGE MASTER and the record: adopts, does not repeat', async () => {
     const node = rig.node(2);
     await node.stopSidecar('SIGKILL');
-    // What a crash right after CHANGE MASTER leaves: the server configured, no record.
-    await rm(join(node.dataDir, 'mysql-agent-replication.json'));
+    // What a crash right after CHANGE MASTER leaves: the server configured, the record written
+    // ahead still `applying`.
+    const file = join(node.dataDir, 'mysql-agent-replication.json');
+    const written = JSON.parse(await readFile(file, 'utf8'));
+    expect(written).toMatchObject({ state: 'applied', how: 'applied' });
+    await writeFile(file, JSON.stringify({ ...written, state: 'applying', how: undefined }));
     node.startSidecar();
     await node.waitFor('/readyz');
     expect(node.sidecarLines().some((l) => l.msg === 'applying')).toBe(false);
     expect(node.sidecarLines().some((l) => String(l.msg).includes('adopting'))).toBe(true);
-    const record = JSON.parse(await readFile(join(node.dataDir, 'mysql-agent-replication.json'), 'utf8'));
-    expect(record.how).toBe('found-on-server');
+    const record = JSON.parse(await readFile(file, 'utf8'));
+    expect(record).toMatchObject({ state: 'applied', how: 'found-on-server' });
     await rig.node(0).sql("INSERT INTO app.items (v) VALUES ('after-adopt')");
     await waitUntil(async () => (await countRows(2)) === 22, '22 rows on node 2');
   });
@@ -141,6 +147,60 @@ describe('a cluster brought up node by node', () => {
     // A replica that does not replicate must not hand out backups.
     const backup = await node.http('/backup', { headers: { authorization: `Bearer ${rig.token}` } });
     expect(backup.status).toBe(503);
+    await node.down();
+  });
+
+  // skip-slave-start (the role configs): the server never starts a channel by itself, so the
+  // sidecar starts replication on every start, of the pod and of the server container alone.
+  it('starts replication again after the server restarts under a running sidecar, and after a pod restart', async () => {
+    const node = rig.node(2);
+    await node.stopServer();
+    await node.startServer();
+    await waitUntil(async () => (await node.replicaStatus())?.Slave_SQL_Running === 'Yes', 'the sidecar to start replication after the server restarted');
+    await node.waitFor('/readyz');
+    expect(node.sidecarLines().some((l) => l.msg === 'the local server restarted')).toBe(true);
+
+    await node.down();
+    await node.startServer();
+    expect((await node.replicaStatus())?.Slave_IO_Running).toBe('No');
+    node.startSidecar();
+    await node.waitFor('/readyz');
+    expect(node.sidecarLines().some((l) => l.msg === 'applying')).toBe(false);
+    expect(node.sidecarLines().some((l) => l.msg === 'replication threads are stopped: starting them')).toBe(true);
+    await rig.node(0).sql("INSERT INTO app.items (v) VALUES ('after-restarts')");
+    await waitUntil(async () => (await countRows(2)) === (await countRows(0)), 'node 2 caught up after the restarts');
+  });
+
+  it("clears the replication settings a clone brought from its donor (master.info, relay logs), then applies the clone's own position: no row skipped", async () => {
+    const node = rig.node(4);
+    expect((await node.init()).code).toBe(0);
+    // Rows written after the clone: node 4 must get them through replication from the clone's
+    // position. The donor's files, copied below, point past them.
+    for (let i = 0; i < 5; i++) await rig.node(0).sql('INSERT INTO app.items (v) VALUES (?)', [`after-clone-${i}`]);
+    const donor = rig.node(1);
+    await waitUntil(async () => (await countRows(1)) === (await countRows(0)), 'node 1 caught up');
+    await donor.stopServer(); // a clean stop writes master.info and relay-log.info
+    const files = (await readdir(donor.dataDir)).filter((f) => /^(master\.info|relay-log\.info|relay-bin\.)/.test(f));
+    expect(files).toEqual(expect.arrayContaining(['master.info', 'relay-log.info', 'relay-bin.index']));
+    for (const f of files) await copyFile(join(donor.dataDir, f), join(node.dataDir, f));
+    await donor.startServer();
+
+    await node.startServer();
+    const inherited = await node.replicaStatus();
+    expect(inherited?.Master_Host).toBe('127.0.0.50');
+    expect(inherited?.Slave_IO_Running).toBe('No');
+    node.startSidecar();
+    await node.waitFor('/readyz');
+    await waitUntil(async () => (await countRows(4)) === (await countRows(0)), 'node 4 has every row of the primary', 15_000);
+    const rows = await node.sql<{ v: string }>("SELECT v FROM app.items WHERE v LIKE 'after-clone-%' ORDER BY id");
+    expect(rows.map((r) => r.v)).toEqual([0, 1, 2, 3, 4].map((i) => `after-clone-${i}`));
+    const sql = node.sidecarLines().filter((l) => l.msg === 'applying').map((l) => String(l.sql));
+    expect(sql.slice(0, 2)).toEqual(['STOP SLAVE', 'RESET SLAVE ALL']);
+    expect(sql[2]).toMatch(/^CHANGE MASTER TO MASTER_HOST='127\.0\.0\.50', .*MASTER_LOG_FILE='mysql-bin\.\d+', MASTER_LOG_POS=\d+$/);
+    expect(node.sidecarLines().some((l) => String(l.msg).includes("its donor's channel"))).toBe(true);
+    expect(JSON.parse(await readFile(join(node.dataDir, 'mysql-agent-replication.json'), 'utf8'))).toMatchObject({ state: 'applied', how: 'applied' });
+    // The donor, restarted with skip-slave-start, was started again by its own sidecar.
+    await donor.waitFor('/readyz');
     await node.down();
   });
 });

@@ -7,6 +7,7 @@ import {
   chooseMode,
   credentialStatements,
   planReplication,
+  planStatements,
   replicaStatusQuery,
   replicationStatements,
 } from '../../../agent/mysql/replication-sql.js';
@@ -252,7 +253,9 @@ describe('chooseMode', () => {
   });
 
   it('honours an explicit position request on a GTID-capable clone', () => {
-    expect(planReplication(MARIADB, FROM_PRIMARY, 'position', SOURCE).statements.map((s) => s.sql)).toEqual([
+    expect(planStatements(planReplication(MARIADB, FROM_PRIMARY, 'position', SOURCE)).map((s) => s.sql)).toEqual([
+      'STOP SLAVE',
+      'RESET SLAVE ALL',
       `CHANGE MASTER TO ${MASTER_CONNECTION}, MASTER_LOG_FILE='mysql-bin.000001', MASTER_LOG_POS=1898491`,
       'START SLAVE',
     ]);

@@ -8,6 +8,7 @@ import { RECOVERY_RECORD, type RecoveryRecord } from '../../../agent/core/record
 import { ensurePrimaryContinuity } from '../../../agent/sidecar/primary-recovery.js';
 import type { ServerFacts } from '../../../agent/mysql/replication-sql.js';
 import { parseServerVersion } from '../../../agent/mysql/server-version.js';
+import { SERVERS, lacks } from '../../dialects.js';
 
 const MARIADB: ServerFacts = { version: parseServerVersion('10.11.19-MariaDB-0+deb12u1-log'), gtidMode: true };
 const MYSQL: ServerFacts = { version: parseServerVersion('8.4.3'), gtidMode: true };
@@ -109,5 +110,30 @@ describe('ensurePrimaryContinuity', () => {
     const own = fakeServer({ gtid: `${UUID}:1-33,4e11fa47-71ca-11e1-9e33-c80aa9429562:1` });
     expect((await ensurePrimaryContinuity({ db: own.db, server: MYSQL, dataDir: dir, log })).state).toBe('blocked');
     expect(own.ran).toEqual([]);
+  });
+});
+
+describe('the statements a refusal tells a person to run are in the dialect of the server it is for', () => {
+  const gtidServers = SERVERS.filter(([, facts]) => facts.gtidMode);
+  const clearing = (name: string) =>
+    name.startsWith('MySQL 8.0.30') || name.startsWith('MySQL 8.4') ? 'STOP REPLICA; RESET REPLICA ALL' : 'STOP SLAVE; RESET SLAVE ALL';
+
+  it.each(gtidServers)('%s: a rebuilt primary that replicates', async (name, facts) => {
+    await record(facts.version.flavor === 'mariadb' ? '0-100-33' : `${UUID}:1-33`);
+    const { db } = fakeServer({ gtid: '', replicatesFrom: 'mysql-1.mysql' });
+    const out = await ensurePrimaryContinuity({ db, server: facts, dataDir: dir, log });
+    const reason = out.state === 'blocked' ? out.reason : '';
+    expect(reason).toContain(`run ${clearing(name)} after checking`);
+    expect(reason).not.toMatch(lacks(name));
+  });
+
+  it.each(gtidServers)('%s: a rebuilt primary that wrote transactions of its own', async (name, facts) => {
+    const mariadb = facts.version.flavor === 'mariadb';
+    await record(mariadb ? '0-100-33' : `${UUID}:1-33`);
+    const { db } = fakeServer({ gtid: mariadb ? '0-100-34' : `${UUID}:1-33,4e11fa47-71ca-11e1-9e33-c80aa9429562:1` });
+    const out = await ensurePrimaryContinuity({ db, server: facts, dataDir: dir, log });
+    const reason = out.state === 'blocked' ? out.reason : '';
+    expect(reason).toMatch(/then run (RESET MASTER|RESET BINARY LOGS AND GTIDS); SET GLOBAL gtid_\w+ = '.*' by hand/);
+    expect(reason).not.toMatch(lacks(name));
   });
 });
