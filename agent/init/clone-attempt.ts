@@ -10,9 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import { BACKUP_PATH, CLOSING_FILES, ESTIMATE_HEADER, STATUS_TRAILER, SUCCESS } from '../stream/protocol.js';
 import type { ToolCommand } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
-import { CloneError, SubprocessError, errorMessage } from '../core/errors.js';
+import { CloneError, errorMessage } from '../core/errors.js';
 import { meterChunks } from '../stream/meter.js';
-import { freeBytes } from '../stream/sizes.js';
+import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
 
 export interface CloneSource {
@@ -100,8 +100,6 @@ function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSig
   });
 }
 
-const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
-
 /** Maps a non-200 answer to a retryable or fatal CloneError. */
 function refusal(res: IncomingMessage, peer: string): CloneError {
   const status = res.statusCode ?? 0;
@@ -163,10 +161,10 @@ export async function cloneInto(
     if (res.statusCode !== 200) throw refusal(res, peer);
     const estimate = Number(res.headers[ESTIMATE_HEADER] ?? NaN);
     const free = await freeBytes(stagingDir);
-    if (Number.isFinite(estimate) && estimate > free) {
+    if (Number.isFinite(estimate) && estimate + prepareMargin(estimate) > free) {
       res.destroy();
       throw new CloneError(
-        `the clone needs about ${mb(estimate)} (the peer's estimate) but DATA_DIR's filesystem has ${mb(free)} free: grow the volume or free space`,
+        `the clone needs about ${mb(estimate)} (the peer's estimate) plus ${mb(prepareMargin(estimate))} for prepare but DATA_DIR's filesystem has ${mb(free)} free: grow the volume or free space`,
         false,
       );
     }
@@ -178,7 +176,18 @@ export async function cloneInto(
       signal: local.signal,
       killWith: 'SIGKILL',
       log,
+      watchFor: NO_SPACE,
     });
+    // On every path out of the stream tool, a full volume is named: retrying would fill it again.
+    const filledUpError = async (messages: readonly (string | null)[], cause?: unknown): Promise<CloneError | null> => {
+      if (local.signal.aborted || !filledUp([...messages, child.watched()], await freeBytes(stagingDir).catch(() => Infinity))) return null;
+      const needed = Number.isFinite(estimate) ? `about ${mb(estimate)} (the peer's estimate)` : `more than ${mb(counter.bytes)}`;
+      return new CloneError(
+        `DATA_DIR's filesystem filled up after ${mb(counter.bytes)} of the clone: it needs ${needed} and had ${mb(free)} free; grow the volume or free space`,
+        false,
+        { cause },
+      );
+    };
     try {
       connection.streaming(() => counter.bytes);
       meterChunks(res, counter);
@@ -190,27 +199,19 @@ export async function cloneInto(
       // failed (disk full, corrupt chunk), its stderr says more than the pipe error does.
       const toolErr = await child.done.then(() => null, (e: unknown) => e);
       const toolSays = toolErr === null ? child.stderrTail() : errorMessage(toolErr);
-      if (/No space left|Errcode: 28|ENOSPC/.test(`${toolSays} ${errorMessage(err)}`)) {
-        const needed = Number.isFinite(estimate) ? `about ${mb(estimate)} (the peer's estimate)` : `more than ${mb(counter.bytes)}`;
-        throw new CloneError(
-          `DATA_DIR's filesystem filled up after ${mb(counter.bytes)} of the clone: it needs ${needed} and had ${mb(free)} free; grow the volume or free space`,
-          false,
-          { cause: err },
-        );
-      }
-      const why = toolSays === '' ? errorMessage(err) : `${errorMessage(err)}; ${toolSays}`;
-      throw new CloneError(`stream from ${peer} broke after ${counter.bytes} bytes: ${why}`, true, { cause: err });
+      throw (await filledUpError([toolSays, errorMessage(err)], err)) ??
+        new CloneError(`stream from ${peer} broke after ${counter.bytes} bytes: ${toolSays === '' ? errorMessage(err) : `${errorMessage(err)}; ${toolSays}`}`, true, { cause: err });
     }
     try {
       await child.done;
     } catch (err) {
-      const reason = err instanceof SubprocessError ? err.message : errorMessage(err);
-      throw new CloneError(`extracting the stream from ${peer} failed: ${reason}`, true, { cause: err });
+      // The whole stream was read, then the tool failed: writing its last buffers, say.
+      throw (await filledUpError([errorMessage(err)], err)) ?? new CloneError(`extracting the stream from ${peer} failed: ${errorMessage(err)}`, true, { cause: err });
     }
     // mbstream exits 0 after "File exists" or "invalid filename" and stops extracting; on
     // success it prints nothing, so anything on its stderr fails the clone.
     if (child.stderrTail() !== '') {
-      throw new CloneError(`extracting the stream from ${peer} failed: ${child.stderrTail()}`, true);
+      throw (await filledUpError([child.stderrTail()])) ?? new CloneError(`extracting the stream from ${peer} failed: ${child.stderrTail()}`, true);
     }
     const status = res.trailers[STATUS_TRAILER];
     if (status !== SUCCESS) {

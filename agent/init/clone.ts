@@ -4,12 +4,13 @@
  * last. Used for a new replica and for ordinal 0 rebuilt from a replica (primary-guard.ts); a
  * `ClonePlan` says where from and what to add before the move.
  */
-import { CloneError } from '../core/errors.js';
+import { CloneError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type CloneRecord, writeCloneRecord } from '../core/records.js';
 import { type Clock, retry } from '../core/retry.js';
 import { extractCommand, prepareCommand, syncCommand } from '../stream/backup-tool.js';
-import { spawnOwned } from '../stream/child.js';
+import { type OwnedChild, spawnOwned } from '../stream/child.js';
+import { NO_SPACE, filledUp, freeBytes, mb } from '../stream/sizes.js';
 import { type CloneSource, cloneInto } from './clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label } from './clone-source.js';
 import { markPrepared, promoteStaging, removeStaging, resetStaging, stagingDir } from './datadir.js';
@@ -89,26 +90,44 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
     );
 
     const dir = stagingDir(config.dataDir);
-    const prepareStarted = Date.now();
-    log.info({ phase: 'prepare', tool: config.tools.backup }, 'preparing the clone');
-    await spawnOwned({ ...prepareCommand(config.tools.backup, dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGKILL', log }).done;
-    log.info({ phase: 'prepare', duration_ms: Date.now() - prepareStarted }, 'clone prepared');
+    // From here the clone still writes (prepare grows tablespaces, the records, the flush): a
+    // full volume is named as such, and not retried by a restart that would fill it again.
+    let step = 'preparing the clone';
+    let child: OwnedChild | null = null;
+    try {
+      const prepareStarted = Date.now();
+      log.info({ phase: 'prepare', tool: config.tools.backup }, 'preparing the clone');
+      child = spawnOwned({ ...prepareCommand(config.tools.backup, dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGKILL', log, watchFor: NO_SPACE });
+      await child.done;
+      log.info({ phase: 'prepare', duration_ms: Date.now() - prepareStarted }, 'clone prepared');
 
-    const record: CloneRecord = {
-      source: { host: candidate.host, port: config.backup.port, ordinal: candidate.ordinal, choice: plan.choice, why: candidate.why },
-      bytes: result.bytes,
-      stream_duration_ms: result.durationMs,
-      duration_ms: Date.now() - started,
-      finished_at: new Date().toISOString(),
-      skipped,
-    };
-    await writeCloneRecord(dir, record);
-    await plan.beforeMove?.(dir, candidate);
-    // mbstream does not fsync: get every extracted byte to disk before mysql/ makes it count.
-    const syncStarted = Date.now();
-    await spawnOwned({ ...syncCommand(dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log }).done;
-    log.info({ phase: 'sync', duration_ms: Date.now() - syncStarted }, 'clone flushed to disk');
-    await markPrepared(config.dataDir);
+      step = 'finishing the clone';
+      child = null;
+      const record: CloneRecord = {
+        source: { host: candidate.host, port: config.backup.port, ordinal: candidate.ordinal, choice: plan.choice, why: candidate.why },
+        bytes: result.bytes,
+        stream_duration_ms: result.durationMs,
+        duration_ms: Date.now() - started,
+        finished_at: new Date().toISOString(),
+        skipped,
+      };
+      await writeCloneRecord(dir, record);
+      await plan.beforeMove?.(dir, candidate);
+      // mbstream does not fsync: get every extracted byte to disk before mysql/ makes it count.
+      const syncStarted = Date.now();
+      child = spawnOwned({ ...syncCommand(dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log, watchFor: NO_SPACE });
+      await child.done;
+      log.info({ phase: 'sync', duration_ms: Date.now() - syncStarted }, 'clone flushed to disk');
+      await markPrepared(config.dataDir);
+    } catch (err) {
+      const free = await freeBytes(dir).catch(() => Infinity);
+      if (signal.aborted || !filledUp([errorMessage(err), child?.watched() ?? null], free)) throw err;
+      throw new CloneError(
+        `DATA_DIR's filesystem filled up while ${step} (the stream took ${mb(result.bytes)}, ${mb(free)} is left): prepare applies what was written during the backup, which grows tablespaces; grow the volume or free space (${child?.watched() ?? errorMessage(err)})`,
+        false,
+        { cause: err },
+      );
+    }
     prepared = true;
     const { entries } = await promoteStaging(config.dataDir);
     log.info(

@@ -23,6 +23,8 @@ export interface ChildSpec {
   /** mariadb-backup and xtrabackup block SIGTERM: they must get SIGKILL. */
   readonly killWith: 'SIGKILL' | 'SIGTERM';
   readonly log: Logger;
+  /** A stderr line worth keeping wherever it comes (`watched()`): tools bury their cause under the tail. */
+  readonly watchFor?: RegExp;
 }
 
 export interface OwnedChild {
@@ -33,6 +35,8 @@ export interface OwnedChild {
   readonly done: Promise<void>;
   /** The last lines the child wrote to stderr (some tools report errors there and exit 0). */
   readonly stderrTail: () => string;
+  /** The first stderr line that matched `watchFor`, or null. */
+  readonly watched: () => string | null;
   kill(): void;
 }
 
@@ -90,7 +94,9 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   const log = spec.log.child({ tool: name, child_pid: child.pid });
 
   const tail: string[] = [];
+  let watched: string | null = null;
   createInterface({ input: child.stderr! }).on('line', (line) => {
+    if (watched === null && spec.watchFor?.test(line)) watched = line;
     tail.push(line);
     if (tail.length > TAIL_LINES) tail.shift();
     if (ROUTINE.test(line)) log.debug({ stderr: line }, 'tool output');
@@ -135,6 +141,7 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
     stdout: child.stdout,
     done,
     stderrTail: () => tail.join(' | '),
+    watched: () => watched,
     kill,
   };
 }

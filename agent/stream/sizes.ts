@@ -36,8 +36,39 @@ export async function estimateBackupBytes(dataDir: string): Promise<number> {
   return total;
 }
 
+/** Bytes as people read them in a message: `51.3 MB`. */
+export const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;
+
 /** Bytes an unprivileged writer can still put on the filesystem holding `path`. */
 export async function freeBytes(path: string): Promise<number> {
   const fs = await statfs(path);
   return fs.bavail * fs.bsize;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Room asked for beyond the peer's estimate before a clone starts: `--prepare` applies the redo
+ * of what was written during the backup before it truncates that redo, and pages added then
+ * extend tablespaces (measured here on MariaDB 10.11: a 167 MB stream taken under inserts grew
+ * a table from 33 to 143 MB in prepare); the server's first start adds its temporary tablespace
+ * and logs. 10% of the estimate, at least 64 MiB.
+ */
+export function prepareMargin(estimatedBytes: number): number {
+  return Math.max(Math.ceil(estimatedBytes * 0.1), 64 * MiB);
+}
+
+/** What tools and Node print when a write found no room (ENOSPC is errno 28). */
+export const NO_SPACE = /No space left on device|ENOSPC|Errcode: 28\b|(error|errno)( number)?:? 28\b/i;
+
+/** A filesystem with less than this free right after a failed write was filled up by it. */
+const FULL_BELOW_BYTES = MiB;
+
+/**
+ * Whether a failure was its filesystem filling up: one of the messages (the error, the tool's
+ * lines) says so, or almost nothing is left free. Tools do not always say it where it can be
+ * seen: mariadb-backup's prepare reports error 28 and then aborts with a page of assertion text.
+ */
+export function filledUp(messages: readonly (string | null)[], freeBytesNow: number): boolean {
+  return freeBytesNow < FULL_BELOW_BYTES || messages.some((m) => m !== null && NO_SPACE.test(m));
 }

@@ -1,5 +1,6 @@
 /**
- * Faults and abuse on real servers: a volume too small or filling up, init SIGKILLed
+ * Faults and abuse on real servers: a volume too small, or filling up mid-stream, after the
+ * stream or in prepare, init SIGKILLed
  * mid-extract, a peer whose name does not resolve yet, a wrong or rotated replication password, a client
  * that stops reading, a bit flipped in flight, and a flood of bad tokens. After each fault
  * clears, the replica holds exactly the primary's rows.
@@ -8,6 +9,7 @@ import { appendFile, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/pro
 import { type Server, request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { prepareMargin } from '../../agent/stream/sizes.js';
 import { CREDENTIALS, Rig, type RigNode } from './rig.js';
 import {
   backupToolPids,
@@ -47,6 +49,23 @@ afterAll(async () => {
   await writeFile('/etc/hosts', hosts.split('\n').filter((l) => !l.includes(HOSTS_MARK)).join('\n'));
   await rig?.destroy();
 });
+
+const MiB = 1024 * 1024;
+
+/** The peer's estimate of a clone, from HEAD /backup (which starts nothing). */
+async function estimate(): Promise<number> {
+  const head = await primary.http('/backup', { method: 'HEAD', headers: { authorization: `Bearer ${rig.token}` } });
+  return Number(head.headers.get('x-backup-estimated-bytes'));
+}
+
+/** A volume size (MiB) init accepts up front for a clone of the primary: the estimate, the prepare margin, 16 MiB more. */
+async function acceptedVolumeMb(): Promise<number> {
+  const bytes = await estimate();
+  return Math.ceil((bytes + prepareMargin(bytes)) / MiB) + 16;
+}
+
+/** A shell line that fills the filesystem holding `dir` with `dir/filler`, all but `leaveBytes`. */
+const fillLeaving = (dir: string, leaveBytes: number) => `fallocate -l $(( $(df --output=avail -B1 ${dir} | tail -1) - ${leaveBytes} )) ${dir}/filler`;
 
 const failure = (lines: Record<string, unknown>[]) => String(lines.find((l) => l.phase === 'exit')?.err ?? '');
 
@@ -94,24 +113,78 @@ describe('faults during a clone', () => {
     const node = await freshNode(1, 8);
     const run = await node.init();
     expect(run.code).toBe(1);
-    expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) but DATA_DIR's filesystem has [\d.]+ MB free: grow the volume/);
+    expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) plus [\d.]+ MB for prepare but DATA_DIR's filesystem has [\d.]+ MB free: grow the volume/);
+    expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    expect(await readdir(node.dataDir)).toEqual([]);
+  });
+
+  it('refuses up front when the volume holds the estimate but not the margin prepare may need', async () => {
+    const bytes = await estimate();
+    const node = await freshNode(1, Math.ceil((bytes + prepareMargin(bytes) / 2) / MiB));
+    const run = await node.init();
+    expect(run.code).toBe(1);
+    expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) plus [\d.]+ MB for prepare but DATA_DIR's filesystem has [\d.]+ MB free/);
     expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
     expect(await readdir(node.dataDir)).toEqual([]);
   });
 
   it('fails with the room it needed when the volume fills up mid-clone, leaving nothing behind', async () => {
     await restartPrimarySidecar(throttled());
-    const node = await freshNode(1, 96);
+    const size = await acceptedVolumeMb();
+    const node = await freshNode(1, size);
     const init = node.init({ CLONE_RETRY_DEADLINE: '0' });
     await waitUntil(() => pidsMatching(`mbstream -x -C ${node.dataDir}`).length > 0, 'the extract to start', 20_000);
     // Something else on the volume takes the room the clone was counting on.
     await writeFile(join(node.dataDir, 'filler'), Buffer.alloc(0));
-    await appendFile(join(node.dataDir, 'filler'), Buffer.alloc(95 * 1024 * 1024)).catch(() => {});
+    await appendFile(join(node.dataDir, 'filler'), Buffer.alloc((size - 1) * MiB)).catch(() => {});
     const run = await init;
     expect(run.code).toBe(1);
     expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
     expect(await readdir(node.dataDir)).toEqual(['filler']);
     await restartPrimarySidecar();
+  });
+
+  it('names the full volume when the stream tool fails after the whole stream was read, and does not retry', async () => {
+    const node = await freshNode(1, await acceptedVolumeMb());
+    // The stream tool reads the whole stream first, then something takes the room before it writes.
+    const buffered = join(rig.options.baseDir, 'buffered-stream');
+    const tool = join(rig.options.baseDir, 'mbstream-after-stdin');
+    await writeFile(tool, `#!/bin/sh\ncat > ${buffered}\n${fillLeaving(node.dataDir, 512 * 1024)}\nexec mbstream "$@" < ${buffered}\n`, { mode: 0o755 });
+    const run = await node.init({ XBSTREAM_BIN: tool, CLONE_RETRY_DEADLINE: '60' });
+    expect(run.code).toBe(1);
+    expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
+    expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    expect(await readdir(node.dataDir)).toEqual(['filler']);
+  });
+
+  it('names the full volume when prepare fills it (tablespaces grown by writes during the backup), leaving nothing behind', async () => {
+    // Rows written after the backup copied their table (while it copies the Aria tables, which
+    // are last): prepare applies them from the redo, which grows the table's file.
+    await primary.sql('CREATE TABLE shop.load (id INT AUTO_INCREMENT PRIMARY KEY, body TEXT)');
+    // Not empty: MariaDB bulk-loads an INSERT … SELECT into an empty table without redo, and
+    // mariadb-backup then copies the table again at the end instead of leaving it to prepare.
+    await primary.sql("INSERT INTO shop.load (body) VALUES ('seed')");
+    // A shutdown checkpoints: else the table's creation is in the redo the backup copies, and
+    // mariadb-backup copies such a table again at the end, rows and all, leaving prepare nothing.
+    await primary.stopServer();
+    await primary.startServer();
+    await restartPrimarySidecar(throttled());
+    const node = await freshNode(1, (await acceptedVolumeMb()) + 64);
+    // Init's backup tool only prepares: before it does, something takes all but 1 MiB.
+    const tool = join(rig.options.baseDir, 'prepare-on-a-full-volume');
+    await writeFile(tool, `#!/bin/sh\n${fillLeaving(node.dataDir, MiB)}\nexec mariadb-backup "$@"\n`, { mode: 0o755 });
+    try {
+      const init = node.init({ XTRABACKUP_BIN: tool, CLONE_RETRY_DEADLINE: '0' });
+      await waitUntil(() => primary.sidecarLines().some((l) => /Finished BACKUP STAGE START/.test(String(l.stderr))), 'the backup to be past the InnoDB files', 30_000);
+      for (let i = 0; i < 10; i++) await primary.sql("INSERT INTO shop.load (body) SELECT REPEAT('w', 1000) FROM shop.seq_1_to_1000");
+      const run = await init;
+      expect(run.code).toBe(1);
+      expect(failure(run.lines)).toMatch(/filesystem filled up while preparing the clone .*grow the volume or free space \(.*error 28/);
+      expect(await readdir(node.dataDir)).toEqual(['filler']);
+    } finally {
+      await primary.sql('DROP TABLE shop.load');
+      await restartPrimarySidecar();
+    }
   });
 
   it('cleans up after init is SIGKILLed mid-extract and succeeds on the next run', async () => {

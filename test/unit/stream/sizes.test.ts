@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STAGING_NAME } from '../../../agent/init/datadir.js';
-import { estimateBackupBytes, freeBytes } from '../../../agent/stream/sizes.js';
+import { NO_SPACE, estimateBackupBytes, filledUp, freeBytes, prepareMargin } from '../../../agent/stream/sizes.js';
 
 let dataDir: string;
 
@@ -40,5 +40,40 @@ describe('estimateBackupBytes / freeBytes', () => {
     const free = await freeBytes(dataDir);
     expect(free).toBeGreaterThan(0);
     expect(Number.isSafeInteger(free)).toBe(true);
+  });
+});
+
+describe('prepareMargin', () => {
+  const MiB = 1024 * 1024;
+  it('is 10% of the estimate, at least 64 MiB', () => {
+    expect(prepareMargin(0)).toBe(64 * MiB);
+    expect(prepareMargin(100 * MiB)).toBe(64 * MiB);
+    expect(prepareMargin(640 * MiB)).toBe(64 * MiB);
+    expect(prepareMargin(10_000 * MiB)).toBe(1000 * MiB);
+  });
+});
+
+describe('filledUp', () => {
+  // Verbatim lines of the tools on a full tmpfs here (MariaDB 10.11), and Node's error.
+  const messages = [
+    `mbstream: Error writing file './shop/t.ibd' (Errcode: 28 "No space left on device")`,
+    '2026-12-01 10:16:45 0 [ERROR] InnoDB: preallocating 142606336 bytes for file shop/t.ibd failed with error 28',
+    '[ERROR] InnoDB: Operating system error number 28 in a file operation.',
+    "ENOSPC: no space left on device, open '/var/lib/mysql/.mysql-agent-clone/mysql-agent-clone.json'",
+    'xtrabackup: Error writing file (Errcode: 28 - No space left on device)',
+  ];
+
+  it.each(messages)('recognises %s', (message) => {
+    expect(NO_SPACE.test(message)).toBe(true);
+    expect(filledUp(['something else', message], 10 * 1024 * 1024 * 1024)).toBe(true);
+  });
+
+  it('counts a filesystem left with less than 1 MiB free as filled up, whatever the tool said', () => {
+    expect(filledUp(['InnoDB: Assertion failure in file ./storage/innobase/fil/fil0fil.cc line 696'], 512 * 1024)).toBe(true);
+    expect(filledUp([null], 0)).toBe(true);
+  });
+
+  it('does not blame the disk for other failures', () => {
+    expect(filledUp(['mbstream: failed to open ./xtrabackup_info: File exists', 'error 280 in something', 'Errcode: 2 "No such file or directory"', null], 5 * 1024 * 1024)).toBe(false);
   });
 });
