@@ -10,6 +10,7 @@
  * | mysql-agent-primary-start.json      | CONF_DIR | init at ordinal 0     | sidecar (/status)       |
  * | mysql-agent-primary-recovery.json   | DATA_DIR | init (recover), then the sidecar (`applying` → `applied`) | sidecar |
  * | mysql-agent-replication.json        | DATA_DIR | sidecar (`applying` → `applied`) | sidecar, plan |
+ * | mysql-agent-replication-tls.json    | DATA_DIR | sidecar (`applying` → `applied`) | sidecar, plan |
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +23,8 @@ export const PRIMARY_START_RECORD = 'mysql-agent-primary-start.json';
 export const RECOVERY_RECORD = 'mysql-agent-primary-recovery.json';
 /** Kept in the datadir so it lives and dies with the data it describes. */
 export const REPLICATION_RECORD = 'mysql-agent-replication.json';
+/** The SSL options given to a replica configured earlier (REPLICATION_TLS), once. */
+export const REPLICATION_TLS_RECORD = 'mysql-agent-replication-tls.json';
 
 /** A peer passed over as a clone source, and why. */
 export interface SkippedPeer {
@@ -112,3 +115,17 @@ export async function readReplicationState(dataDir: string): Promise<Replication
     return 'applied';
   }
 }
+
+export interface ReplicationTlsRecord {
+  readonly state: 'applying' | 'applied';
+  /** `applied`: our statements ran; `found-on-server`: the channel already had these settings. */
+  readonly how?: 'applied' | 'found-on-server';
+  /** REPLICATION_TLS and the CA file it was applied with. */
+  readonly mode: string;
+  readonly ca_file: string | null;
+  readonly statements?: readonly string[];
+  readonly at: string;
+}
+
+/** null when absent or unreadable: then the channel's settings decide, and applying them again is harmless. */
+export const readReplicationTlsRecord = (dataDir: string) => readJsonRecord<ReplicationTlsRecord>(dataDir, REPLICATION_TLS_RECORD);

@@ -4,6 +4,7 @@ import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
 import { ConfigError } from '../core/errors.js';
 import { type CommandSpec, type Setting, type SettingsReader, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
+import { TLS_DIR, type TlsDir, readTlsDir } from '../core/tls.js';
 import type { PeerHosts } from '../core/topology.js';
 import type { StreamTimeouts } from './clone-attempt.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
@@ -35,6 +36,8 @@ export interface InitConfig extends PodConfig {
   readonly peerHosts: PeerHosts;
   /** The peers' backup port, and the token to fetch with (null: BACKUP_AUTH=none, or not needed). */
   readonly backup: { readonly port: number; readonly token: string | null };
+  /** Peers are asked over HTTPS, verified against its ca.crt, this pod's certificate presented; null: plain HTTP. */
+  readonly tls: TlsDir | null;
   /** '' when this start clones nothing. */
   readonly tools: { readonly backup: string; readonly stream: string };
   readonly clone: {
@@ -149,7 +152,7 @@ export const initCommand: CommandSpec<InitConfig> = {
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
     CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
-    SERVICE_ACCOUNT_DIR, LOG_LEVEL,
+    SERVICE_ACCOUNT_DIR, TLS_DIR, LOG_LEVEL,
   ],
   build: (read, sources) => {
     const pod = readPod(read, sources.hostname);
@@ -165,6 +168,7 @@ export const initCommand: CommandSpec<InitConfig> = {
       dataDir: read.get(DATA_DIR),
       peerHosts: readPeerHosts(read, pod),
       backup: { port: read.get(BACKUP_PORT), token: readToken(read, clones) },
+      tls: readTlsDir(read, ['cert', 'key', 'ca']),
       tools: { backup: findTool(read, sources, 'backup', clones), stream: findTool(read, sources, 'stream', clones) },
       clone: {
         retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),

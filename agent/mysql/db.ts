@@ -88,6 +88,8 @@ export interface ReplicaStatus {
   readonly usingGtid: string | null;
   /** Follows the source by GTID: MariaDB Using_Gtid other than No, MySQL Auto_Position 1; null when unknown. */
   readonly usesGtid: boolean | null;
+  /** The channel's SSL settings: Master_SSL_Allowed (Yes, No, Ignored), Master_SSL_CA_File, Master_SSL_Verify_Server_Cert. */
+  readonly ssl: { readonly allowed: string | null; readonly caFile: string | null; readonly verifyServerCert: string | null };
 }
 
 /** Reads a SHOW SLAVE/REPLICA STATUS row in either vocabulary (Master_* / Source_*, Slave_* / Replica_*). */
@@ -115,6 +117,11 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
     lastSqlError: pick('Last_SQL_Error') || null,
     usingGtid,
     usesGtid: usingGtid !== null ? usingGtid !== 'No' : autoPosition !== null ? autoPosition === '1' : null,
+    ssl: {
+      allowed: pick('Master_SSL_Allowed', 'Source_SSL_Allowed'),
+      caFile: pick('Master_SSL_CA_File', 'Source_SSL_CA_File'),
+      verifyServerCert: pick('Master_SSL_Verify_Server_Cert', 'Source_SSL_Verify_Server_Cert'),
+    },
   };
 }
 

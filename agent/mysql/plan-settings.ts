@@ -2,6 +2,7 @@
 import { ConfigError } from '../core/errors.js';
 import { DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVICE_NAME, readPeerHosts, readPod } from '../core/pod-settings.js';
 import { type CommandSpec, type Setting, type SettingsReader, text } from '../core/settings.js';
+import { TLS_DIR } from '../core/tls.js';
 import type { RequestedMode, ServerFacts } from './replication-sql.js';
 import { type ServerVersion, parseServerVersion } from './server-version.js';
 import { REPLICATION_MODE, SERVER_ACCESS, type ServerAccess, readServerAccess } from './settings.js';
@@ -56,14 +57,16 @@ function describedServer(read: SettingsReader): ServerFacts | null {
 export const planCommand: CommandSpec<PlanConfig> = {
   name: 'plan',
   summary: 'Prints the statements the sidecar would run for the clone in DATA_DIR, password masked; exit 2 if it cannot be used.',
-  settings: [POD_NAME, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE, ...SERVER_ACCESS, REPLICATION_MODE, SERVER_VERSION, FLAVOR, GTID_MODE, LOG_LEVEL],
+  settings: [POD_NAME, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE, ...SERVER_ACCESS, REPLICATION_MODE, TLS_DIR, SERVER_VERSION, FLAVOR, GTID_MODE, LOG_LEVEL],
   build: (read, sources) => {
     const pod = readPod(read, sources.hostname);
+    // plan may run anywhere (a laptop, CI): TLS_DIR only names the CA file the server reads; its files are not checked here.
+    const tlsDir = read.get(TLS_DIR);
     return {
       command: 'plan',
       ...pod,
       dataDir: read.get(DATA_DIR),
-      ...readServerAccess(read, readPeerHosts(read, pod)),
+      ...readServerAccess(read, readPeerHosts(read, pod), tlsDir === null ? null : { dir: tlsDir }),
       replicationMode: read.get(REPLICATION_MODE),
       offlineServer: describedServer(read),
     };

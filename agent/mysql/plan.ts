@@ -6,12 +6,12 @@
  */
 import type { Writable } from 'node:stream';
 import { PlanError } from '../core/errors.js';
-import { REPLICATION_RECORD, readReplicationState } from '../core/records.js';
+import { REPLICATION_RECORD, readReplicationState, readReplicationTlsRecord } from '../core/records.js';
 import { readCloneCoordinates } from './clone-info.js';
 import { createDb, readReplicaStatus, readServerFacts } from './db.js';
 import type { PlanConfig } from './plan-settings.js';
-import { noCloneReason, setupStep } from './replication-setup.js';
-import { type ServerFacts, planReplication, planStatements, replicationSource } from './replication-sql.js';
+import { noCloneReason, setupStep, tlsStep } from './replication-setup.js';
+import { type ServerFacts, planReplication, planStatements, replicationSource, tlsStatements } from './replication-sql.js';
 
 /** Resolves with nothing to report, or throws PlanError / ParseError (exit 2). */
 export async function runPlan(config: PlanConfig, out: Writable, note: Writable): Promise<void> {
@@ -31,12 +31,17 @@ export async function runPlan(config: PlanConfig, out: Writable, note: Writable)
       const status = await readReplicaStatus(db, server.version);
       const hasClone = recorded !== 'applied' && (await readCloneCoordinates(config.dataDir).then((c) => c !== null, () => true));
       const step = setupStep(recorded, status.configured, hasClone);
-      if (step === 'keep') {
-        note.write(`replication was configured earlier (${REPLICATION_RECORD}): the sidecar applies nothing and starts stopped replication threads\n`);
-        return;
-      }
-      if (step === 'adopt') {
-        note.write(`the server already replicates from ${status.sourceHost} (record: ${recorded}): the sidecar adopts it and applies nothing\n`);
+      if (step === 'keep' || step === 'adopt') {
+        note.write(
+          step === 'keep'
+            ? `replication was configured earlier (${REPLICATION_RECORD}): the sidecar applies nothing and starts stopped replication threads\n`
+            : `the server already replicates from ${status.sourceHost} (record: ${recorded}): the sidecar adopts it and applies nothing\n`,
+        );
+        const tls = replicationSource(config).tls;
+        if (tlsStep(await readReplicationTlsRecord(config.dataDir), status.ssl, tls) === 'apply') {
+          note.write(`its channel's SSL settings are not REPLICATION_TLS=${tls.mode}: the sidecar gives it these once, position kept\n`);
+          for (const statement of tlsStatements(server.version, tls)) out.write(`${statement.shown};\n`);
+        }
         return;
       }
       if (step === 'blocked') throw new PlanError(noCloneReason(config.dataDir));

@@ -28,12 +28,25 @@ export interface ServerFacts {
   readonly gtidMode: boolean;
 }
 
+/** REPLICATION_TLS: how the replica's connection to the primary is encrypted and checked. */
+export type ReplicationTlsMode = 'off' | 'required' | 'verify-ca' | 'verify-identity';
+export const REPLICATION_TLS_MODES: readonly ReplicationTlsMode[] = ['off', 'required', 'verify-ca', 'verify-identity'];
+
+export interface ReplicationTls {
+  readonly mode: ReplicationTlsMode;
+  /** The CA the primary's certificate is checked against (TLS_DIR's ca.crt, as the server sees it); null when unset. */
+  readonly caFile: string | null;
+}
+
+export const NO_REPLICATION_TLS: ReplicationTls = { mode: 'off', caFile: null };
+
 export interface ReplicationSource {
   readonly host: string;
   readonly port: number;
   readonly user: string;
   readonly password: string;
   readonly connectRetrySeconds: number;
+  readonly tls: ReplicationTls;
 }
 
 /** How often a replica retries a lost connection to the primary (the tutorial's value). */
@@ -43,7 +56,7 @@ const CONNECT_RETRY_SECONDS = 10;
 export function replicationSource(access: {
   readonly primaryHost: string;
   readonly mysql: { readonly port: number };
-  readonly replication: { readonly user: string; readonly password: string };
+  readonly replication: { readonly user: string; readonly password: string; readonly tls: ReplicationTls };
 }): ReplicationSource {
   return {
     host: access.primaryHost,
@@ -51,6 +64,7 @@ export function replicationSource(access: {
     user: access.replication.user,
     password: access.replication.password,
     connectRetrySeconds: CONNECT_RETRY_SECONDS,
+    tls: access.replication.tls,
   };
 }
 
@@ -134,6 +148,42 @@ function change(version: ServerVersion, options: [string, Value, Value?][]): Sta
   );
 }
 
+/**
+ * The SSL options of CHANGE MASTER for a REPLICATION_TLS mode, all three always given so that
+ * the result is the mode whatever the server's defaults (MariaDB 11 verifies by default):
+ * `MASTER_SSL`, `MASTER_SSL_CA` (empty: none), `MASTER_SSL_VERIFY_SERVER_CERT` (the host name);
+ * `change` spells them SOURCE_* where the server has CHANGE REPLICATION SOURCE (MySQL 8.0.23+).
+ * MariaDB and MySQL both check the chain against MASTER_SSL_CA when it is given.
+ */
+export function tlsOptions(tls: ReplicationTls): [string, Value][] {
+  const verifies = tls.mode === 'verify-ca' || tls.mode === 'verify-identity';
+  if (verifies && tls.caFile === null) throw new PlanError(`REPLICATION_TLS=${tls.mode} needs a CA file: set TLS_DIR`);
+  return [
+    ['MASTER_SSL', tls.mode === 'off' ? 0 : 1],
+    ['MASTER_SSL_CA', verifies ? tls.caFile! : ''],
+    ['MASTER_SSL_VERIFY_SERVER_CERT', tls.mode === 'verify-identity' ? 1 : 0],
+  ];
+}
+
+/** Whether the server's channel already has the SSL settings of `tls` (SHOW SLAVE/REPLICA STATUS). */
+export function tlsApplied(ssl: { readonly allowed: string | null; readonly caFile: string | null; readonly verifyServerCert: string | null }, tls: ReplicationTls): boolean {
+  const verifies = tls.mode === 'verify-ca' || tls.mode === 'verify-identity';
+  return (
+    (ssl.allowed === 'Yes') === (tls.mode !== 'off') &&
+    (ssl.caFile ?? '') === (verifies ? (tls.caFile ?? '') : '') &&
+    (ssl.verifyServerCert === 'Yes') === (tls.mode === 'verify-identity')
+  );
+}
+
+/**
+ * A configured replica's channel given the SSL settings of `tls` and nothing else: like a new
+ * account, the server keeps where it is (binlog position or GTID state); the threads are stopped
+ * first because MariaDB refuses CHANGE MASTER on a running replica.
+ */
+export function tlsStatements(version: ServerVersion, tls: ReplicationTls): Statement[] {
+  return [render(stopReplicaStatement(version)), change(version, tlsOptions(tls)), render(startReplicaStatement(version))];
+}
+
 /** The statements, in order, that make this server replicate from `source` where the clone ends. */
 export function replicationStatements(server: ServerFacts, clone: CloneCoordinates, mode: ReplicationMode, source: ReplicationSource): Statement[] {
   const { version } = server;
@@ -145,6 +195,8 @@ export function replicationStatements(server: ServerFacts, clone: CloneCoordinat
     ['MASTER_CONNECT_RETRY', source.connectRetrySeconds],
   ];
   if (needsPublicKeyFetch(version)) connection.push(['GET_MASTER_PUBLIC_KEY', 1]);
+  // A fresh channel without TLS is left to the server's defaults, as before REPLICATION_TLS.
+  if (source.tls.mode !== 'off') connection.push(...tlsOptions(source.tls));
   const statements: Statement[] = [];
 
   if (mode === 'gtid') {

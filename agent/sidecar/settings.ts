@@ -1,6 +1,7 @@
 /** `mysql-agent sidecar`: the settings it reads and the frozen config they make. */
 import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
 import { type CommandSpec, host, wholeNumber } from '../core/settings.js';
+import { type ClientAuth, TLS_CLIENT_AUTH, TLS_DIR, type TlsDir, readTlsDir } from '../core/tls.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import { REPLICATION_MODE, SERVER_ACCESS, type ServerAccess, readServerAccess } from '../mysql/settings.js';
 import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XTRABACKUP_ARGS, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
@@ -17,6 +18,8 @@ export interface SidecarConfig extends PodConfig, ServerAccess {
     readonly token: string | null;
     readonly idleTimeoutMs: number;
   };
+  /** HTTPS only, from TLS_DIR; null: plain HTTP. */
+  readonly tls: { readonly dir: TlsDir; readonly clientAuth: ClientAuth } | null;
   readonly tools: { readonly backup: string; readonly extraArgs: readonly string[] };
   /** A replica is ready only while it is at most this many seconds behind. */
   readonly readyMaxLagSeconds: number;
@@ -33,17 +36,23 @@ export const sidecarCommand: CommandSpec<SidecarConfig> = {
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE, ...SERVER_ACCESS,
     BACKUP_BIND, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, BACKUP_IDLE_TIMEOUT, XTRABACKUP_BIN, XTRABACKUP_ARGS,
-    READY_MAX_LAG, REPLICATION_MODE, LOG_LEVEL,
+    READY_MAX_LAG, REPLICATION_MODE, TLS_DIR, TLS_CLIENT_AUTH, LOG_LEVEL,
   ],
   build: (read, sources) => {
     const pod = readPod(read, sources.hostname);
+    const tlsDir = readTlsDir(read, ['cert', 'key', 'ca']);
+    const clientAuth = read.get(TLS_CLIENT_AUTH);
+    if (clientAuth === 'require' && tlsDir === null) {
+      read.problem('TLS_CLIENT_AUTH=require needs TLS_DIR: client certificates are checked against its ca.crt; set TLS_DIR, or TLS_CLIENT_AUTH=none');
+    }
     return {
       command: 'sidecar',
       ...pod,
       serverId: readServerId(read, pod.ordinal),
       confDir: read.get(CONF_DIR),
       dataDir: read.get(DATA_DIR),
-      ...readServerAccess(read, readPeerHosts(read, pod)),
+      ...readServerAccess(read, readPeerHosts(read, pod), tlsDir),
+      tls: tlsDir === null ? null : { dir: tlsDir, clientAuth },
       backup: { bind: read.get(BACKUP_BIND), port: read.get(BACKUP_PORT), token: readToken(read, true), idleTimeoutMs: read.get(BACKUP_IDLE_TIMEOUT) },
       tools: { backup: findTool(read, sources, 'backup', true), extraArgs: read.get(XTRABACKUP_ARGS) },
       readyMaxLagSeconds: read.get(READY_MAX_LAG),

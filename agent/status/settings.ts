@@ -3,6 +3,7 @@ import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import { LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, SERVICE_NAME } from '../core/pod-settings.js';
 import { type CommandSpec, type Setting, checkHost, switchFlag, wholeNumber } from '../core/settings.js';
 import { type PeerHosts, type Role, hostOf, parsePodName, roleOf } from '../core/topology.js';
+import { TLS_DIR, type TlsDir, readTlsDir } from '../core/tls.js';
 import { BACKUP_PORT } from '../stream/settings.js';
 
 export interface StatusConfig {
@@ -15,6 +16,8 @@ export interface StatusConfig {
   readonly peerHosts: PeerHosts;
   /** The agents' port. */
   readonly port: number;
+  /** The agents serve HTTPS: verified against its ca.crt (a certificate of one's own is not needed); null: plain HTTP. */
+  readonly tls: TlsDir | null;
   readonly timeoutMs: number;
   /** Ordinals 0..podCount-1 are always rows; later ones while they answer. */
   readonly podCount: number;
@@ -40,7 +43,7 @@ export const statusCommand: CommandSpec<StatusConfig> = {
   name: 'status',
   summary:
     "Asks every pod's agent for /status, all at once, and prints one row per pod; exit 0 when all are healthy, 1 when one is not.\nRun it in a pod (kubectl exec mysql-0 -c sidecar -- mysql-agent status) or on a laptop with PEER_HOST_TEMPLATE pointed at port-forwards.",
-  settings: [POD_NAME, SERVICE_NAME, PEER_HOST_TEMPLATE, BACKUP_PORT, PEER_STATUS_TIMEOUT, POD_COUNT, JSON_OUTPUT, WATCH, WATCH_INTERVAL, NO_COLOR, STATUS_LOG_LEVEL],
+  settings: [POD_NAME, SERVICE_NAME, PEER_HOST_TEMPLATE, BACKUP_PORT, TLS_DIR, PEER_STATUS_TIMEOUT, POD_COUNT, JSON_OUTPUT, WATCH, WATCH_INTERVAL, NO_COLOR, STATUS_LOG_LEVEL],
   build: (read, sources) => {
     const podName = read.get(POD_NAME) ?? sources.hostname;
     const identity = parsePodName(podName);
@@ -65,6 +68,7 @@ export const statusCommand: CommandSpec<StatusConfig> = {
       logLevel: read.get(STATUS_LOG_LEVEL),
       peerHosts,
       port: read.get(BACKUP_PORT),
+      tls: readTlsDir(read, ['ca']),
       timeoutMs: read.get(PEER_STATUS_TIMEOUT),
       podCount: read.get(POD_COUNT),
       output: { json: read.get(JSON_OUTPUT), watch: read.get(WATCH), intervalMs: read.get(WATCH_INTERVAL), noColor: read.get(NO_COLOR) },

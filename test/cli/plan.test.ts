@@ -43,6 +43,18 @@ describe('mysql-agent plan', () => {
     expect(r.stderr).toContain('mode gtid');
   });
 
+  it('shows the SSL options of REPLICATION_TLS in the dialect, the CA from TLS_DIR (files not needed)', async () => {
+    const dir = join(CLONES, 'mariadb-10.11-from-primary');
+    const tls = { REPLICATION_TLS: 'verify-identity', TLS_DIR: '/etc/mysql-agent/tls' };
+    const maria = await runPlan(['--server-version', '10.11.9-MariaDB'], env(dir, tls));
+    expect(maria.code).toBe(0);
+    expect(maria.stdout).toContain("MASTER_SSL=1, MASTER_SSL_CA='/etc/mysql-agent/tls/ca.crt', MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_USE_GTID=slave_pos;");
+    const mysql = await runPlan(['--server-version', '8.4.3', '--replication-tls', 'verify-ca'], env(join(CLONES, 'xtrabackup-8.0-from-primary-gtid'), tls));
+    expect(mysql.stdout).toContain("SOURCE_SSL=1, SOURCE_SSL_CA='/etc/mysql-agent/tls/ca.crt', SOURCE_SSL_VERIFY_SERVER_CERT=0, SOURCE_AUTO_POSITION=1;");
+    const old = await runPlan(['--server-version', '8.0.21', '--replication-tls', 'required'], env(join(CLONES, 'xtrabackup-8.0-from-primary-gtid'), tls));
+    expect(old.stdout).toContain("MASTER_SSL=1, MASTER_SSL_CA='', MASTER_SSL_VERIFY_SERVER_CERT=0, MASTER_AUTO_POSITION=1;");
+  });
+
   it('follows REPLICATION_MODE and --gtid-mode', async () => {
     const dir = join(CLONES, 'xtrabackup-8.0-from-primary-gtid');
     const off = await runPlan(['--server-version', '8.0.30', '--gtid-mode', 'OFF'], env(dir));

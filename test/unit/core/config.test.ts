@@ -99,11 +99,12 @@ describe('loadConfig defaults', () => {
     expect(load({ env: { MYSQL_USER: 'agent', MYSQL_PASSWORD: 's3cret' } }).replication).toEqual({
       user: 'agent',
       password: 's3cret',
+      tls: { mode: 'off', caFile: null },
     });
     expect(
       load({ env: { MYSQL_USER: 'agent', MYSQL_PASSWORD: 's3cret', REPLICATION_USER: 'repl', REPLICATION_PASSWORD: 'r' } })
         .replication,
-    ).toEqual({ user: 'repl', password: 'r' });
+    ).toEqual({ user: 'repl', password: 'r', tls: { mode: 'off', caFile: null } });
   });
 
   it('serves backups on 0.0.0.0:3307 with the token', () => {

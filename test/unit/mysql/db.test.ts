@@ -15,6 +15,9 @@ describe('parseReplicaStatus', () => {
       Last_SQL_Error: '',
       Seconds_Behind_Master: 0,
       Using_Gtid: 'Slave_Pos',
+      Master_SSL_Allowed: 'Yes',
+      Master_SSL_CA_File: '/etc/mysql-agent/tls/ca.crt',
+      Master_SSL_Verify_Server_Cert: 'No',
     };
     expect(parseReplicaStatus(row)).toEqual({
       configured: true,
@@ -27,6 +30,7 @@ describe('parseReplicaStatus', () => {
       lastSqlError: null,
       usingGtid: 'Slave_Pos',
       usesGtid: true,
+      ssl: { allowed: 'Yes', caFile: '/etc/mysql-agent/tls/ca.crt', verifyServerCert: 'No' },
     });
   });
 
@@ -42,6 +46,9 @@ describe('parseReplicaStatus', () => {
       Last_IO_Error: "error connecting to source 'repl@mysql-0.mysql:3306'",
       Last_SQL_Error: '',
       Auto_Position: 1,
+      Source_SSL_Allowed: 'Yes',
+      Source_SSL_CA_File: '',
+      Source_SSL_Verify_Server_Cert: 'Yes',
     };
     expect(parseReplicaStatus(row)).toEqual({
       configured: true,
@@ -54,6 +61,7 @@ describe('parseReplicaStatus', () => {
       lastSqlError: null,
       usingGtid: null,
       usesGtid: true,
+      ssl: { allowed: 'Yes', caFile: '', verifyServerCert: 'Yes' },
     });
   });
 
@@ -79,6 +87,7 @@ describe('parseReplicaStatus', () => {
       lastSqlError: null,
       usingGtid: null,
       usesGtid: null,
+      ssl: { allowed: null, caFile: null, verifyServerCert: null },
     });
   });
 

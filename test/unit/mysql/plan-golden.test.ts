@@ -7,12 +7,12 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AgentError } from '../../../agent/core/errors.js';
-import { planReplication, planStatements } from '../../../agent/mysql/replication-sql.js';
+import { NO_REPLICATION_TLS, planReplication, planStatements } from '../../../agent/mysql/replication-sql.js';
 import { readCloneCoordinates } from '../../../agent/mysql/clone-info.js';
 import { SERVERS, lacks } from '../../dialects.js';
 
 const CLONES = join(import.meta.dirname, '../../fixtures/clones');
-const SOURCE = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'secret-pw', connectRetrySeconds: 10 };
+const SOURCE = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'secret-pw', connectRetrySeconds: 10, tls: NO_REPLICATION_TLS };
 
 const CLEARING = { replica: ['STOP REPLICA', 'RESET REPLICA ALL'], slave: ['STOP SLAVE', 'RESET SLAVE ALL'] };
 

@@ -3,6 +3,7 @@ import { parseBinlogInfo, parseSlaveInfo } from '../../../agent/mysql/info-files
 import type { CloneCoordinates } from '../../../agent/mysql/info-files.js';
 import { PlanError } from '../../../agent/core/errors.js';
 import {
+  NO_REPLICATION_TLS,
   type ReplicationSource,
   chooseMode,
   credentialStatements,
@@ -16,7 +17,7 @@ import { type ServerVersion, parseServerVersion } from '../../../agent/mysql/ser
 const MARIADB_10_11 = parseServerVersion('10.11.19-MariaDB-0+deb12u1', 'Debian 12');
 const MYSQL = (v: string) => parseServerVersion(v, 'MySQL Community Server - GPL');
 
-const SOURCE: ReplicationSource = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'pw', connectRetrySeconds: 10 };
+const SOURCE: ReplicationSource = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'pw', connectRetrySeconds: 10, tls: NO_REPLICATION_TLS };
 
 const UUID = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
 const FROM_PRIMARY = parseBinlogInfo('mysql-bin.000001\t1898491\t0-100-10\n');

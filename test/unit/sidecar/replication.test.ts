@@ -14,12 +14,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REPLICATION_RECORD } from '../../../agent/core/records.js';
 import { readCloneCoordinates } from '../../../agent/mysql/clone-info.js';
 import type { Db } from '../../../agent/mysql/db.js';
-import { type ServerFacts, planReplication, planStatements } from '../../../agent/mysql/replication-sql.js';
+import { NO_REPLICATION_TLS, type ServerFacts, planReplication, planStatements } from '../../../agent/mysql/replication-sql.js';
 import { parseServerVersion } from '../../../agent/mysql/server-version.js';
 import { ensureReplication } from '../../../agent/sidecar/replication.js';
 
 const MYSQL_84: ServerFacts = { version: parseServerVersion('8.4.3'), gtidMode: true };
-const SOURCE = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'pw', connectRetrySeconds: 10 };
+const SOURCE = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'pw', connectRetrySeconds: 10, tls: NO_REPLICATION_TLS };
 const FIXTURE = join(import.meta.dirname, '../../fixtures/clones/xtrabackup-8.4-from-gtid-replica');
 const log = pino({ level: 'silent' });
 
