@@ -1,9 +1,14 @@
 /**
  * The sidecar's HTTP surface: GET /backup (bearer token, one at a time, status trailer) and
- * HEAD /backup (the same answer, nothing started), /healthz, /readyz and /status. Routing and HTTP semantics only; the work is done by the
+ * HEAD /backup (the same answer, nothing started), /healthz, /readyz and /status; over HTTPS
+ * only when TLS_DIR is set, /backup then also only for a client certificate of the same CA with
+ * TLS_CLIENT_AUTH=require. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
+import type { Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { type ClientAuth, type TlsMaterial, serverTlsOptions } from '../core/tls.js';
 import { BACKUP_PATH, ESTIMATE_HEADER, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
 import type { Logger } from '../core/log.js';
@@ -56,8 +61,13 @@ export function buildHttpServer(deps: {
   readonly log: Logger;
   /** GET /metrics in the Prometheus text format (metrics.ts). */
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };
+  /** HTTPS only, from TLS_DIR's files; absent: plain HTTP. */
+  readonly tls?: { readonly material: TlsMaterial; readonly clientAuth: ClientAuth };
 }): FastifyInstance {
-  const app = Fastify({
+  const tls = deps.tls;
+  // Fastify's types follow the server kind; the routes below are the same for both.
+  const app = (Fastify as (options: object) => FastifyInstance)({
+    ...(tls ? { https: serverTlsOptions(tls.material, tls.clientAuth) } : {}),
     loggerInstance: deps.log.child({ phase: 'http' }) as FastifyBaseLogger,
     // The form fastify 5.12 wants: the top-level `disableRequestLogging` prints a deprecation
     // (FSTDEP023) as plain text on stderr at every start.
@@ -66,7 +76,22 @@ export function buildHttpServer(deps: {
     forceCloseConnections: true,
   });
 
+  if (tls) {
+    // A plain-HTTP request (or a client that trusts another CA) ends in the handshake: it gets nothing.
+    (app.server as HttpsServer).on('tlsClientError', (err: NodeJS.ErrnoException, socket) =>
+      app.log.warn({ client: socket.remoteAddress, code: err.code, err: err.message }, 'TLS handshake failed (a plain-HTTP client, or one that does not trust our certificate)'),
+    );
+  }
+
   const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
+    if (tls?.clientAuth === 'require') {
+      const socket = req.raw.socket as TLSSocket;
+      if (!socket.authorized) {
+        const reason = socket.getPeerCertificate().subject === undefined ? 'no client certificate' : `client certificate refused: ${String(socket.authorizationError)}`;
+        req.log.warn({ client: req.ip, url: req.url, reason }, 'backup request refused');
+        return reply.code(403).send({ error: `${reason}: TLS_CLIENT_AUTH=require serves /backup only to a certificate of this cluster's CA` });
+      }
+    }
     if (deps.token === null) return;
     const given = bearerToken(req.headers.authorization);
     if (given === null || !tokensEqual(given, deps.token)) {

@@ -10,8 +10,10 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { errorMessage } from '../core/errors.js';
+import type { Server as HttpsServer } from 'node:https';
+import { ConfigError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { type TlsMaterial, readTlsContents, serverTlsOptions, tlsProblems, watchTlsFiles } from '../core/tls.js';
 import { type CloneRecord, PRIMARY_START_RECORD, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
 import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
 import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
@@ -23,6 +25,8 @@ import { type SetupOutcome, ensureReplication, reissueRefusedCredentials, startI
 import type { SidecarConfig } from './settings.js';
 
 const SETUP_RETRY_MS = 5000;
+/** How often TLS_DIR's files are read again for a renewed certificate. */
+const TLS_RELOAD_MS = 5000;
 const WATCH_MS = 5000;
 /** A server start this much later than the one seen before is a restart (Uptime has whole seconds). */
 const RESTART_SLACK_MS = 2500;
@@ -239,9 +243,38 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     pod: { role: config.role, ordinal: config.ordinal },
   });
   backups.countInto(metrics);
-  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log, metrics });
+  const tls = config.tls;
+  let material: TlsMaterial | undefined;
+  if (tls) {
+    // Checked at start-up already; read again here, as served.
+    const contents = readTlsContents(tls.dir);
+    const problems = tlsProblems(tls.dir.dir, contents, ['cert', 'key', 'ca'], new Date());
+    if (problems.length > 0) throw new ConfigError(problems.join('; '));
+    material = contents as TlsMaterial;
+  }
+  const app = buildHttpServer({
+    token: config.backup.token,
+    idleTimeoutMs: config.backup.idleTimeoutMs,
+    backups,
+    status,
+    log,
+    metrics,
+    ...(tls && material ? { tls: { material, clientAuth: tls.clientAuth } } : {}),
+  });
   await app.listen({ host: config.backup.bind, port: config.backup.port });
-  log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
+  log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port, tls: tls !== null, client_auth: tls?.clientAuth ?? null }, 'serving');
+  const reloading =
+    tls && material
+      ? watchTlsFiles(tls.dir, material, TLS_RELOAD_MS, signal, {
+          // New connections get the new context; those in flight (a clone) keep theirs.
+          change: (next) => {
+            (app.server as HttpsServer).setSecureContext(serverTlsOptions(next, tls.clientAuth));
+            log.info({ phase: 'http', dir: tls.dir.dir }, 'TLS files changed: serving the new certificate');
+          },
+          problems: (problems) =>
+            log.error({ phase: 'http', dir: tls.dir.dir, problems }, 'TLS files changed but do not serve: keeping the previous certificate'),
+        })
+      : Promise.resolve();
 
   // Replication setup retries on errors (server restarting, transient failures) until it
   // reaches a verdict; a blocked verdict (no or invalid info files) needs a person.
@@ -269,6 +302,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   });
   log.info({ phase: 'shutdown' }, 'shutting down');
   await app.close();
+  await reloading;
   await setup;
   await db.end();
   log.info({ phase: 'shutdown' }, 'stopped');
