@@ -6,9 +6,9 @@
  * The answer is reduced to what choosing a clone source, guarding an empty primary and showing
  * the cluster need; `parsePeerStatus` is pure, `probePeers` is the network edge.
  */
-import { request } from 'node:http';
 import { errorMessage } from '../core/errors.js';
 import { getText } from '../core/http-get.js';
+import { type AgentTransport, PLAIN_HTTP, tlsFailure } from '../core/tls.js';
 
 /** A backup a peer serves or served, as its /status shows it. */
 export interface PeerBackup {
@@ -114,13 +114,19 @@ export function parsePeerStatus(body: unknown): PeerStatus {
   };
 }
 
-/** GET http://host:port/status with a deadline for the whole exchange. */
-export async function fetchStatus(host: string, port: number, timeoutMs: number): Promise<unknown> {
-  const { status, text } = await getText((onResponse) => request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, onResponse), {
-    timeoutMs,
-    maxChars: 1_000_000,
-    timeout: () => Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }),
-    tooLarge: () => new Error('/status answer too large'),
+/** GET http(s)://host:port/status with a deadline for the whole exchange; a TLS failure names its cause. */
+export async function fetchStatus(host: string, port: number, timeoutMs: number, transport: AgentTransport = PLAIN_HTTP): Promise<unknown> {
+  const { status, text } = await getText(
+    (onResponse) => transport.request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, onResponse),
+    {
+      timeoutMs,
+      maxChars: 1_000_000,
+      timeout: () => Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }),
+      tooLarge: () => new Error('/status answer too large'),
+    },
+  ).catch((err: NodeJS.ErrnoException) => {
+    const cause = tlsFailure(err);
+    throw cause === null ? err : Object.assign(new Error(`TLS: ${cause}`), { code: err.code });
   });
   if (status !== 200) throw new Error(`/status answered HTTP ${status}`);
   try {
@@ -129,6 +135,12 @@ export async function fetchStatus(host: string, port: number, timeoutMs: number)
     throw new Error('/status is not JSON');
   }
 }
+
+/** fetchStatus over a transport: what init and status ask the peers with. */
+export const statusOver =
+  (transport: AgentTransport): typeof fetchStatus =>
+  (host, port, timeoutMs) =>
+    fetchStatus(host, port, timeoutMs, transport);
 
 /** Asks every peer at once; never rejects: a peer that does not answer is reported with the reason. */
 export async function probePeers(

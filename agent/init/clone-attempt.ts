@@ -3,7 +3,7 @@
  * through a child stream tool, with backpressure end to end, then check that the stream is
  * complete. It does not retry, prepare or touch DATA_DIR: clone.ts does.
  */
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -14,11 +14,14 @@ import { CloneError, errorMessage } from '../core/errors.js';
 import { meterChunks } from '../stream/meter.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
+import { type AgentTransport, tlsFailure } from '../core/tls.js';
 
 export interface CloneSource {
   readonly host: string;
   readonly port: number;
   readonly token: string | null;
+  /** Plain HTTP, or HTTPS verified against TLS_DIR's ca.crt and the host name (core/tls.ts). */
+  readonly transport: AgentTransport;
 }
 
 export interface CloneResult {
@@ -58,7 +61,7 @@ function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSig
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
     if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
-    const req = request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal });
+    const req = source.transport.request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal });
     let expired: CloneError | null = null;
     let clock: NodeJS.Timeout | undefined;
     const runClock = (ms: number, why: () => string) => {
@@ -93,6 +96,7 @@ function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSig
     req.once('error', (err: NodeJS.ErrnoException) => {
       if (expired) reject(expired);
       else if (signal.aborted) reject(err);
+      else if (tlsFailure(err) !== null) reject(new CloneError(`TLS to peer ${peer} failed: ${tlsFailure(err)}`, false, { cause: err }));
       else if (err.code && TRANSIENT_NETWORK.has(err.code)) reject(new CloneError(`peer ${peer} unreachable (${err.code})`, true, { cause: err }));
       else reject(new CloneError(`request to ${peer} failed: ${err.message}`, true, { cause: err }));
     });
@@ -104,7 +108,11 @@ function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSig
 function refusal(res: IncomingMessage, peer: string): CloneError {
   const status = res.statusCode ?? 0;
   res.resume();
-  if (status === 401 || status === 403) {
+  if (status === 403) {
+    // The sidecar answers 403 only for a missing or foreign client certificate (TLS_CLIENT_AUTH=require), 401 for the token.
+    return new CloneError(`peer ${peer} requires a client certificate of its CA (HTTP 403, TLS_CLIENT_AUTH=require): set TLS_DIR to this pod's Certificate of the same issuer`, false);
+  }
+  if (status === 401) {
     return new CloneError(`peer ${peer} refused our token (HTTP ${status}): BACKUP_TOKEN must be the same secret on every pod`, false);
   }
   const retryAfter = Number(res.headers['retry-after']);

@@ -6,6 +6,7 @@
  */
 import { CloneError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { agentTransport } from '../core/tls.js';
 import { type CloneRecord, writeCloneRecord } from '../core/records.js';
 import { type Clock, retry } from '../core/retry.js';
 import { extractCommand, prepareCommand, syncCommand } from '../stream/backup-tool.js';
@@ -53,7 +54,7 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
         const outcome = await cloneFromFirst(
           ranking,
           async (c) => {
-            const source: CloneSource = { host: c.host, port: config.backup.port, token: config.backup.token };
+            const source: CloneSource = { host: c.host, port: config.backup.port, token: config.backup.token, transport: agentTransport(config.tls) };
             const dir = await resetStaging(config.dataDir);
             log.info({ phase: 'stream', peer: `${c.host}:${source.port}`, peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
             return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts);

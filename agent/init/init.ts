@@ -19,7 +19,8 @@ import { hostOf } from '../core/topology.js';
 import { type ClonePlan, cloneDataDir, logRanking } from './clone.js';
 import { fixedCandidate, lowerOrdinals, rankCloneSources } from './clone-source.js';
 import { foreignDataDirError, inspectDataDir, promoteStaging, removeStaging } from './datadir.js';
-import { probePeers } from '../cluster/peer-status.js';
+import { probePeers, statusOver } from '../cluster/peer-status.js';
+import { agentTransport } from '../core/tls.js';
 import { guardEmptyPrimary } from './primary-guard.js';
 import { ensureRoleConfig } from './role-config.js';
 import type { InitConfig } from './settings.js';
@@ -65,7 +66,7 @@ function replicaClonePlan(config: InitConfig, log: Logger): ClonePlan {
     rank: async () => {
       if (fixed) return { candidates: [fixed], skipped: [] };
       const peers = lowerOrdinals(config.ordinal, (n) => hostOf(config.peerHosts, n));
-      const ranking = rankCloneSources(await probePeers(peers, config.backup.port, config.peers.statusTimeoutMs), config.cloneSource.maxLagSeconds);
+      const ranking = rankCloneSources(await probePeers(peers, config.backup.port, config.peers.statusTimeoutMs, statusOver(agentTransport(config.tls))), config.cloneSource.maxLagSeconds);
       logRanking(log, ranking);
       return ranking;
     },

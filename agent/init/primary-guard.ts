@@ -33,7 +33,8 @@ import { compareGtid, isGtidState, mostAdvanced } from '../mysql/gtid.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import type { ClonePlan } from './clone.js';
 import type { Candidate, SourceRanking } from './clone-source.js';
-import { type PeerReport, probePeers } from '../cluster/peer-status.js';
+import { type PeerReport, probePeers, statusOver } from '../cluster/peer-status.js';
+import { agentTransport } from '../core/tls.js';
 import type { InitConfig, PrimaryEmptyStart } from './settings.js';
 import { type ClaimEvidence, readClaimEvidence } from './volume-claims.js';
 
@@ -230,7 +231,7 @@ export function ordinalsToAsk(probeCount: number, claims: ClaimEvidence): number
 async function askReplicas(config: InitConfig): Promise<{ reports: PeerReport[]; claims: ClaimEvidence }> {
   const claims = await readClaims(config);
   const peers = ordinalsToAsk(config.peers.probeCount, claims).map((ordinal) => ({ ordinal, host: hostOf(config.peerHosts, ordinal) }));
-  return { reports: await probePeers(peers, config.backup.port, config.peers.statusTimeoutMs), claims };
+  return { reports: await probePeers(peers, config.backup.port, config.peers.statusTimeoutMs, statusOver(agentTransport(config.tls))), claims };
 }
 
 /**

@@ -5,7 +5,8 @@
  * until stopped. Returns the exit status of the last refresh.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { type PeerReport, fetchStatus, probePeers } from '../cluster/peer-status.js';
+import { type PeerReport, type fetchStatus, probePeers, statusOver } from '../cluster/peer-status.js';
+import { agentTransport } from '../core/tls.js';
 import { hostOf } from '../core/topology.js';
 import { renderJson, renderTable } from './render.js';
 import { buildStatus, exitCodeOf } from './rows.js';
@@ -21,7 +22,7 @@ export interface Terminal {
   readonly isTTY?: boolean;
 }
 
-export async function gather(config: StatusConfig, fetch: typeof fetchStatus = fetchStatus): Promise<PeerReport[]> {
+export async function gather(config: StatusConfig, fetch: typeof fetchStatus = statusOver(agentTransport(config.tls))): Promise<PeerReport[]> {
   const peer = (ordinal: number) => ({ ordinal, host: hostOf(config.peerHosts, ordinal) });
   const ask = (peers: ReturnType<typeof peer>[]) => probePeers(peers, config.port, config.timeoutMs, fetch);
   const reports = await ask(Array.from({ length: config.podCount }, (_, n) => peer(n)));

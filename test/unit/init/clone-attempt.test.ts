@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
 import { CloneError } from '../../../agent/core/errors.js';
+import { PLAIN_HTTP } from '../../../agent/core/tls.js';
 import { extractCommand } from '../../../agent/stream/backup-tool.js';
 import { STATUS_TRAILER, SUCCESS } from '../../../agent/stream/protocol.js';
 
@@ -64,7 +65,7 @@ function sendStream(res: ServerResponse, body = stream): void {
 async function attempt(port: number, timeouts: StreamTimeouts) {
   const staging = await mkdtemp(join(base, 'staging-'));
   const started = Date.now();
-  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
+  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, transport: PLAIN_HTTP }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
     (result) => ({ result, error: null }),
     (error: unknown) => ({ result: null, error: error as Error }),
   );

@@ -168,6 +168,7 @@ describe('asking the agents (real HTTP on loopback)', () => {
     logLevel: 'warn',
     peerHosts: { template: '127.0.{ordinal}.1', set: '', service: 'mysql' },
     port,
+    tls: null,
     timeoutMs: 1000,
     podCount,
     output: { json: false, watch: false, intervalMs: 100, noColor: false, ...output },
