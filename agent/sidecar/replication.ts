@@ -8,10 +8,18 @@
 import { ParseError, PlanError } from '../core/errors.js';
 import { readFirst } from '../core/files.js';
 import type { Logger } from '../core/log.js';
-import { REPLICATION_RECORD, type ReplicationRecord, readReplicationState, writeRecord } from '../core/records.js';
+import {
+  REPLICATION_RECORD,
+  REPLICATION_TLS_RECORD,
+  type ReplicationRecord,
+  type ReplicationTlsRecord,
+  readReplicationState,
+  readReplicationTlsRecord,
+  writeRecord,
+} from '../core/records.js';
 import { type CloneInfo, readCloneCoordinates } from '../mysql/clone-info.js';
 import { type Db, type ReplicaStatus, readReplicaStatus } from '../mysql/db.js';
-import { noCloneReason, setupStep } from '../mysql/replication-setup.js';
+import { noCloneReason, setupStep, tlsStep } from '../mysql/replication-setup.js';
 import {
   type ReplicationSource,
   type RequestedMode,
@@ -21,6 +29,7 @@ import {
   planReplication,
   planStatements,
   startReplicaStatement,
+  tlsStatements,
 } from '../mysql/replication-sql.js';
 import type { ServerVersion } from '../mysql/server-version.js';
 
@@ -149,5 +158,39 @@ export async function reissueRefusedCredentials(deps: {
     log.info({ sql: statement.shown }, 'applying');
     await db.query(statement.sql);
   }
+  return true;
+}
+
+/**
+ * REPLICATION_TLS on a replica configured earlier (set up without TLS, say, and restarted with
+ * it): the channel gets the SSL options once and nothing else, so the server keeps where it is;
+ * written ahead in its own record (`applying` → `applied`). tlsStep (mysql/replication-setup.ts,
+ * shared with `plan`) decides. Returns whether it applied anything.
+ */
+export async function ensureReplicationTls(deps: {
+  readonly db: Db;
+  readonly server: ServerFacts;
+  readonly dataDir: string;
+  readonly source: ReplicationSource;
+  readonly log: Logger;
+}): Promise<boolean> {
+  const { db, dataDir } = deps;
+  const { version } = deps.server;
+  const { tls } = deps.source;
+  const log = deps.log.child({ phase: 'replication' });
+  const status = await readReplicaStatus(db, version);
+  const step = tlsStep(await readReplicationTlsRecord(dataDir), status.ssl, tls);
+  const save = (record: Omit<ReplicationTlsRecord, 'at' | 'mode' | 'ca_file'>) =>
+    writeRecord(dataDir, REPLICATION_TLS_RECORD, { ...record, mode: tls.mode, ca_file: tls.caFile, at: new Date().toISOString() });
+  if (step === 'keep') return false;
+  if (step === 'record') {
+    await save({ state: 'applied', how: 'found-on-server' });
+    return false;
+  }
+  const statements = tlsStatements(version, tls);
+  log.warn({ tls: tls.mode, ssl_allowed: status.ssl.allowed, ssl_ca: status.ssl.caFile }, `the replication channel's SSL settings are not REPLICATION_TLS=${tls.mode}: giving it these once, position kept`);
+  await save({ state: 'applying', statements: statements.map((s) => s.shown) });
+  await run(db, statements, log, REPLICATION_TLS_RECORD);
+  await save({ state: 'applied', how: 'applied', statements: statements.map((s) => s.shown) });
   return true;
 }

@@ -21,7 +21,7 @@ import type { BackupService } from './backup.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import { AgentMetrics, CountedBackupService } from './metrics.js';
 import { ensurePrimaryContinuity } from './primary-recovery.js';
-import { type SetupOutcome, ensureReplication, reissueRefusedCredentials, startIfStopped } from './replication.js';
+import { type SetupOutcome, ensureReplication, ensureReplicationTls, reissueRefusedCredentials, startIfStopped } from './replication.js';
 import type { SidecarConfig } from './settings.js';
 
 const SETUP_RETRY_MS = 5000;
@@ -179,14 +179,10 @@ async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus
     status.setup = outcome.state === 'blocked' ? outcome : { state: 'configured', how: outcome.state === 'none' ? 'recorded-earlier' : outcome.how };
     return serverStartedAt;
   }
-  status.setup = await ensureReplication({
-    db,
-    server,
-    mode: config.replicationMode,
-    dataDir: config.dataDir,
-    source: replicationSource(config),
-    log,
-  });
+  const source = replicationSource(config);
+  status.setup = await ensureReplication({ db, server, mode: config.replicationMode, dataDir: config.dataDir, source, log });
+  // A fresh clone got REPLICATION_TLS with its CHANGE MASTER; one configured earlier gets it here, once.
+  if (status.setup.state === 'configured') await ensureReplicationTls({ db, server, dataDir: config.dataDir, source, log });
   return serverStartedAt;
 }
 

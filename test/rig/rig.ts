@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
+import { tlsGet } from '../tls/client.js';
 
 const execFileP = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '../..');
@@ -27,6 +28,11 @@ export interface RigOptions {
   /** Extra environment for every agent process (e.g. CLONE_RETRY_DEADLINE). */
   readonly agentEnv?: Record<string, string>;
   readonly log?: (line: string) => void;
+  /**
+   * Node N's TLS_DIR (tls.crt, tls.key, ca.crt, e.g. from test/tls/pki.ts): its agent serves and
+   * fetches over TLS, and its server gets ssl_cert, ssl_key and ssl_ca from the same files.
+   */
+  readonly tlsDirOf?: (ordinal: number) => string;
 }
 
 export const CREDENTIALS = {
@@ -75,6 +81,10 @@ export class RigNode {
     this.socket = join(this.dir, 'mysqld.sock');
   }
 
+  get tlsDir(): string | null {
+    return this.rig.options.tlsDirOf?.(this.ordinal) ?? null;
+  }
+
   get podName(): string {
     return `mysql-${this.ordinal}`;
   }
@@ -101,6 +111,7 @@ export class RigNode {
       XTRABACKUP_ARGS: `--defaults-file=${join(this.dir, 'my.cnf')}`,
       // Nor in Kubernetes: no API holds the replicas' claims; only the agents' answers count.
       VOLUME_CLAIMS: 'none',
+      ...(this.tlsDir ? { TLS_DIR: this.tlsDir } : {}),
       ...this.rig.options.agentEnv,
       ...extra,
     };
@@ -129,6 +140,7 @@ export class RigNode {
         'skip-name-resolve',
         'innodb_buffer_pool_size=64M',
         'innodb_log_file_size=32M',
+        ...(this.tlsDir ? [`ssl_cert=${join(this.tlsDir, 'tls.crt')}`, `ssl_key=${join(this.tlsDir, 'tls.key')}`, `ssl_ca=${join(this.tlsDir, 'ca.crt')}`] : []),
         `!includedir ${this.confDir}`,
         '',
       ].join('\n'),
@@ -223,7 +235,7 @@ export class RigNode {
   }
 
   url(path: string): string {
-    return `http://${this.ip}:3307${path}`;
+    return `${this.tlsDir ? 'https' : 'http'}://${this.ip}:3307${path}`;
   }
 
   async http(path: string, init: RequestInit = {}): Promise<Response> {
@@ -234,11 +246,14 @@ export class RigNode {
   async waitFor(path: string, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = '';
+    const tlsDir = this.tlsDir;
     while (Date.now() < deadline) {
       try {
-        const res = await this.http(path);
-        last = `${res.status} ${await res.text()}`;
-        if (res.ok) return;
+        // fetch takes no CA of its own: over TLS, node:https.
+        const ok = tlsDir
+          ? await tlsGet(this.url(path), { ca: join(tlsDir, 'ca.crt') }).then((res) => ((last = `${res.status} ${res.error ?? ''}`), res.status === 200))
+          : await this.http(path).then(async (res) => ((last = `${res.status} ${await res.text()}`), res.ok));
+        if (ok) return;
       } catch (err) {
         last = String(err);
       }
