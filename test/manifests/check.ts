@@ -14,6 +14,8 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
 import { StatefulSet as StatefulSetModel } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { COMMANDS, type Config } from '../../agent/commands.js';
 import { loadCommand } from '../../agent/core/settings.js';
 import { hostOf } from '../../agent/core/topology.js';
@@ -46,6 +48,9 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'v1/ServiceAccount': ServiceAccount,
   'rbac.authorization.k8s.io/v1/Role': Role,
   'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  // components/tls; cert-manager's own schema (its CRD's types; unknown fields are not caught for it).
+  'cert-manager.io/v1/Certificate': Certificate,
 };
 
 type AttributeMap = { baseName: string; type: string }[];
@@ -118,11 +123,16 @@ const repoOf = (image: string) => image.slice(0, image.lastIndexOf(':'));
 export const AGENT_REPO = 'mysql-agent';
 export const isAgent = (c: Container) => repoOf(c.image) === AGENT_REPO;
 
-/** The agent's own view of a container's settings, or the ConfigError it would exit with. */
-export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string): Config | string {
+/**
+ * The agent's own view of a container's settings, or the ConfigError it would exit with.
+ * Offline, a mounted Secret's files do not exist: with `tlsStandIn` (a folder of real files of
+ * the mounted shape, from the test PKI) TLS_DIR points there instead.
+ */
+export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string, tlsStandIn?: string): Config | string {
   const command = c.args?.[0] ?? '';
   // What the kubelet adds to every container: the API's address.
   const env = { PATH: '/usr/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...resolveEnv(c, pod, secret) };
+  if (env.TLS_DIR !== undefined && tlsStandIn !== undefined) env.TLS_DIR = tlsStandIn;
   try {
     return loadCommand(COMMANDS, { argv: [command], env, hostname: pod, isExecutable: () => true });
   } catch (err) {
@@ -142,7 +152,7 @@ function secretReader(docs: KubeDoc[], out: string[]) {
   };
 }
 
-export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = dockerfileFacts(), pins: Pins = readVersions()): string[] {
+export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = dockerfileFacts(), pins: Pins = readVersions(), tlsStandIn?: string): string[] {
   const out: string[] = [];
   const problem = (ok: boolean, text: string) => {
     if (!ok) out.push(text);
@@ -202,7 +212,7 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   const podConfigs: Config[] = [];
   for (const ordinal of [0, 1]) {
     for (const c of [init, sidecar]) {
-      const config = agentConfig(c, podName(sts, ordinal), secret);
+      const config = agentConfig(c, podName(sts, ordinal), secret, tlsStandIn);
       if (typeof config === 'string') out.push(config);
       else podConfigs.push(config);
     }

@@ -17,6 +17,7 @@ describe.each(FLAVORS)('manifests/%s', (flavor) => {
     expect(docs.map((d) => `${d.kind}/${d.metadata.name}`).sort()).toEqual([
       'ConfigMap/mysql',
       'ConfigMap/mysql-initdb',
+      'NetworkPolicy/mysql',
       'PodDisruptionBudget/mysql',
       'Role/mysql-agent',
       'RoleBinding/mysql-agent',
