@@ -14,6 +14,7 @@ import { CloneError, SubprocessError, errorMessage } from '../core/errors.js';
 import { meterChunks } from '../stream/meter.js';
 import { freeBytes } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
+import { hostPort } from '../core/topology.js';
 
 export interface CloneSource {
   readonly host: string;
@@ -44,7 +45,7 @@ function connect(source: CloneSource, signal: AbortSignal): Promise<IncomingMess
       resolve(res);
     });
     req.once('error', (err: NodeJS.ErrnoException) => {
-      const peer = `${source.host}:${source.port}`;
+      const peer = hostPort(source.host, source.port);
       if (signal.aborted) reject(err);
       else if (err.code && TRANSIENT_NETWORK.has(err.code)) reject(new CloneError(`peer ${peer} unreachable (${err.code})`, true, { cause: err }));
       else reject(new CloneError(`request to ${peer} failed: ${err.message}`, true, { cause: err }));
@@ -99,7 +100,7 @@ export async function cloneInto(
   log: Logger,
   signal: AbortSignal,
 ): Promise<CloneResult> {
-  const peer = `${source.host}:${source.port}`;
+  const peer = hostPort(source.host, source.port);
   const started = Date.now();
   const local = new AbortController();
   const onAbort = () => local.abort(signal.reason);
