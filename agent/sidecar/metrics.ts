@@ -1,8 +1,8 @@
 /**
  * GET /metrics: the sidecar's Prometheus text (prom-client). Names and meanings are listed in
- * the README. Replication gauges are read at scrape time from one snapshot per scrape (one
- * SHOW SLAVE STATUS); backup counters count from the sidecar's start; the clone gauges come from
- * init's durable record.
+ * the README. Replication gauges come from the sidecar's last reading of the server (no query
+ * per scrape), the text is rendered at most once a second; backup counters count from the
+ * sidecar's start; the clone gauges come from init's durable record.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { BackupService } from './backup.js';
@@ -10,6 +10,8 @@ import type { CloneRecord } from '../core/records.js';
 import type { ReplicaStatus } from '../mysql/db.js';
 
 export const PREFIX = 'mysql_agent_';
+/** A rendered text serves every scrape for this long. */
+export const RENDER_MS = 1000;
 
 /** What the metrics are read from; the sidecar supplies it. */
 export interface MetricSources {
@@ -33,7 +35,8 @@ export class AgentMetrics {
   private readonly served: Counter;
   private readonly failed: Counter;
   private readonly bytes: Counter;
-  private snapshot: { at: number; value: Promise<Snapshot> } | null = null;
+  private snapshot: Promise<Snapshot> | null = null;
+  private rendered: { at: number; text: Promise<string> } | null = null;
 
   constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
@@ -94,17 +97,13 @@ export class AgentMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
   }
 
-  /** One reading of the sources per scrape (the gauges collect concurrently). */
+  /** One reading of the sources per render (the gauges collect concurrently). */
   private take(): Promise<Snapshot> {
-    const now = Date.now();
-    if (this.snapshot === null || now - this.snapshot.at > 500) {
-      const value = (async () => {
-        const [replication, ready] = await Promise.all([this.sources.replication().catch(() => null), this.sources.ready().catch(() => false)]);
-        return { replication, ready };
-      })();
-      this.snapshot = { at: now, value };
-    }
-    return this.snapshot.value;
+    this.snapshot ??= (async () => {
+      const [replication, ready] = await Promise.all([this.sources.replication().catch(() => null), this.sources.ready().catch(() => false)]);
+      return { replication, ready };
+    })();
+    return this.snapshot;
   }
 
   backupFinished(failure: string | null, bytes: number): void {
@@ -117,8 +116,18 @@ export class AgentMetrics {
     return this.registry.contentType;
   }
 
+  /**
+   * The text of the last RENDER_MS at most: a scrape is not cheap (the default metrics read
+   * /proc, the open descriptors among them), and /metrics is open to every pod, so a flood of
+   * scrapes renders once per interval.
+   */
   render(): Promise<string> {
-    return this.registry.metrics();
+    const now = Date.now();
+    if (this.rendered === null || now - this.rendered.at > RENDER_MS) {
+      this.snapshot = null;
+      this.rendered = { at: now, text: this.registry.metrics() };
+    }
+    return this.rendered.text;
   }
 }
 
