@@ -13,7 +13,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb } from '../../agent/mysql/db.js';
 import { CREDENTIALS, REPO, Rig } from './rig.js';
-import { newBaseDir } from './helpers.js';
+import { newBaseDir, waitUntil } from './helpers.js';
 
 const CONCURRENCY = 500;
 const FLOOD_MS = 8000;
@@ -91,6 +91,32 @@ describe('a flood of unauthenticated /status and /metrics requests', () => {
       expect(p.ms).toBeLessThan(probeTimeoutMs);
     }
   }, 120_000);
+});
+
+describe('a server that hangs (SIGSTOP)', () => {
+  it('leaves /readyz answering at once: 503 naming the timeout, ready again when the server goes on', async () => {
+    const replica = rig.node(1);
+    const pid = replica.server!.pid!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const started = performance.now();
+      const probes: number[] = [];
+      const reason = await waitUntil(async () => {
+        const r = await get(new Agent(), replica.ip, '/readyz', probeTimeoutMs * 3);
+        probes.push(r.ms);
+        if (r.status !== 503) return undefined;
+        return ((await (await fetch(replica.url('/readyz'))).json()) as { reason: string }).reason;
+      }, 'a 503 from /readyz', 15_000);
+      expect(reason).toMatch(/local server does not answer: .*(timeout|timed ?out)/i);
+      // Every probe meanwhile was answered in time, 200 from the last reading, then 503.
+      expect(Math.max(...probes)).toBeLessThan(probeTimeoutMs);
+      // One reading's query timeout (5 s) and the interval, not the kubelet's patience.
+      expect(performance.now() - started).toBeLessThan(8000);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await replica.waitFor('/readyz', 20_000);
+  }, 60_000);
 });
 
 describe("the agent's connection to its server", () => {
