@@ -24,6 +24,21 @@ const RETRY_BUSY_S = 30;
 const RETRY_NOT_READY_S = 10;
 
 /**
+ * Port 3307 is open to every pod: a client that sends its request slowly, or sits on an idle
+ * connection, must not keep sockets. A GET has nothing but headers. A socket silent for
+ * SOCKET_IDLE_TIMEOUT_MS is closed, except under a backup, whose silences (a tool waiting for a
+ * lock) are watched by watchIdleClient instead.
+ */
+export const HTTP_TIMEOUTS = {
+  headersMs: 5000,
+  requestMs: 10_000,
+  keepAliveMs: 5000,
+  socketIdleMs: 30_000,
+  /** How often Node checks the two above; its default, 30 s, would let them run late. */
+  checkEveryMs: 1000,
+} as const;
+
+/**
  * Ends a backup whose client stopped reading: the response stays backpressured (nothing
  * drains) for `timeoutMs`. A tool that is merely slow to produce output does not count.
  */
@@ -64,6 +79,13 @@ export function buildHttpServer(deps: {
     logController: new LogController({ disableRequestLogging: true }),
     // A stalled client must not keep the agent from shutting down.
     forceCloseConnections: true,
+    http: { headersTimeout: HTTP_TIMEOUTS.headersMs, connectionsCheckingInterval: HTTP_TIMEOUTS.checkEveryMs },
+    requestTimeout: HTTP_TIMEOUTS.requestMs,
+    keepAliveTimeout: HTTP_TIMEOUTS.keepAliveMs,
+    connectionTimeout: HTTP_TIMEOUTS.socketIdleMs,
+  });
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.url === BACKUP_PATH) req.raw.socket.setTimeout(0);
   });
 
   const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
