@@ -39,7 +39,7 @@ function setupReason(setup: SetupState): string {
  * the server nothing.
  */
 interface ServerReading {
-  /** When this reading was taken (ms since the epoch). */
+  /** When this reading was complete (ms since the epoch). */
   readonly at: number;
   /** Why the server did not answer `SELECT 1`, or null. */
   readonly unanswered: string | null;
@@ -67,6 +67,7 @@ const READING_STALE_MS = 15_000;
 class PodStatus implements StatusSource {
   setup: SetupState = { state: 'waiting', reason: 'waiting for the local server' };
   server: ServerFacts | null = null;
+  private readingBegun = 0;
   reading: ServerReading = { at: Date.now(), unanswered: 'not read yet', replica: null, replicaError: null, gtidExecuted: null, holdsData: false, recovery: null };
 
   constructor(
@@ -77,9 +78,9 @@ class PodStatus implements StatusSource {
     private readonly records: { readonly clone: CloneRecord | null; readonly primaryStart: unknown; readonly recoveryPending: boolean },
   ) {}
 
-  /** Takes a new reading; never throws (what failed is in the reading). */
+  /** Takes a new reading; never throws (what failed is in the reading). A reading begun before the one held is dropped. */
   async refresh(): Promise<void> {
-    const at = Date.now();
+    const begun = Date.now();
     const query = (sql: string) => this.db.query(sql, READING_QUERY_TIMEOUT_MS);
     let unanswered: string | null = null;
     try {
@@ -109,15 +110,11 @@ class PodStatus implements StatusSource {
         gtidExecuted = null;
       }
     }
-    this.reading = {
-      at,
-      unanswered,
-      replica,
-      replicaError,
-      gtidExecuted,
-      holdsData: await this.holdsData(),
-      recovery: this.config.role === 'primary' ? await readRecoveryRecord(this.config.dataDir) : null,
-    };
+    const holdsData = await this.holdsData();
+    const recovery = this.config.role === 'primary' ? await readRecoveryRecord(this.config.dataDir) : null;
+    if (begun < this.readingBegun) return;
+    this.readingBegun = begun;
+    this.reading = { at: Date.now(), unanswered, replica, replicaError, gtidExecuted, holdsData, recovery };
   }
 
   private async holdsData(): Promise<boolean> {
@@ -224,6 +221,7 @@ async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus
   const serverStartedAt = await readServerStartedAt(db);
   const server = await readServerFacts(db);
   status.server = server;
+  await status.refresh();
   log.info(
     { phase: 'wait-server', server_version: server.version.text, flavor: server.version.flavor, gtid_mode: server.gtidMode },
     'connected to the local server',
@@ -309,6 +307,8 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     while (!signal.aborted) {
       try {
         const serverStartedAt = await setUpReplication(config, db, status, log, signal);
+        // The setup has its verdict (replication started, or not): /readyz and /status say so now.
+        await status.refresh();
         if (config.role === 'replica' && status.server && status.setup.state === 'configured') {
           // A replica configured just now has the configured account already.
           await watchReplica(config, db, status.server, { serverStartedAt, credentials: status.setup.how !== 'applied' }, log, signal);
