@@ -179,9 +179,10 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
     // Same clone, same replication setup as at the start: nothing was re-cloned or re-applied.
     for (const n of [1, 2]) {
       expect(JSON.parse(await readFile(join(rig.node(n).dataDir, 'mysql-agent-clone.json'), 'utf8'))).toEqual(cloneAtStart[n]);
-      const record = JSON.parse(await readFile(join(rig.node(n).dataDir, 'mysql-agent-replication.json'), 'utf8'));
-      expect(rig.node(n).sidecarLines().filter((l) => l.msg === 'applying').map((l) => l.sql)).toEqual(record.statements);
-      expect(record.statements).toHaveLength(5);
+      // Node 2's sidecar was restarted above: that run found its record and applied nothing;
+      // node 1's ran the statements its record lists, once.
+      const applied = (JSON.parse(await readFile(join(rig.node(n).dataDir, 'mysql-agent-replication.json'), 'utf8')) as { statements: string[] }).statements;
+      expect(rig.node(n).sidecarLines().filter((l) => l.msg === 'applying')).toHaveLength(n === 2 ? 0 : applied.length);
     }
   });
 
