@@ -13,9 +13,14 @@ export interface Readiness {
   readonly reason: string | null;
 }
 
+/** Longest a `/status?fresh=1` request waits for the next reading before answering from the one held. */
+const FRESH_WAIT_MS = 2500;
+
 export interface StatusSource {
   readiness(): Promise<Readiness>;
   status(): Promise<Record<string, unknown>>;
+  /** Resolves once a reading begun after this call is held (or after `timeoutMs`). */
+  fresh(timeoutMs: number): Promise<void>;
   /** Why a backup must not be served now (e.g. a replica not yet replicating), or null. */
   backupRefusal(): string | null;
 }
@@ -141,7 +146,12 @@ export function buildHttpServer(deps: {
     return reply.code(readiness.ready ? 200 : 503).send(readiness);
   });
 
-  app.get('/status', async () => deps.status.status());
+  // ?fresh=1: the answer comes from a reading begun after the request arrived (at most about a
+  // second later), for the pods that decide on it; every such request waits for the same reading.
+  app.get<{ Querystring: { fresh?: string } }>('/status', async (req) => {
+    if (req.query.fresh !== undefined) await deps.status.fresh(FRESH_WAIT_MS);
+    return deps.status.status();
+  });
 
   const metrics = deps.metrics;
   if (metrics) app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.render()));

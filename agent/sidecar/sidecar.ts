@@ -68,6 +68,8 @@ class PodStatus implements StatusSource {
   setup: SetupState = { state: 'waiting', reason: 'waiting for the local server' };
   server: ServerFacts | null = null;
   private readingBegun = 0;
+  /** Requests waiting for a reading begun after they arrived; taken by the next refresh to begin. */
+  private waiting: PromiseWithResolvers<void> | null = null;
   reading: ServerReading = { at: Date.now(), unanswered: 'not read yet', replica: null, replicaError: null, gtidExecuted: null, holdsData: false, recovery: null };
 
   constructor(
@@ -79,7 +81,22 @@ class PodStatus implements StatusSource {
   ) {}
 
   /** Takes a new reading; never throws (what failed is in the reading). A reading begun before the one held is dropped. */
+  fresh(timeoutMs: number): Promise<void> {
+    this.waiting ??= Promise.withResolvers<void>();
+    return Promise.race([this.waiting.promise, delay(timeoutMs, undefined, { ref: false })]);
+  }
+
   async refresh(): Promise<void> {
+    const waiting = this.waiting;
+    this.waiting = null;
+    try {
+      await this.read();
+    } finally {
+      waiting?.resolve();
+    }
+  }
+
+  private async read(): Promise<void> {
     const begun = Date.now();
     const query = (sql: string) => this.db.query(sql, READING_QUERY_TIMEOUT_MS);
     let unanswered: string | null = null;

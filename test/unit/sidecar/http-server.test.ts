@@ -16,7 +16,7 @@ beforeEach(async () => {
     token: null,
     idleTimeoutMs: 120_000,
     backups: {} as BackupService,
-    status: { readiness: async () => ({ ready: true, reason: null }), status: async () => ({ pod: 'mysql-1' }), backupRefusal: () => null },
+    status: { readiness: async () => ({ ready: true, reason: null }), status: async () => ({ pod: 'mysql-1' }), fresh: async () => {}, backupRefusal: () => null },
     log: pino({ level: 'silent' }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -53,4 +53,44 @@ describe('HTTP timeouts', () => {
     expect(ms).toBeGreaterThan(HTTP_TIMEOUTS.keepAliveMs - 100);
     expect(ms).toBeLessThan(HTTP_TIMEOUTS.keepAliveMs + 1500);
   }, 15_000);
+});
+
+describe('/status?fresh=1', () => {
+  it('answers only after the next reading, and plain /status at once from the one held', async () => {
+    let readings = 0;
+    let nextReading = Promise.withResolvers<void>();
+    const asked: number[] = [];
+    const fresh = buildHttpServer({
+      token: null,
+      idleTimeoutMs: 120_000,
+      backups: {} as BackupService,
+      status: {
+        readiness: async () => ({ ready: true, reason: null }),
+        status: async () => ({ reading: readings }),
+        fresh: (timeoutMs) => {
+          asked.push(timeoutMs);
+          return nextReading.promise;
+        },
+        backupRefusal: () => null,
+      },
+      log: pino({ level: 'silent' }),
+    });
+    try {
+      const waiting = fresh.inject({ method: 'GET', url: '/status?fresh=1' });
+      expect((await fresh.inject({ method: 'GET', url: '/status' })).json()).toEqual({ reading: 0 });
+      let answered = false;
+      void waiting.then(() => (answered = true));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(answered).toBe(false);
+      readings = 1;
+      nextReading.resolve();
+      expect((await waiting).json()).toEqual({ reading: 1 });
+      expect(asked).toHaveLength(1);
+      // A bounded wait: a stuck refresh must not hold the caller past its own deadline.
+      expect(asked[0]).toBeLessThan(3000);
+      nextReading = Promise.withResolvers<void>();
+    } finally {
+      await fresh.close();
+    }
+  });
 });
