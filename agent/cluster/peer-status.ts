@@ -114,10 +114,15 @@ export function parsePeerStatus(body: unknown): PeerStatus {
   };
 }
 
-/** GET http(s)://host:port/status with a deadline for the whole exchange; a TLS failure names its cause. */
+/**
+ * GET http(s)://host:port/status?fresh=1 with a deadline for the whole exchange: the sidecar answers
+ * from a reading begun after the request (its readings are up to a second old otherwise), so a
+ * decision never rests on a GTID state older than the question. Older sidecars ignore the query.
+ * A TLS failure names its cause.
+ */
 export async function fetchStatus(host: string, port: number, timeoutMs: number, transport: AgentTransport = PLAIN_HTTP): Promise<unknown> {
   const { status, text } = await getText(
-    (onResponse) => transport.request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, onResponse),
+    (onResponse) => transport.request({ host, port, path: '/status?fresh=1', method: 'GET', headers: { accept: 'application/json' } }, onResponse),
     {
       timeoutMs,
       maxChars: 1_000_000,

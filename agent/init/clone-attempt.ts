@@ -15,6 +15,7 @@ import { meterChunks } from '../stream/meter.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
 import { type AgentTransport, tlsFailure } from '../core/tls.js';
+import { hostPort } from '../core/topology.js';
 
 export interface CloneSource {
   readonly host: string;
@@ -57,7 +58,7 @@ const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
 function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
-  const peer = `${source.host}:${source.port}`;
+  const peer = hostPort(source.host, source.port);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
     if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
@@ -153,7 +154,7 @@ export async function cloneInto(
   signal: AbortSignal,
   timeouts: StreamTimeouts,
 ): Promise<CloneResult> {
-  const peer = `${source.host}:${source.port}`;
+  const peer = hostPort(source.host, source.port);
   const started = Date.now();
   const local = new AbortController();
   const onAbort = () => local.abort(signal.reason);

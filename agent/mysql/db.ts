@@ -10,9 +10,15 @@ import { type ServerFacts, replicaStatusQuery } from './replication-sql.js';
 import { type ServerVersion, parseServerVersion } from './server-version.js';
 
 export interface Db {
-  query(sql: string): Promise<Record<string, unknown>[]>;
+  /** One statement; fails after `timeoutMs` (default STATEMENT_TIMEOUT_MS) without an answer. */
+  query(sql: string, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   end(): Promise<void>;
 }
+
+/** Long enough for RESET BINARY LOGS over many binlogs; a hung server fails instead of hanging the caller. */
+export const STATEMENT_TIMEOUT_MS = 60_000;
+/** Statements waiting for one of the pool's connections; beyond that a query fails at once. */
+const QUEUE_LIMIT = 16;
 
 /** The local server's address and the agent's account (MYSQL_*). */
 export interface Connection {
@@ -29,14 +35,15 @@ export function createDb(connection: Connection): Db {
     user: connection.user,
     password: connection.password,
     connectionLimit: 2,
+    queueLimit: QUEUE_LIMIT,
     connectTimeout: 5000,
     enableKeepAlive: true,
     // Statements are rendered (and escaped) by replication-sql.ts; one statement per call.
     multipleStatements: false,
   });
   return {
-    async query(sql) {
-      const [rows] = await pool.query(sql);
+    async query(sql, timeoutMs = STATEMENT_TIMEOUT_MS) {
+      const [rows] = await pool.query({ sql, timeout: timeoutMs });
       return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
     },
     end: () => pool.end(),
@@ -125,7 +132,7 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
   };
 }
 
-export async function readReplicaStatus(db: Db, version: ServerVersion): Promise<ReplicaStatus> {
-  const rows = await db.query(replicaStatusQuery(version));
+export async function readReplicaStatus(db: Db, version: ServerVersion, timeoutMs?: number): Promise<ReplicaStatus> {
+  const rows = await db.query(replicaStatusQuery(version), timeoutMs);
   return parseReplicaStatus(rows[0]);
 }
