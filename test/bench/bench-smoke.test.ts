@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 describe('npm run bench (smoke)', () => {
-  it('runs A, B and C and writes the JSON and Markdown reports', async () => {
+  it('runs A, B, C and T (the agent over TLS) and writes the JSON and Markdown reports', async () => {
     out = await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
     const code = await new Promise<number>((resolve) =>
       execFile(
@@ -28,15 +28,18 @@ describe('npm run bench (smoke)', () => {
     );
     expect(code).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'bench-0.02gb.json'), 'utf8'));
-    for (const v of ['A', 'B', 'C']) {
+    for (const v of ['A', 'B', 'C', 'T']) {
       expect(report.variants[v].stream_s.median).toBeGreaterThan(0);
       expect(report.variants[v].prepare_s).toBeGreaterThan(0);
       expect(report.variants[v].ready_s).toBeGreaterThan(0);
     }
     expect(report.ratio_a_b).toHaveLength(1);
     expect(report.ratio_a_c).toHaveLength(1);
+    expect(report.ratio_t_a).toHaveLength(1);
+    expect(report.tls.init_peak_rss_mb).toBeGreaterThan(0);
+    expect(report.tls.sidecar_peak_rss_mb).toBeGreaterThan(0);
     expect(report.agent.init_peak_rss_mb).toBeGreaterThan(0);
     expect(report.agent.sidecar_peak_rss_mb).toBeGreaterThan(0);
-    expect(await readFile(join(out, 'bench-0.02gb.md'), 'utf8')).toMatch(/\| A agent .*\n\| B raw pipe .*\n\| C tutorial /);
+    expect(await readFile(join(out, 'bench-0.02gb.md'), 'utf8')).toMatch(/\| A agent .*\n\| B raw pipe .*\n\| C tutorial .*\n\| T agent over TLS /);
   }, 300_000);
 });

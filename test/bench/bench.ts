@@ -4,7 +4,9 @@
  * (A B C, B C A, C A B, …), page cache dropped before each clone. A is the agent (sidecar
  * serving, `mysql-agent init` receiving, then prepare); B is `mariadb-backup --backup
  * --stream=xbstream | mbstream -x` (the limit of this machine); C is the tutorial's
- * `ncat --listen --send-only -c "<backup>"` / `ncat --recv-only | mbstream -x`.
+ * `ncat --listen --send-only -c "<backup>"` / `ncat --recv-only | mbstream -x`; T is A over TLS
+ * (a second sidecar on the primary with TLS_DIR, on BACKUP_PORT 3308; init with its own
+ * certificate, from test/tls/pki.ts): T/A per round is what TLS costs.
  *
  *   npm run bench -- [--size GB] [--rounds N] [--out DIR]
  *
@@ -19,6 +21,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
 import { newBaseDir, waitUntil } from '../rig/helpers.js';
+import { tlsGet } from '../tls/client.js';
+import { type Pki, createPki } from '../tls/pki.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,9 +38,17 @@ if (!(SIZE_GB > 0) || !(ROUNDS >= 1)) {
   process.exit(2);
 }
 const NCAT_PORT = 3399;
+/** The primary's second sidecar, serving over TLS (variant T). */
+const TLS_PORT = 3308;
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
-type Variant = 'A' | 'B' | 'C';
+type Variant = 'A' | 'B' | 'C' | 'T';
+/** TLS_DIR of each node (variant T). */
+interface TlsSetup {
+  readonly pki: Pki;
+  readonly dirs: readonly string[];
+  readonly sidecar: ChildProcess;
+}
 interface Sample {
   readonly variant: Variant;
   readonly round: number;
@@ -170,23 +182,26 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   return [v, (performance.now() - t) / 1000];
 }
 
-async function variantA(rig: Rig, round: number, cold: boolean): Promise<Sample> {
+/** The agent: plain (A), or over TLS from the primary's TLS sidecar (T). */
+async function variantAgent(rig: Rig, round: number, cold: boolean, tls: TlsSetup | null): Promise<Sample> {
   const primary = rig.node(0);
   const node = rig.node(1);
   await resetTarget(node);
   await node.prepareDirs();
-  const sidecarBefore = await procUsage(primary.sidecar!.pid!);
+  const sender = tls ? tls.sidecar : primary.sidecar!;
+  const sidecarBefore = await procUsage(sender.pid!);
   const started = performance.now();
-  const child = node.spawnInit();
+  const child = node.spawnInit(tls ? { TLS_DIR: tls.dirs[1]!, BACKUP_PORT: String(TLS_PORT) } : {});
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const usage = await watch(child);
-  if (usage.code !== 0) throw new Error(`A: init exited ${usage.code}: ${out.slice(-800)}`);
+  const variant = tls ? 'T' : 'A';
+  if (usage.code !== 0) throw new Error(`${variant}: init exited ${usage.code}: ${out.slice(-800)}`);
   const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, number | string>);
   const stream = lines.find((l) => l.msg === 'stream complete and verified')!;
   const prepare = lines.find((l) => l.msg === 'clone prepared')!;
   const sync = lines.find((l) => l.msg === 'clone flushed to disk');
-  const sidecarAfter = await procUsage(primary.sidecar!.pid!);
+  const sidecarAfter = await procUsage(sender.pid!);
   // As in a pod: the server and the sidecar containers start together once init is done.
   node.startSidecar();
   await node.startServer();
@@ -194,7 +209,7 @@ async function variantA(rig: Rig, round: number, cold: boolean): Promise<Sample>
   const ready = (performance.now() - started) / 1000;
   await node.down();
   return {
-    variant: 'A',
+    variant,
     round,
     cold,
     stream_s: Number(stream.duration_ms) / 1000,
@@ -255,6 +270,7 @@ function report(samples: Sample[], datasetBytes: number, coldRuns: boolean) {
   const ratio = (a: Variant, b: Variant) =>
     rounds.map((r) => by(a).find((s) => s.round === r)!.stream_s / by(b).find((s) => s.round === r)!.stream_s);
   const a = by('A');
+  const t = by('T');
   const summary = {
     date: new Date().toISOString(),
     machine: { host: hostname(), cpus: cpus().length, cpu_model: cpus()[0]?.model, mem_gb: +(totalmem() / 2 ** 30).toFixed(1) },
@@ -263,7 +279,7 @@ function report(samples: Sample[], datasetBytes: number, coldRuns: boolean) {
     rounds: rounds.length,
     page_cache_dropped: coldRuns,
     variants: Object.fromEntries(
-      (['A', 'B', 'C'] as const).map((v) => {
+      (['A', 'B', 'C', 'T'] as const).map((v) => {
         const s = by(v);
         const stream = s.map((x) => x.stream_s);
         return [
@@ -279,6 +295,13 @@ function report(samples: Sample[], datasetBytes: number, coldRuns: boolean) {
     ),
     ratio_a_b: ratio('A', 'B'),
     ratio_a_c: ratio('A', 'C'),
+    ratio_t_a: ratio('T', 'A'),
+    tls: {
+      init_peak_rss_mb: Math.max(...t.map((x) => x.init_peak_rss_mb!)),
+      sidecar_peak_rss_mb: Math.max(...t.map((x) => x.sidecar_peak_rss_mb!)),
+      init_cpu_s: median(t.map((x) => x.init_cpu_s!)),
+      sidecar_cpu_s: median(t.map((x) => x.sidecar_cpu_s!)),
+    },
     agent: {
       sync_s: median(a.map((x) => x.sync_s ?? 0)),
       init_cpu_s: median(a.map((x) => x.init_cpu_s!)),
@@ -295,21 +318,35 @@ function report(samples: Sample[], datasetBytes: number, coldRuns: boolean) {
     '',
     '| variant | stream + extract s (median, min–max) | MB/s | prepare s | clone start → replicating s |',
     '|---|---|---|---|---|',
-    ...(['A', 'B', 'C'] as const).map(
+    ...(['A', 'B', 'C', 'T'] as const).map(
       (k) =>
-        `| ${{ A: 'A agent (sidecar → init)', B: 'B raw pipe `mariadb-backup \\| mbstream`', C: 'C tutorial `ncat \\| mbstream`' }[k]} | ${f(v[k].stream_s.median)} (${f(v[k].stream_s.min)}–${f(v[k].stream_s.max)}) | ${f(v[k].stream_mb_s, 0)} | ${f(v[k].prepare_s)} | ${f(v[k].ready_s)} |`,
+        `| ${{ A: 'A agent (sidecar → init)', B: 'B raw pipe `mariadb-backup \\| mbstream`', C: 'C tutorial `ncat \\| mbstream`', T: 'T agent over TLS' }[k]} | ${f(v[k].stream_s.median)} (${f(v[k].stream_s.min)}–${f(v[k].stream_s.max)}) | ${f(v[k].stream_mb_s, 0)} | ${f(v[k].prepare_s)} | ${f(v[k].ready_s)} |`,
     ),
     '',
     `A/B per round: ${summary.ratio_a_b.map((x) => f(x, 3)).join(', ')}; A/C per round: ${summary.ratio_a_c.map((x) => f(x, 3)).join(', ')}.`,
+    `T/A (TLS over plain HTTP) per round: ${summary.ratio_t_a.map((x) => f(x, 3)).join(', ')} (median ${f(median(summary.ratio_t_a), 3)}); over TLS init ${f(summary.tls.init_cpu_s)} CPU s, peak RSS ${f(summary.tls.init_peak_rss_mb, 0)} MB; sidecar ${f(summary.tls.sidecar_cpu_s)} CPU s per backup, peak RSS ${f(summary.tls.sidecar_peak_rss_mb, 0)} MB.`,
     `Agent processes: init ${f(summary.agent.init_cpu_s)} CPU s, peak RSS ${f(summary.agent.init_peak_rss_mb, 0)} MB; sidecar ${f(summary.agent.sidecar_cpu_s)} CPU s per backup, peak RSS ${f(summary.agent.sidecar_peak_rss_mb, 0)} MB. Time to ready added by the agent over B with a manual CHANGE MASTER: ${f(summary.agent.ready_added_s)} s, of which ${f(summary.agent.sync_s)} s flushing the clone to disk before it counts (B and C do not).`,
   ].join('\n');
   return { summary, md };
 }
 
+/** A second sidecar on the primary serving over TLS, and each node's certificate. */
+async function startTls(rig: Rig): Promise<TlsSetup> {
+  const pki = await createPki();
+  const dirs = [];
+  for (const n of [0, 1]) dirs.push(await pki.issue({ name: `mysql-${n}`, ips: [rig.node(n).ip] }));
+  const primary = rig.node(0);
+  const sidecar = rig.spawnAgent(['sidecar'], primary.agentEnv({ TLS_DIR: dirs[0]!, BACKUP_PORT: String(TLS_PORT) }), join(primary.dir, 'sidecar-tls.log'));
+  await waitUntil(async () => (await tlsGet(`https://${primary.ip}:${TLS_PORT}/readyz`, { ca: pki.caCert })).status === 200, 'the TLS sidecar to be ready');
+  return { pki, dirs, sidecar };
+}
+
 async function main(): Promise<void> {
   const rig = new Rig({ baseDir: await newBaseDir('bench'), ipPrefix: '127.0.3.1' });
+  let tls: TlsSetup | null = null;
   const stop = async () => {
     await rig.destroy();
+    await tls?.pki.destroy();
     process.exit(130);
   };
   process.once('SIGINT', stop);
@@ -318,21 +355,23 @@ async function main(): Promise<void> {
     await rig.node(0).up();
     const dataset = await loadDataset(rig.node(0));
     log(`dataset ${f(dataset / 1e9)} GB loaded`);
+    tls = await startTls(rig);
     // The load leaves the primary flushing dirty pages: an uncounted clone lets that settle
     // rather than slow whichever variant goes first.
     await variantPipe(rig, 'B', 0, await dropCaches(), 0);
     log('warm-up clone done (not counted)');
     const samples: Sample[] = [];
     let coldRuns = true;
-    const variants = ['A', 'B', 'C'] as const;
+    const variants = ['A', 'B', 'C', 'T'] as const;
     for (let round = 1; round <= ROUNDS; round++) {
-      // Rotated (A B C, B C A, C A B, …) so that no variant always follows the same one.
+      // Rotated (A B C T, B C T A, …) so that no variant always follows the same one.
       const shift = (round - 1) % variants.length;
       for (const variant of [...variants.slice(shift), ...variants.slice(0, shift)]) {
         const cold = await dropCaches();
         coldRuns &&= cold;
         const bytes = samples.find((s) => s.variant === 'A')?.bytes ?? 0;
-        const sample = variant === 'A' ? await variantA(rig, round, cold) : await variantPipe(rig, variant, round, cold, bytes);
+        const sample =
+          variant === 'A' || variant === 'T' ? await variantAgent(rig, round, cold, variant === 'T' ? tls : null) : await variantPipe(rig, variant, round, cold, bytes);
         log(`round ${round} ${variant}: stream ${f(sample.stream_s)} s, prepare ${f(sample.prepare_s)} s, ready ${f(sample.ready_s)} s`);
         samples.push(sample);
       }
@@ -346,6 +385,7 @@ async function main(): Promise<void> {
     log(`wrote ${base}.json and ${base}.md`);
   } finally {
     await rig.destroy();
+    await tls?.pki.destroy();
   }
 }
 
