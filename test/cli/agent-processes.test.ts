@@ -6,12 +6,11 @@
  * sidecar waits for one that never comes), so this runs without the rig.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawGet, waitUntil } from '../rig/helpers.js';
+import { freePort, rawGet, script, waitUntil } from '../rig/helpers.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli.js');
 const SECRETS = {
@@ -28,21 +27,6 @@ let port: number;
 /** What the stand-in backup tool streams (in this order), from `backupFiles`. */
 const BACKUP_FILES = ['backup-my.cnf', 'mysql/db.opt', 'xtrabackup_binlog_info', 'xtrabackup_info', 'xtrabackup_checkpoints'];
 let backupFiles: string;
-
-/** A port nothing listens on right now (the kernel's pick, released at once). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: p } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return p;
-}
-
-async function script(path: string, body: string): Promise<string> {
-  await writeFile(path, `#!/bin/sh\n${body}\n`);
-  await chmod(path, 0o755);
-  return path;
-}
 
 interface Output {
   stdout: string;

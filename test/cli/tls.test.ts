@@ -9,14 +9,14 @@
  * tool is a stand-in streaming a real xbstream.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { type Server as HttpServer, createServer as createHttpServer } from 'node:http';
 import { type Server, createServer } from 'node:https';
-import { type AddressInfo, connect, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntil } from '../rig/helpers.js';
+import { freePort, script, waitUntil } from '../rig/helpers.js';
 import { tlsGet } from '../tls/client.js';
 import { type Pki, createPki } from '../tls/pki.js';
 
@@ -33,20 +33,6 @@ let dirs: Record<'node1' | 'client' | 'foreignClient' | 'trustsOther' | 'expired
 let sidecar: { child: ChildProcess; stdout: string };
 let runsFile: string;
 let slowFile: string;
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port: p } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return p;
-}
-
-async function script(path: string, body: string): Promise<string> {
-  await writeFile(path, `#!/bin/sh\n${body}\n`);
-  await chmod(path, 0o755);
-  return path;
-}
 
 async function copyTlsDir(from: string, to: string): Promise<void> {
   await mkdir(to, { recursive: true });

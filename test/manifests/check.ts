@@ -38,6 +38,7 @@ import {
   statefulSet,
 } from './render.js';
 import { type Pins, readVersions, resolvePin, toolProblem, versionsProblems } from './versions.js';
+import { networkPolicyProblems } from './tls.js';
 
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/StatefulSet': StatefulSetModel,
@@ -131,7 +132,7 @@ export const isAgent = (c: Container) => repoOf(c.image) === AGENT_REPO;
 export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string, tlsStandIn?: string): Config | string {
   const command = c.args?.[0] ?? '';
   // What the kubelet adds to every container: the API's address.
-  const env = { PATH: '/usr/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...resolveEnv(c, pod, secret) };
+  const env: Record<string, string> = { PATH: '/usr/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...resolveEnv(c, pod, secret) };
   if (env.TLS_DIR !== undefined && tlsStandIn !== undefined) env.TLS_DIR = tlsStandIn;
   try {
     return loadCommand(COMMANDS, { argv: [command], env, hostname: pod, isExecutable: () => true });
@@ -318,7 +319,18 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   const [uid, gid] = docker.user.split(':').map(Number);
   const ctx = spec.securityContext;
   problem(ctx?.runAsNonRoot === true && ctx.runAsUser === uid && ctx.runAsGroup === gid && ctx.fsGroup === gid, `pod securityContext must run as the image's USER ${docker.user} with fsGroup ${gid}: ${JSON.stringify(ctx)}`);
+
+  // Who may reach the pods: 3307 only from the StatefulSet's pods and the backup Jobs.
+  out.push(...networkPolicyProblems(docs));
   return out;
+}
+
+/** Replaces `from` by `to` in one file of a copied manifests tree (the anchor must be there). */
+export async function plant(dir: string, file: string, from: string, to: string): Promise<void> {
+  const path = join(dir, file);
+  const text = await readFile(path, 'utf8');
+  if (!text.includes(from)) throw new Error(`the planted text's anchor "${from}" is not in ${file}`);
+  await writeFile(path, text.replace(from, to));
 }
 
 /**
@@ -330,10 +342,7 @@ export async function plantedProblems(file: string, from: string, to: string, fl
   let docs: KubeDoc[];
   try {
     docs = await renderFlavor(flavor, async (dir) => {
-      const path = join(dir, file);
-      const text = await readFile(path, 'utf8');
-      if (!text.includes(from)) throw new Error(`the planted text's anchor "${from}" is not in ${file}`);
-      await writeFile(path, text.replace(from, to));
+      await plant(dir, file, from, to);
       pins = readVersions(join(dir, 'base/versions.env'));
     });
   } catch (err) {

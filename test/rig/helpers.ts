@@ -2,7 +2,8 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { type Server, createServer, request } from 'node:http';
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -97,6 +98,22 @@ export function rawGet(url: string, headers: Record<string, string> = {}, onData
 }
 
 export const newBaseDir = (name: string) => mkdtemp(join(tmpdir(), `mysql-agent-${name}-`));
+
+/** A port nothing listens on right now (the kernel's pick, released at once). */
+export async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Writes an executable shell script (a stand-in tool) and returns its path. */
+export async function script(path: string, body: string): Promise<string> {
+  await writeFile(path, `#!/bin/sh\n${body}\n`);
+  await chmod(path, 0o755);
+  return path;
+}
 
 /** Runs the built CLI (`mysql-agent <args>`) to its end and collects its exit code and output. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -7,6 +7,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PlanError } from '../../../agent/core/errors.js';
+import { parseBinlogInfo } from '../../../agent/mysql/info-files.js';
 import {
   REPLICATION_TLS_MODES,
   type ReplicationTls,
@@ -19,7 +20,7 @@ import { tlsStep } from '../../../agent/mysql/replication-setup.js';
 import { SERVERS, lacks } from '../../dialects.js';
 
 const CA = '/etc/mysql-agent/tls/ca.crt';
-const POSITION = { from: 'xtrabackup_binlog_info', position: { file: 'mysql-bin.000003', pos: 1234 }, gtid: null } as const;
+const POSITION = parseBinlogInfo('mysql-bin.000003\t1234\n');
 const source = (tls: ReplicationTls) => ({ host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'secret-pw', connectRetrySeconds: 10, tls });
 
 function render(): string {

@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../agent/commands.js';
 import { ConfigError } from '../../../agent/core/errors.js';
 import { loadCommand } from '../../../agent/core/settings.js';
+import type { InitConfig } from '../../../agent/init/settings.js';
+import type { SidecarConfig } from '../../../agent/sidecar/settings.js';
+import type { StatusConfig } from '../../../agent/status/settings.js';
 import { type Pki, createPki } from '../../tls/pki.js';
 
 let pki: Pki;
@@ -26,8 +29,8 @@ afterAll(() => pki.destroy());
 
 const ENV = { PATH: '/usr/bin', BACKUP_TOKEN: '0123456789abcdef0123', VOLUME_CLAIMS: 'none' };
 const executables = new Set(['/usr/bin/mariadb-backup', '/usr/bin/mbstream']);
-const load = (argv: string[], env: Record<string, string>) =>
-  loadCommand(COMMANDS, { argv, env: { ...ENV, ...env }, hostname: 'mysql-1', isExecutable: (p) => executables.has(p) });
+const load = <C = SidecarConfig>(argv: string[], env: Record<string, string>) =>
+  loadCommand(COMMANDS, { argv, env: { ...ENV, ...env }, hostname: 'mysql-1', isExecutable: (p) => executables.has(p) }) as C;
 function problems(argv: string[], env: Record<string, string>): string[] {
   try {
     load(argv, env);
@@ -43,7 +46,7 @@ describe('TLS_DIR', () => {
     expect(load(['sidecar'], {}).tls).toBeNull();
     const paths = { dir: good, cert: join(good, 'tls.crt'), key: join(good, 'tls.key'), ca: join(good, 'ca.crt') };
     expect(load(['sidecar'], { TLS_DIR: good }).tls).toEqual({ dir: paths, clientAuth: 'none' });
-    expect(load(['init'], { TLS_DIR: good }).tls).toEqual(paths);
+    expect(load<InitConfig>(['init'], { TLS_DIR: good }).tls).toEqual(paths);
   });
 
   it('names a missing file, with the fix', async () => {
@@ -58,7 +61,7 @@ describe('TLS_DIR', () => {
     }
     // status verifies peers only: ca.crt is all it needs.
     await rm(join(dir, 'tls.crt'));
-    expect(load(['status'], { TLS_DIR: dir }).tls?.ca).toBe(join(dir, 'ca.crt'));
+    expect(load<StatusConfig>(['status'], { TLS_DIR: dir }).tls?.ca).toBe(join(dir, 'ca.crt'));
     await rm(join(dir, 'ca.crt'));
     expect(problems(['status'], { TLS_DIR: dir })).toEqual([
       `TLS_DIR=${dir}: ca.crt is missing or unreadable: mount the Certificate's Secret (tls.crt, tls.key, ca.crt) there, or unset TLS_DIR for plain HTTP`,
