@@ -67,6 +67,8 @@ export interface PeerReport {
   readonly error: string | null;
   /** The system error's code when there is one (ENOTFOUND, EAI_AGAIN, ECONNREFUSED, ETIMEDOUT). */
   readonly code: string | null;
+  /** Set when its agent answered the connection but TLS with it failed (why): it runs, and cannot be trusted. */
+  readonly tlsFailure?: string;
 }
 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
@@ -131,7 +133,7 @@ export async function fetchStatus(host: string, port: number, timeoutMs: number,
     },
   ).catch((err: NodeJS.ErrnoException) => {
     const cause = tlsFailure(err);
-    throw cause === null ? err : Object.assign(new Error(`TLS: ${cause}`), { code: err.code });
+    throw cause === null ? err : Object.assign(new Error(`TLS: ${cause}`), { code: err.code, tlsFailure: cause });
   });
   if (status !== 200) throw new Error(`/status answered HTTP ${status}`);
   try {
@@ -159,8 +161,8 @@ export async function probePeers(
       try {
         return { ordinal, host, status: parsePeerStatus(await fetch(host, port, timeoutMs)), error: null, code: null };
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        return { ordinal, host, status: null, error: errorMessage(err), code: typeof code === 'string' ? code : null };
+        const { code, tlsFailure } = err as NodeJS.ErrnoException & { tlsFailure?: string };
+        return { ordinal, host, status: null, error: errorMessage(err), code: typeof code === 'string' ? code : null, ...(tlsFailure ? { tlsFailure } : {}) };
       }
     }),
   );

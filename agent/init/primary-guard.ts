@@ -137,8 +137,11 @@ export function decidePrimaryStart(setting: PrimaryEmptyStart, mode: RequestedMo
   // Without claims a silent replica cannot be told from an address where no pod runs: it stops
   // only recovery. A claim is proof of a volume, and so is reason enough not to start empty.
   const claimedSilent = claims.source === 'kubernetes' ? silent : [];
+  // A replica whose agent answered but could not be trusted (TLS) runs, claims or not: it may hold data.
+  const untrusted = reports.filter((r) => r.status === null && r.tlsFailure !== undefined && !claimedSilent.includes(r));
   const concerns = [
     ...(holders.length > 0 ? [`replicas hold data: ${named(holders)}`] : []),
+    ...(untrusted.length > 0 ? [`replicas answered over TLS but could not be trusted: ${untrusted.map((r) => `${pod(r)} at ${r.host} (${r.tlsFailure})`).join(', ')}`] : []),
     ...(claimedSilent.length > 0 ? [`replicas with a volume claim did not answer: ${unheard(claimedSilent, claims)}`] : []),
     ...(claims.source === 'unreadable' ? [`the replicas' volume claims cannot be read from the Kubernetes API (${claims.error})`] : []),
   ];

@@ -246,6 +246,47 @@ describe('init with TLS_DIR', () => {
   });
 });
 
+describe("ordinal 0's guard with TLS_DIR", () => {
+  /** A replica's agent that holds data, over TLS with the given certificate, at 127.0.1.1. */
+  const replicaServing = async (tlsDir: string, asked: string[]): Promise<Server> => {
+    const server = createServer({ cert: await readFile(join(tlsDir, 'tls.crt')), key: await readFile(join(tlsDir, 'tls.key')) }, (req, res) => {
+      asked.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ pod: 'mysql-1', ordinal: 1, role: 'replica', ready: true, holds_data: true, gtid_executed: '0-100-5' }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.1.1', r));
+    return server;
+  };
+  const guard = (peer: Server) =>
+    init({ POD_NAME: 'mysql-0', TLS_DIR: dirs.node0, VOLUME_CLAIMS: 'none', PEER_PROBE_COUNT: '1', BACKUP_PORT: String((peer.address() as AddressInfo).port) });
+
+  it('asks the replicas over TLS and refuses to start empty over one that holds data', async () => {
+    const asked: string[] = [];
+    const peer = await replicaServing(dirs.node1, asked);
+    try {
+      const r = await guard(peer);
+      expect(asked).toEqual(['/status?fresh=1']);
+      expect(r.code).toBe(1);
+      expect(r.out).toContain('refusing to start an empty primary');
+    } finally {
+      peer.close();
+    }
+  });
+
+  it("names a replica whose certificate it cannot trust, and does not start empty", async () => {
+    const asked: string[] = [];
+    const peer = await replicaServing(dirs.foreignNode1, asked);
+    try {
+      const r = await guard(peer);
+      expect(asked).toEqual([]);
+      expect(r.code).toBe(1);
+      expect(r.out).toContain('TLS: its certificate is not signed by our ca.crt (unknown CA');
+      expect(r.entries).toEqual([]);
+    } finally {
+      peer.close();
+    }
+  });
+});
+
 describe('status with TLS_DIR', () => {
   it('asks the agents over TLS with ca.crt alone', async () => {
     const caOnly = join(base, 'ca-only');
