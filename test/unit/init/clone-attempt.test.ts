@@ -177,7 +177,8 @@ describe('cloneInto and a faulty sender: each switch of the fake donor', () => {
     });
     const { error } = await attempt(port, DEFAULTS);
     expect((error as CloneError).retryable).toBe(true);
-    expect(error!.message).toMatch(/^stream from 127\.0\.0\.1:\d+ broke after 3000 bytes/);
+    // How many of the 3000 bytes were read before the close is up to the kernel and the event loop.
+    expect(error!.message).toMatch(/^stream from 127\.0\.0\.1:\d+ broke after \d+ bytes/);
   });
 
   it("error: the sender's Failed trailer fails the clone with the sender's reason, even when every file arrived", async () => {
