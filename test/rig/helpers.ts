@@ -68,6 +68,24 @@ export async function waitUntil<T>(probe: () => Promise<T | undefined | false> |
   }
 }
 
+/**
+ * Polls a node's /status until its not_ready_reason matches `verdict`, and returns that answer.
+ * A reason read at one moment may still be an interim one ("waiting for the local server"
+ * while the IO thread already failed): a test waits for the verdict it checks, never a moment.
+ */
+export async function waitForReason(node: { http(path: string): Promise<Response> }, verdict: RegExp, what: string, timeoutMs = 60_000): Promise<Record<string, any>> {
+  let last = '';
+  try {
+    return await waitUntil(async () => {
+      const s = (await (await node.http('/status')).json()) as Record<string, any>;
+      last = String(s.not_ready_reason);
+      return verdict.test(last) ? s : undefined;
+    }, what, timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; the last not_ready_reason was ${JSON.stringify(last)}`);
+  }
+}
+
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
