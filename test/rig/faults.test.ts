@@ -28,7 +28,6 @@ vi.setConfig({ testTimeout: 120_000 });
 let rig: Rig;
 let primary: RigNode;
 const mounts: string[] = [];
-const HOSTS_MARK = '# mysql-agent faults.test.ts';
 
 beforeAll(async () => {
   rig = new Rig({ baseDir: await newBaseDir('faults'), ipPrefix: '127.0.0.4' });
@@ -46,8 +45,6 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  const hosts = await readFile('/etc/hosts', 'utf8');
-  await writeFile('/etc/hosts', hosts.split('\n').filter((l) => !l.includes(HOSTS_MARK)).join('\n'));
   await rig?.destroy();
 });
 
@@ -215,13 +212,18 @@ describe('faults during a clone', () => {
     expect(failure(never.lines)).toMatch(/gave up after \d+ attempt\(s\).*fault-peer-1\.mysql-agent\.invalid:3307 unreachable \((ENOTFOUND|EAI_AGAIN)\)/);
     expect(await readdir(node.dataDir)).toEqual([]);
 
-    const init = node.init({ ...template, CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' });
+    // The name appears in this init's own /etc/hosts (a mount namespace of its own): the
+    // machine's file is never changed, so no run, however it ends, leaves an entry behind.
+    const hostsFile = join(rig.options.baseDir, 'hosts-of-init');
+    await writeFile(hostsFile, await readFile('/etc/hosts'));
+    const init = node.init({ ...template, CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' }, { hostsFile });
     await new Promise((r) => setTimeout(r, 2500));
     // The name now points at node1's address... which is node1's agent: use the primary's instead.
-    await appendFile('/etc/hosts', `\n${primary.ip} fault-peer-1.mysql-agent.invalid ${HOSTS_MARK}\n`);
+    await appendFile(hostsFile, `\n${primary.ip} fault-peer-1.mysql-agent.invalid\n`);
     const run = await init;
     expect(run.code).toBe(0);
     expect(run.lines.some((l) => l.msg === 'clone attempt failed, retrying' && /ENOTFOUND|EAI_AGAIN/.test(String(l.err)))).toBe(true);
+    expect(await readFile('/etc/hosts', 'utf8')).not.toContain('fault-peer-1.mysql-agent.invalid');
     await bringUpAndCompare(node);
     await node.down();
   });
