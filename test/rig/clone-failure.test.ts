@@ -75,7 +75,8 @@ describe('init when a clone goes wrong', () => {
     const started = Date.now();
     child.kill('SIGTERM');
     expect(await exited).toBe(143);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // README: exit 143 within a second.
+    expect(Date.now() - started).toBeLessThan(1000);
     expect(await readdir(replica.dataDir)).toEqual([]);
     expect(pidsMatching(`mbstream -x -C ${replica.dataDir}`)).toEqual([]);
     await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the sender to notice', 10_000);
