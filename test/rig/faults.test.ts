@@ -305,6 +305,34 @@ describe('faults around a running replica', () => {
     await node.down();
   });
 
+  it('issues a still-wrong password at most once per start: a configured replica restarted with it stays not ready, saying why, without looping', async () => {
+    await primary.sql("CREATE USER 'repl4'@'%' IDENTIFIED BY 'good-secret'");
+    await primary.sql("GRANT REPLICATION SLAVE ON *.* TO 'repl4'@'%'");
+    const node = await freshNode(1);
+    const good = { REPLICATION_USER: 'repl4', REPLICATION_PASSWORD: 'good-secret' };
+    expect((await node.init(good)).code).toBe(0);
+    await node.startServer();
+    node.startSidecar(good);
+    await node.waitFor('/readyz');
+
+    // The primary's account is rotated, but the pod restarts with a password that is still wrong.
+    await primary.sql("ALTER USER 'repl4'@'%' IDENTIFIED BY 'rotated-secret'");
+    await node.stopSidecar();
+    await node.stopServer();
+    await node.startServer();
+    node.startSidecar({ REPLICATION_USER: 'repl4', REPLICATION_PASSWORD: 'still-wrong' });
+    const reissues = () => node.sidecarLines().filter((l) => l.msg === 'applying' && /MASTER_PASSWORD/.test(String(l.sql))).length;
+    await waitUntil(() => reissues() > 0, 'the refused account to be reissued', 60_000);
+    const status = await waitForReason(node, /IO thread .*Access denied for user 'repl4'/, 'the verdict after the reissue');
+    expect(status.ready).toBe(false);
+    // Four more rounds of the watch (every 5 s): the guard holds, the account is not issued again.
+    await new Promise((r) => setTimeout(r, 20_000));
+    expect(reissues()).toBe(1);
+    expect((await node.http('/readyz')).status).toBe(503);
+    expect(node.sidecarOutput).not.toContain('still-wrong');
+    await node.down();
+  });
+
   it('ends a backup whose client stops reading, and kills the backup tool', async () => {
     await restartPrimarySidecar({ BACKUP_IDLE_TIMEOUT: '2' });
     // A client that reads the first bytes and then nothing more, without closing.
