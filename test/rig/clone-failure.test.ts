@@ -1,13 +1,14 @@
 /**
  * A clone either lands complete or leaves DATA_DIR as it was: the sender's backup tool killed
  * mid-stream, a wrong token, SIGTERM to init, a peer that only comes up later, and one whose
- * tool is slow to say anything.
+ * tool is slow to say anything. Every clone that lands is brought up and holds exactly the
+ * primary's rows (CHECKSUM TABLE).
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig, type RigNode } from './rig.js';
-import { backupToolPids, newBaseDir, pidsMatching, waitUntil } from './helpers.js';
+import { backupToolPids, createItems, expectSameChecksums, insertItems, newBaseDir, pidsMatching, waitUntil } from './helpers.js';
 
 let rig: Rig;
 let primary: RigNode;
@@ -18,7 +19,19 @@ beforeAll(async () => {
   primary = rig.node(0);
   replica = rig.node(1);
   await primary.up();
+  await createItems(primary, 30);
 });
+
+/** The replica, started on the clone init just made, holds exactly the primary's rows (a write after the clone included); then down again. */
+async function upAndCompare(): Promise<void> {
+  await replica.startServer();
+  replica.startSidecar();
+  await replica.waitFor('/readyz');
+  expect((await replica.replicaStatus())?.Slave_SQL_Running).toBe('Yes');
+  await insertItems(primary, 2);
+  await expectSameChecksums(primary, replica, ['app.items']);
+  await replica.down();
+}
 
 afterAll(async () => {
   await rig?.destroy();
@@ -61,9 +74,27 @@ describe('init when a clone goes wrong', () => {
     expect(pidsMatching(`mbstream -x -C ${replica.dataDir}`)).toEqual([]);
 
     await restartPrimarySidecar(false);
-    await replica.up();
-    expect((await replica.replicaStatus())?.Slave_SQL_Running).toBe('Yes');
-    await replica.down();
+    expect((await replica.init()).code).toBe(0);
+    await upAndCompare();
+  });
+
+  it('retries from scratch when the sender is killed mid-stream and retries are allowed: attempt 1 refused by its trailer, attempt 2 clones', async () => {
+    await rigResetReplica();
+    await restartPrimarySidecar(true);
+    const init = replica.init({ CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' });
+    await waitUntil(() => pidsMatching(`mbstream -x -C ${replica.dataDir}`).length > 0, 'the extract to run', 20_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const killed = backupToolPids(primary.dataDir);
+    expect(killed.length).toBeGreaterThan(0);
+    for (const pid of killed) process.kill(pid, 'SIGKILL');
+    const run = await init;
+    expect(run.code, String(failure(run.lines)?.err)).toBe(0);
+    expect(run.lines.filter((l) => l.msg === 'clone attempt').map((l) => l.attempt)).toEqual([1, 2]);
+    const retried = run.lines.filter((l) => l.msg === 'clone attempt failed, retrying');
+    expect(retried).toHaveLength(1);
+    expect(String(retried[0]!.err)).toMatch(/reported the backup failed .*killed by SIGKILL/);
+    await restartPrimarySidecar(false);
+    await upAndCompare();
   });
 
   it('removes the staging directory and exits promptly on SIGTERM mid-clone, killing the stream tool', async () => {
@@ -103,6 +134,7 @@ describe('init when a clone goes wrong', () => {
     expect(run.lines.filter((l) => l.msg === 'clone attempt failed, retrying').length).toBeGreaterThan(0);
     expect(run.lines.find((l) => l.msg === 'clone attempt failed, retrying')?.err).toContain('ECONNREFUSED');
     expect(await readdir(replica.dataDir)).toContain('mysql');
+    await upAndCompare();
   });
 
   it('exits non-zero with the reason once the retry deadline has passed', async () => {
@@ -129,6 +161,7 @@ describe('init when a clone goes wrong', () => {
     } finally {
       await restartPrimarySidecar(false);
     }
+    await upAndCompare();
   });
 
   it('gives up on a peer that sends no byte within CLONE_FIRST_BYTE_TIMEOUT, naming the setting', { timeout: 60_000 }, async () => {

@@ -13,6 +13,7 @@ import { prepareMargin } from '../../agent/stream/sizes.js';
 import { CREDENTIALS, Rig, type RigNode } from './rig.js';
 import {
   backupToolPids,
+  expectSameChecksums,
   mountTmpfs,
   newBaseDir,
   pidsMatching,
@@ -88,15 +89,7 @@ async function restartPrimarySidecar(extra: Record<string, string> = {}): Promis
 const throttled = () => ({ XTRABACKUP_ARGS: `--defaults-file=${primary.dir}/my.cnf --throttle=40` });
 
 /** The replica has exactly the primary's rows: CHECKSUM TABLE per table, once it has caught up. */
-async function expectSameRows(node: RigNode): Promise<void> {
-  for (const table of ['shop.items', 'shop.notes']) {
-    const [expected] = await primary.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
-    await waitUntil(async () => {
-      const [got] = await node.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
-      return String(got!.Checksum) === String(expected!.Checksum);
-    }, `${table} on node ${node.ordinal} to match the primary`);
-  }
-}
+const expectSameRows = (node: RigNode) => expectSameChecksums(primary, node, ['shop.items', 'shop.notes']);
 
 async function bringUpAndCompare(node: RigNode): Promise<void> {
   await node.startServer();
@@ -106,6 +99,21 @@ async function bringUpAndCompare(node: RigNode): Promise<void> {
   await expectSameRows(node);
 }
 
+/** After a fault: the node's volume given back (no tmpfs), a clean clone, the primary's rows, the node down again. */
+async function cloneCleanAndCompare(ordinal: number): Promise<void> {
+  for (const dir of mounts.splice(0)) unmount(dir);
+  const node = await freshNode(ordinal);
+  const run = await node.init();
+  expect(run.code).toBe(0);
+  await bringUpAndCompare(node);
+  await node.down();
+}
+
+const attempts = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'clone attempt');
+const retries = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'clone attempt failed, retrying');
+/** Retries allowed, quickly: what is retryable is retried, what is not must stop at one attempt. */
+const RETRIES = { CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' };
+
 describe('faults during a clone', () => {
   it('refuses up front, saying how much room it needs, when DATA_DIR is too small', async () => {
     const node = await freshNode(1, 8);
@@ -114,6 +122,7 @@ describe('faults during a clone', () => {
     expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) plus [\d.]+ MB for prepare but DATA_DIR's filesystem has [\d.]+ MB free: grow the volume/);
     expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
     expect(await readdir(node.dataDir)).toEqual([]);
+    await cloneCleanAndCompare(1);
   });
 
   it('refuses up front when the volume holds the estimate but not the margin prepare may need', async () => {
@@ -124,13 +133,14 @@ describe('faults during a clone', () => {
     expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) plus [\d.]+ MB for prepare but DATA_DIR's filesystem has [\d.]+ MB free/);
     expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
     expect(await readdir(node.dataDir)).toEqual([]);
+    await cloneCleanAndCompare(1);
   });
 
   it('fails with the room it needed when the volume fills up mid-clone, leaving nothing behind', async () => {
     await restartPrimarySidecar(throttled());
     const size = await acceptedVolumeMb();
     const node = await freshNode(1, size);
-    const init = node.init({ CLONE_RETRY_DEADLINE: '0' });
+    const init = node.init(RETRIES);
     await waitUntil(() => pidsMatching(`mbstream -x -C ${node.dataDir}`).length > 0, 'the extract to start', 20_000);
     // Something else on the volume takes the room the clone was counting on.
     await writeFile(join(node.dataDir, 'filler'), Buffer.alloc(0));
@@ -138,8 +148,11 @@ describe('faults during a clone', () => {
     const run = await init;
     expect(run.code).toBe(1);
     expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
+    // Retries were allowed: a full volume is not retried (it would fill again).
+    expect([attempts(run.lines).length, retries(run.lines).length]).toEqual([1, 0]);
     expect(await readdir(node.dataDir)).toEqual(['filler']);
     await restartPrimarySidecar();
+    await cloneCleanAndCompare(1);
   });
 
   it('names the full volume when the stream tool fails after the whole stream was read, and does not retry', async () => {
@@ -148,11 +161,12 @@ describe('faults during a clone', () => {
     const buffered = join(rig.options.baseDir, 'buffered-stream');
     const tool = join(rig.options.baseDir, 'mbstream-after-stdin');
     await writeFile(tool, `#!/bin/sh\ncat > ${buffered}\n${fillLeaving(node.dataDir, 512 * 1024)}\nexec mbstream "$@" < ${buffered}\n`, { mode: 0o755 });
-    const run = await node.init({ XBSTREAM_BIN: tool, CLONE_RETRY_DEADLINE: '60' });
+    const run = await node.init({ XBSTREAM_BIN: tool, ...RETRIES });
     expect(run.code).toBe(1);
     expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
-    expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    expect([attempts(run.lines).length, retries(run.lines).length]).toEqual([1, 0]);
     expect(await readdir(node.dataDir)).toEqual(['filler']);
+    await cloneCleanAndCompare(1);
   });
 
   it('names the full volume when prepare fills it (tablespaces grown by writes during the backup), leaving nothing behind', async () => {
@@ -172,17 +186,19 @@ describe('faults during a clone', () => {
     const tool = join(rig.options.baseDir, 'prepare-on-a-full-volume');
     await writeFile(tool, `#!/bin/sh\n${fillLeaving(node.dataDir, MiB)}\nexec mariadb-backup "$@"\n`, { mode: 0o755 });
     try {
-      const init = node.init({ XTRABACKUP_BIN: tool, CLONE_RETRY_DEADLINE: '0' });
+      const init = node.init({ XTRABACKUP_BIN: tool, ...RETRIES });
       await waitUntil(() => primary.sidecarLines().some((l) => /Finished BACKUP STAGE START/.test(String(l.stderr))), 'the backup to be past the InnoDB files', 30_000);
       for (let i = 0; i < 10; i++) await primary.sql("INSERT INTO shop.load (body) SELECT REPEAT('w', 1000) FROM shop.seq_1_to_1000");
       const run = await init;
       expect(run.code).toBe(1);
       expect(failure(run.lines)).toMatch(/filesystem filled up while preparing the clone .*grow the volume or free space \(.*error 28/);
+      expect([attempts(run.lines).length, retries(run.lines).length]).toEqual([1, 0]);
       expect(await readdir(node.dataDir)).toEqual(['filler']);
     } finally {
       await primary.sql('DROP TABLE shop.load');
       await restartPrimarySidecar();
     }
+    await cloneCleanAndCompare(1);
   });
 
   it('cleans up after init is SIGKILLed mid-extract and succeeds on the next run', async () => {
@@ -243,6 +259,24 @@ describe('faults during a clone', () => {
     const clean = await node.init();
     expect(clean.code).toBe(0);
     await bringUpAndCompare(node);
+  });
+
+  it('retries a bit-flipped stream from scratch when retries are allowed: the first attempt fails its checksum, the second clones', async () => {
+    const node = await freshNode(1);
+    const proxy = await startBitFlipProxy({ host: primary.ip, port: 3319 }, { host: primary.ip, port: 3307 }, 8_000_000, 1);
+    try {
+      const run = await node.init({ BACKUP_PORT: '3319', ...RETRIES });
+      expect(run.code).toBe(0);
+      expect(attempts(run.lines).map((l) => l.attempt)).toEqual([1, 2]);
+      expect(retries(run.lines)).toHaveLength(1);
+      expect(String(retries(run.lines)[0]!.err)).toMatch(/checksum/);
+      // From scratch: the second attempt extracts into an emptied staging directory (mbstream refuses files that exist).
+      expect(await readdir(node.dataDir)).not.toContain('.mysql-agent-clone');
+    } finally {
+      proxy.close();
+    }
+    await bringUpAndCompare(node);
+    await node.down();
   });
 });
 

@@ -146,13 +146,21 @@ export function unmount(dir: string): void {
  * An HTTP proxy on `listen` that forwards to `target` and flips one bit of the response body
  * at `offset`, passing status, headers and trailers through: a stream corrupted in flight.
  */
-export async function startBitFlipProxy(listen: { host: string; port: number }, target: { host: string; port: number }, offset: number): Promise<Server> {
+export async function startBitFlipProxy(
+  listen: { host: string; port: number },
+  target: { host: string; port: number },
+  offset: number,
+  /** How many responses get the flipped bit; the ones after pass untouched. */
+  corrupted = Infinity,
+): Promise<Server> {
+  let responses = 0;
   const server = createServer((req, res) => {
     const upstream = request({ ...target, path: req.url, method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
+      const flip = ++responses <= corrupted;
       let seen = 0;
       up.on('data', (chunk: Buffer) => {
-        if (seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;
+        if (flip && seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;
         seen += chunk.length;
         if (!res.write(chunk)) {
           up.pause();
@@ -183,6 +191,18 @@ export async function createItems(primary: RigNode, rows: number): Promise<void>
 
 export async function insertItems(primary: RigNode, rows: number): Promise<void> {
   for (let i = 0; i < rows; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${i}`]);
+}
+
+/** The node holds exactly the primary's rows: CHECKSUM TABLE of each table equal, once it has caught up. */
+export async function expectSameChecksums(primary: RigNode, node: RigNode, tables: readonly string[]): Promise<void> {
+  for (const table of tables) {
+    const [expected] = await primary.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
+    if (expected?.Checksum === null || expected?.Checksum === undefined) throw new Error(`${table} has no checksum on the primary`);
+    await waitUntil(async () => {
+      const [got] = await node.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
+      return String(got!.Checksum) === String(expected.Checksum);
+    }, `${table} on node ${node.ordinal} to match the primary`);
+  }
 }
 
 export const countItems = async (node: RigNode) => Number((await node.sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);
