@@ -97,6 +97,31 @@ describe('init when a clone goes wrong', () => {
     await upAndCompare();
   });
 
+  it('two receivers, one donor: the second gets a real 429 and waits the Retry-After it names (30 s) before asking again, then clones', { timeout: 180_000 }, async () => {
+    await rigResetReplica();
+    const second = rig.node(2);
+    await rm(second.dataDir, { recursive: true, force: true });
+    await mkdir(second.dataDir, { recursive: true });
+    // Throttled, so that the first clone holds the donor's one slot; CLONE_SOURCE=primary asks
+    // no /status first (auto would skip the busy donor before ever getting its 429).
+    await restartPrimarySidecar(true);
+    const first = replica.init({ CLONE_SOURCE: 'primary' });
+    await waitUntil(() => backupToolPids(primary.dataDir).length > 0, 'the first clone to be served', 20_000);
+    const run = await second.init({ CLONE_SOURCE: 'primary', CLONE_RETRY_DEADLINE: '150', CLONE_RETRY_MAX_DELAY: '60' });
+    expect((await first).code).toBe(0);
+    expect(run.code, String(failure(run.lines)?.err)).toBe(0);
+    const retried = run.lines.filter((l) => l.msg === 'clone attempt failed, retrying');
+    expect(String(retried[0]!.err)).toMatch(/is busy serving another backup \(HTTP 429\)$/);
+    // Retry-After: 30 outweighs the backoff (about 1 s for a first retry).
+    expect(retried[0]!.retry_in_ms).toBe(30_000);
+    const tried = run.lines.filter((l) => l.msg === 'clone attempt').map((l) => Date.parse(String(l.time)));
+    expect(tried.length).toBeGreaterThanOrEqual(2);
+    expect(tried[1]! - Date.parse(String(retried[0]!.time))).toBeGreaterThanOrEqual(29_900);
+    await restartPrimarySidecar(false);
+    await upAndCompare();
+    await rm(second.dataDir, { recursive: true, force: true });
+  });
+
   it('removes the staging directory and exits promptly on SIGTERM mid-clone, killing the stream tool', async () => {
     await rigResetReplica();
     await restartPrimarySidecar(true);
