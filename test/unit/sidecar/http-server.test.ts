@@ -5,6 +5,8 @@
  * for a tool that may live a few milliseconds.
  */
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -27,6 +29,7 @@ let base: string;
 let tool: string;
 let slowTool: string;
 let failingTool: string;
+let deafTool: string;
 let dataDir: string;
 let logs: string[];
 let refusal: string | null;
@@ -63,6 +66,8 @@ beforeAll(async () => {
   tool = await script('backup-tool', `printf '${BODY.trimEnd()}\\n'`);
   // Holds the slot for a second.
   slowTool = await script('slow-backup-tool', `sleep 1\nprintf '${BODY.trimEnd()}\\n'`);
+  // As mariadb-backup: SIGTERM ignored (an ignored signal stays ignored across exec, so sleep too).
+  deafTool = await script('deaf-backup-tool', `trap '' TERM\nsleep 30`);
   failingTool = await script('failing-backup-tool', 'printf partial\necho "InnoDB: Error: log block corrupt" >&2\nexit 1');
 });
 
@@ -155,6 +160,32 @@ describe('GET /backup and the token', () => {
     }
     expect(spawnOwned).not.toHaveBeenCalled();
     await server.close();
+  });
+});
+
+describe('a client that goes away', () => {
+  it('gets the backup tool SIGKILLed at once, even one that ignores SIGTERM and writes nothing', async () => {
+    const { server, backups } = app(null, deafTool);
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const { port } = server.server.address() as AddressInfo;
+      // The reply's headers go out as the stream is piped: then the client hangs up.
+      await new Promise<void>((resolve) => {
+        const req = request({ host: '127.0.0.1', port, path: '/backup' }, () => {
+          req.destroy();
+          resolve();
+        });
+        req.on('error', () => {});
+        req.end();
+      });
+      const gone = performance.now();
+      await vi.waitFor(() => expect(backups.last).not.toBeNull(), { timeout: 10_000, interval: 20 });
+      // A SIGTERM would be ignored until the owner's escalation 5 s later.
+      expect(performance.now() - gone).toBeLessThan(1500);
+      expect(backups.last!.failure).toMatch(/client disconnected/);
+    } finally {
+      await server.close();
+    }
   });
 });
 
