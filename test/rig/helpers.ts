@@ -150,14 +150,14 @@ export async function startBitFlipProxy(
   listen: { host: string; port: number },
   target: { host: string; port: number },
   offset: number,
-  /** How many responses get the flipped bit; the ones after pass untouched. */
+  /** How many backup streams get the flipped bit; the ones after (and /status answers) pass untouched. */
   corrupted = Infinity,
 ): Promise<Server> {
-  let responses = 0;
+  let backups = 0;
   const server = createServer((req, res) => {
     const upstream = request({ ...target, path: req.url, method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
-      const flip = ++responses <= corrupted;
+      const flip = req.url === '/backup' && ++backups <= corrupted;
       let seen = 0;
       up.on('data', (chunk: Buffer) => {
         if (flip && seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;
