@@ -172,6 +172,22 @@ describe('spawnOwned and the process group', () => {
     expect(child.pid).toBe(-1);
   });
 
+  it("installs one exit hook for all children, and that hook SIGKILLs every live child's group", async () => {
+    const before = process.listeners('exit');
+    const first = await spawnShell('sleep 1000 & echo $! > PIDFILE; wait');
+    const second = await spawnShell('sleep 1000 & echo $! > PIDFILE; wait');
+    const added = process.listeners('exit').filter((l) => !before.includes(l));
+    // Installed by the first spawn of this process (an earlier test may have made it already): one.
+    expect(added.length).toBeLessThanOrEqual(1);
+    const hooks = process.listeners('exit').filter((l) => String(l).includes('liveGroups'));
+    expect(hooks).toHaveLength(1);
+    (hooks[0] as () => void)();
+    for (const { child, grandchild } of [first, second]) {
+      await expect(child.done).rejects.toThrow('sh was killed by SIGKILL');
+      expect(await ends(grandchild)).toBe(true);
+    }
+  });
+
   it('kills every live group when the agent process exits, whatever the path (the exit hook)', async () => {
     const pidFile = join(dir, 'grandchild-of-exiting-agent');
     const tsx = join(import.meta.dirname, '../../../node_modules/tsx/dist/cli.mjs');

@@ -30,6 +30,8 @@ describe('bearerToken', () => {
     ['a token with a space', 'Bearer abc def'],
     ['two spaces before the token', `Bearer  ${TOKEN}`],
     ['a trailing newline', `Bearer ${TOKEN}\n`],
+    ['another scheme ending in "bearer"', `NotBearer ${TOKEN}`],
+    ['a leading space', ` Bearer ${TOKEN}`],
   ])('returns null for %s', (_what, header) => {
     expect(bearerToken(header)).toBeNull();
   });
