@@ -13,11 +13,13 @@ import { prepareMargin } from '../../agent/stream/sizes.js';
 import { CREDENTIALS, Rig, type RigNode } from './rig.js';
 import {
   backupToolPids,
+  expectSameChecksums,
   mountTmpfs,
   newBaseDir,
   pidsMatching,
   startBitFlipProxy,
   unmount,
+  waitForReason,
   waitUntil,
 } from './helpers.js';
 
@@ -27,7 +29,6 @@ vi.setConfig({ testTimeout: 120_000 });
 let rig: Rig;
 let primary: RigNode;
 const mounts: string[] = [];
-const HOSTS_MARK = '# mysql-agent faults.test.ts';
 
 beforeAll(async () => {
   rig = new Rig({ baseDir: await newBaseDir('faults'), ipPrefix: '127.0.0.4' });
@@ -45,8 +46,6 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  const hosts = await readFile('/etc/hosts', 'utf8');
-  await writeFile('/etc/hosts', hosts.split('\n').filter((l) => !l.includes(HOSTS_MARK)).join('\n'));
   await rig?.destroy();
 });
 
@@ -90,15 +89,7 @@ async function restartPrimarySidecar(extra: Record<string, string> = {}): Promis
 const throttled = () => ({ XTRABACKUP_ARGS: `--defaults-file=${primary.dir}/my.cnf --throttle=40` });
 
 /** The replica has exactly the primary's rows: CHECKSUM TABLE per table, once it has caught up. */
-async function expectSameRows(node: RigNode): Promise<void> {
-  for (const table of ['shop.items', 'shop.notes']) {
-    const [expected] = await primary.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
-    await waitUntil(async () => {
-      const [got] = await node.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
-      return String(got!.Checksum) === String(expected!.Checksum);
-    }, `${table} on node ${node.ordinal} to match the primary`);
-  }
-}
+const expectSameRows = (node: RigNode) => expectSameChecksums(primary, node, ['shop.items', 'shop.notes']);
 
 async function bringUpAndCompare(node: RigNode): Promise<void> {
   await node.startServer();
@@ -108,6 +99,21 @@ async function bringUpAndCompare(node: RigNode): Promise<void> {
   await expectSameRows(node);
 }
 
+/** After a fault: the node's volume given back (no tmpfs), a clean clone, the primary's rows, the node down again. */
+async function cloneCleanAndCompare(ordinal: number): Promise<void> {
+  for (const dir of mounts.splice(0)) unmount(dir);
+  const node = await freshNode(ordinal);
+  const run = await node.init();
+  expect(run.code).toBe(0);
+  await bringUpAndCompare(node);
+  await node.down();
+}
+
+const attempts = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'clone attempt');
+const retries = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'clone attempt failed, retrying');
+/** Retries allowed, quickly: what is retryable is retried, what is not must stop at one attempt. */
+const RETRIES = { CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' };
+
 describe('faults during a clone', () => {
   it('refuses up front, saying how much room it needs, when DATA_DIR is too small', async () => {
     const node = await freshNode(1, 8);
@@ -116,6 +122,7 @@ describe('faults during a clone', () => {
     expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) plus [\d.]+ MB for prepare but DATA_DIR's filesystem has [\d.]+ MB free: grow the volume/);
     expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
     expect(await readdir(node.dataDir)).toEqual([]);
+    await cloneCleanAndCompare(1);
   });
 
   it('refuses up front when the volume holds the estimate but not the margin prepare may need', async () => {
@@ -126,13 +133,14 @@ describe('faults during a clone', () => {
     expect(failure(run.lines)).toMatch(/needs about [\d.]+ MB \(the peer's estimate\) plus [\d.]+ MB for prepare but DATA_DIR's filesystem has [\d.]+ MB free/);
     expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
     expect(await readdir(node.dataDir)).toEqual([]);
+    await cloneCleanAndCompare(1);
   });
 
   it('fails with the room it needed when the volume fills up mid-clone, leaving nothing behind', async () => {
     await restartPrimarySidecar(throttled());
     const size = await acceptedVolumeMb();
     const node = await freshNode(1, size);
-    const init = node.init({ CLONE_RETRY_DEADLINE: '0' });
+    const init = node.init(RETRIES);
     await waitUntil(() => pidsMatching(`mbstream -x -C ${node.dataDir}`).length > 0, 'the extract to start', 20_000);
     // Something else on the volume takes the room the clone was counting on.
     await writeFile(join(node.dataDir, 'filler'), Buffer.alloc(0));
@@ -140,8 +148,11 @@ describe('faults during a clone', () => {
     const run = await init;
     expect(run.code).toBe(1);
     expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
+    // Retries were allowed: a full volume is not retried (it would fill again).
+    expect([attempts(run.lines).length, retries(run.lines).length]).toEqual([1, 0]);
     expect(await readdir(node.dataDir)).toEqual(['filler']);
     await restartPrimarySidecar();
+    await cloneCleanAndCompare(1);
   });
 
   it('names the full volume when the stream tool fails after the whole stream was read, and does not retry', async () => {
@@ -150,11 +161,12 @@ describe('faults during a clone', () => {
     const buffered = join(rig.options.baseDir, 'buffered-stream');
     const tool = join(rig.options.baseDir, 'mbstream-after-stdin');
     await writeFile(tool, `#!/bin/sh\ncat > ${buffered}\n${fillLeaving(node.dataDir, 512 * 1024)}\nexec mbstream "$@" < ${buffered}\n`, { mode: 0o755 });
-    const run = await node.init({ XBSTREAM_BIN: tool, CLONE_RETRY_DEADLINE: '60' });
+    const run = await node.init({ XBSTREAM_BIN: tool, ...RETRIES });
     expect(run.code).toBe(1);
     expect(failure(run.lines)).toMatch(/filesystem filled up after [\d.]+ MB of the clone: it needs about [\d.]+ MB .* had [\d.]+ MB free/);
-    expect(run.lines.filter((l) => l.msg === 'clone attempt')).toHaveLength(1);
+    expect([attempts(run.lines).length, retries(run.lines).length]).toEqual([1, 0]);
     expect(await readdir(node.dataDir)).toEqual(['filler']);
+    await cloneCleanAndCompare(1);
   });
 
   it('names the full volume when prepare fills it (tablespaces grown by writes during the backup), leaving nothing behind', async () => {
@@ -174,17 +186,19 @@ describe('faults during a clone', () => {
     const tool = join(rig.options.baseDir, 'prepare-on-a-full-volume');
     await writeFile(tool, `#!/bin/sh\n${fillLeaving(node.dataDir, MiB)}\nexec mariadb-backup "$@"\n`, { mode: 0o755 });
     try {
-      const init = node.init({ XTRABACKUP_BIN: tool, CLONE_RETRY_DEADLINE: '0' });
+      const init = node.init({ XTRABACKUP_BIN: tool, ...RETRIES });
       await waitUntil(() => primary.sidecarLines().some((l) => /Finished BACKUP STAGE START/.test(String(l.stderr))), 'the backup to be past the InnoDB files', 30_000);
       for (let i = 0; i < 10; i++) await primary.sql("INSERT INTO shop.load (body) SELECT REPEAT('w', 1000) FROM shop.seq_1_to_1000");
       const run = await init;
       expect(run.code).toBe(1);
       expect(failure(run.lines)).toMatch(/filesystem filled up while preparing the clone .*grow the volume or free space \(.*error 28/);
+      expect([attempts(run.lines).length, retries(run.lines).length]).toEqual([1, 0]);
       expect(await readdir(node.dataDir)).toEqual(['filler']);
     } finally {
       await primary.sql('DROP TABLE shop.load');
       await restartPrimarySidecar();
     }
+    await cloneCleanAndCompare(1);
   });
 
   it('cleans up after init is SIGKILLed mid-extract and succeeds on the next run', async () => {
@@ -214,13 +228,18 @@ describe('faults during a clone', () => {
     expect(failure(never.lines)).toMatch(/gave up after \d+ attempt\(s\).*fault-peer-1\.mysql-agent\.invalid:3307 unreachable \((ENOTFOUND|EAI_AGAIN)\)/);
     expect(await readdir(node.dataDir)).toEqual([]);
 
-    const init = node.init({ ...template, CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' });
+    // The name appears in this init's own /etc/hosts (a mount namespace of its own): the
+    // machine's file is never changed, so no run, however it ends, leaves an entry behind.
+    const hostsFile = join(rig.options.baseDir, 'hosts-of-init');
+    await writeFile(hostsFile, await readFile('/etc/hosts'));
+    const init = node.init({ ...template, CLONE_RETRY_DEADLINE: '60', CLONE_RETRY_MAX_DELAY: '1' }, { hostsFile });
     await new Promise((r) => setTimeout(r, 2500));
     // The name now points at node1's address... which is node1's agent: use the primary's instead.
-    await appendFile('/etc/hosts', `\n${primary.ip} fault-peer-1.mysql-agent.invalid ${HOSTS_MARK}\n`);
+    await appendFile(hostsFile, `\n${primary.ip} fault-peer-1.mysql-agent.invalid\n`);
     const run = await init;
     expect(run.code).toBe(0);
     expect(run.lines.some((l) => l.msg === 'clone attempt failed, retrying' && /ENOTFOUND|EAI_AGAIN/.test(String(l.err)))).toBe(true);
+    expect(await readFile('/etc/hosts', 'utf8')).not.toContain('fault-peer-1.mysql-agent.invalid');
     await bringUpAndCompare(node);
     await node.down();
   });
@@ -241,6 +260,24 @@ describe('faults during a clone', () => {
     expect(clean.code).toBe(0);
     await bringUpAndCompare(node);
   });
+
+  it('retries a bit-flipped stream from scratch when retries are allowed: the first attempt fails its checksum, the second clones', async () => {
+    const node = await freshNode(1);
+    const proxy = await startBitFlipProxy({ host: primary.ip, port: 3319 }, { host: primary.ip, port: 3307 }, 8_000_000, 1);
+    try {
+      const run = await node.init({ BACKUP_PORT: '3319', ...RETRIES });
+      expect(run.code).toBe(0);
+      expect(attempts(run.lines).map((l) => l.attempt)).toEqual([1, 2]);
+      expect(retries(run.lines)).toHaveLength(1);
+      expect(String(retries(run.lines)[0]!.err)).toMatch(/checksum/);
+      // From scratch: the second attempt extracts into an emptied staging directory (mbstream refuses files that exist).
+      expect(await readdir(node.dataDir)).not.toContain('.mysql-agent-clone');
+    } finally {
+      proxy.close();
+    }
+    await bringUpAndCompare(node);
+    await node.down();
+  });
 });
 
 describe('faults around a running replica', () => {
@@ -253,12 +290,11 @@ describe('faults around a running replica', () => {
     expect(run.code).toBe(0);
     await node.startServer();
     const sidecar = node.startSidecar(wrong);
-    const status = await waitUntil(async () => {
-      const s = (await (await node.http('/status')).json()) as Record<string, any>;
-      return s.replication?.last_io_error ? s : undefined;
-    }, 'the IO thread error', 60_000);
+    // The verdict, not a moment: right after START SLAVE the reason may still be the interim
+    // "waiting for the local server" while last_io_error already says Access denied.
+    const status = await waitForReason(node, /IO thread .*Access denied for user 'repl2'/, 'the IO thread verdict');
     expect(status.ready).toBe(false);
-    expect(status.not_ready_reason).toMatch(/IO thread .*Access denied for user 'repl2'/);
+    expect(status.replication.last_io_error).toMatch(/Access denied for user 'repl2'/);
     expect((await node.http('/readyz')).status).toBe(503);
     await new Promise((r) => setTimeout(r, 2000));
     expect(sidecar.exitCode).toBeNull();
@@ -303,6 +339,34 @@ describe('faults around a running replica', () => {
     await node.down();
   });
 
+  it('issues a still-wrong password at most once per start: a configured replica restarted with it stays not ready, saying why, without looping', async () => {
+    await primary.sql("CREATE USER 'repl4'@'%' IDENTIFIED BY 'good-secret'");
+    await primary.sql("GRANT REPLICATION SLAVE ON *.* TO 'repl4'@'%'");
+    const node = await freshNode(1);
+    const good = { REPLICATION_USER: 'repl4', REPLICATION_PASSWORD: 'good-secret' };
+    expect((await node.init(good)).code).toBe(0);
+    await node.startServer();
+    node.startSidecar(good);
+    await node.waitFor('/readyz');
+
+    // The primary's account is rotated, but the pod restarts with a password that is still wrong.
+    await primary.sql("ALTER USER 'repl4'@'%' IDENTIFIED BY 'rotated-secret'");
+    await node.stopSidecar();
+    await node.stopServer();
+    await node.startServer();
+    node.startSidecar({ REPLICATION_USER: 'repl4', REPLICATION_PASSWORD: 'still-wrong' });
+    const reissues = () => node.sidecarLines().filter((l) => l.msg === 'applying' && /MASTER_PASSWORD/.test(String(l.sql))).length;
+    await waitUntil(() => reissues() > 0, 'the refused account to be reissued', 60_000);
+    const status = await waitForReason(node, /IO thread .*Access denied for user 'repl4'/, 'the verdict after the reissue');
+    expect(status.ready).toBe(false);
+    // Four more rounds of the watch (every 5 s): the guard holds, the account is not issued again.
+    await new Promise((r) => setTimeout(r, 20_000));
+    expect(reissues()).toBe(1);
+    expect((await node.http('/readyz')).status).toBe(503);
+    expect(node.sidecarOutput).not.toContain('still-wrong');
+    await node.down();
+  });
+
   it('ends a backup whose client stops reading, and kills the backup tool', async () => {
     await restartPrimarySidecar({ BACKUP_IDLE_TIMEOUT: '2' });
     // A client that reads the first bytes and then nothing more, without closing.
@@ -328,24 +392,27 @@ describe('faults around a running replica', () => {
 
   it('answers 401 to 200 requests with missing or wrong tokens, some concurrent, starting nothing and logging no token', async () => {
     const wrongTokens = Array.from({ length: 200 }, (_, i) => `wrong-token-${i}-${'x'.repeat(i % 20)}`);
-    let sawTool = false;
-    const watcher = setInterval(() => {
-      if (backupToolPids(primary.dataDir).length > 0) sawTool = true;
-    }, 20);
-    try {
-      for (let batch = 0; batch < 4; batch++) {
-        const statuses = await Promise.all(
-          wrongTokens.slice(batch * 50, batch * 50 + 50).map(async (token, i) => {
-            const headers: Record<string, string> = i % 5 === 0 ? {} : { authorization: i % 7 === 0 ? `Basic ${token}` : `Bearer ${token}` };
-            return (await primary.http('/backup', { headers })).status;
-          }),
-        );
-        expect(new Set(statuses)).toEqual(new Set([401]));
-      }
-    } finally {
-      clearInterval(watcher);
+    // Counted by the sidecar itself (every backup it starts ends in one of these counters or is
+    // in progress), not by polling pgrep, which misses a tool that lives a few milliseconds.
+    // test/unit/sidecar/http-server.test.ts counts the spawns themselves.
+    const backupsSoFar = async () => {
+      const text = await (await primary.http('/metrics')).text();
+      return ['backups_served_total', 'backups_failed_total', 'backup_in_progress'].map((name) => Number(new RegExp(`^mysql_agent_${name} (\\S+)$`, 'm').exec(text)?.[1]));
+    };
+    const before = await backupsSoFar();
+    expect(before.every(Number.isFinite)).toBe(true);
+    const lastBefore = ((await (await primary.http('/status')).json()) as Record<string, unknown>).last_backup;
+    for (let batch = 0; batch < 4; batch++) {
+      const statuses = await Promise.all(
+        wrongTokens.slice(batch * 50, batch * 50 + 50).map(async (token, i) => {
+          const headers: Record<string, string> = i % 5 === 0 ? {} : { authorization: i % 7 === 0 ? `Basic ${token}` : `Bearer ${token}` };
+          return (await primary.http('/backup', { headers })).status;
+        }),
+      );
+      expect(new Set(statuses)).toEqual(new Set([401]));
     }
-    expect(sawTool).toBe(false);
+    expect(await backupsSoFar()).toEqual(before);
+    expect(((await (await primary.http('/status')).json()) as Record<string, unknown>).last_backup).toEqual(lastBefore);
     const logs = primary.sidecarOutput;
     expect(logs).not.toContain(rig.token);
     for (const token of wrongTokens) expect(logs).not.toContain(token);

@@ -3,6 +3,8 @@
  * the primary (binlog_info's third column) and one cloned from that GTID replica (the two-line
  * slave_info) both replicate with Using_Gtid: Slave_Pos and catch up with later writes.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Rig } from './rig.js';
 import { newBaseDir, runPlan, waitUntil } from './helpers.js';
@@ -44,10 +46,31 @@ describe('GTID replication chosen by auto on MariaDB', () => {
     expect(rig.node(2).sidecarLines().find((l) => l.msg === 'applying')?.from).toBe('xtrabackup_slave_info');
   });
 
-  it('starts each replica at the GTID the clone ended at', async () => {
-    const [row] = await rig.node(1).sql<{ pos: string }>('SELECT @@gtid_slave_pos AS pos');
-    expect(String(row!.pos)).toMatch(/^0-100-\d+$/);
+  it('starts each replica at the GTID the clone ended at: the value its info file holds, not just its shape', async () => {
+    // node1's clone came from the primary: binlog_info's third column; node2's from node1: slave_info's SET.
+    const binlogInfo = (await readFile(join(rig.node(1).dataDir, 'xtrabackup_binlog_info'), 'utf8')).trim().split('\n').at(-1)!.split('\t');
+    const fromPrimary = binlogInfo[2]!;
+    expect(fromPrimary).toMatch(/^0-100-\d+$/);
+    const slaveInfo = await readFile(join(rig.node(2).dataDir, 'xtrabackup_slave_info'), 'utf8');
+    const fromReplica = /gtid_slave_pos = '([^']+)'/.exec(slaveInfo)![1]!;
+    expect(applied(1)[2]).toBe(`SET GLOBAL gtid_slave_pos = '${fromPrimary}'`);
+    expect(applied(2)[2]).toBe(`SET GLOBAL gtid_slave_pos = '${fromReplica}'`);
+    // Nothing was written since the clones: each replica is exactly where its clone ended.
+    for (const [n, gtid] of [[1, fromPrimary], [2, fromReplica]] as const) {
+      const [row] = await rig.node(n).sql<{ pos: string }>('SELECT @@gtid_slave_pos AS pos');
+      expect(String(row!.pos)).toBe(gtid);
+    }
+    const [primaryPos] = await rig.node(0).sql<{ pos: string }>('SELECT @@gtid_binlog_pos AS pos');
+    expect(fromReplica).toBe(String(primaryPos!.pos));
     for (const n of [1, 2]) expect(await orders(n)).toBe(10);
+  });
+
+  it("/status names each server's version as the server does", async () => {
+    for (const n of [0, 1, 2]) {
+      const [row] = await rig.node(n).sql<{ v: string }>('SELECT VERSION() AS v');
+      const status = (await (await rig.node(n).http('/status')).json()) as Record<string, unknown>;
+      expect(status.server_version).toBe(String(row!.v));
+    }
   });
 
   it('replicates with Using_Gtid: Slave_Pos and catches up with rows written later', async () => {

@@ -69,6 +69,24 @@ export async function waitUntil<T>(probe: () => Promise<T | undefined | false> |
   }
 }
 
+/**
+ * Polls a node's /status until its not_ready_reason matches `verdict`, and returns that answer.
+ * A reason read at one moment may still be an interim one ("waiting for the local server"
+ * while the IO thread already failed): a test waits for the verdict it checks, never a moment.
+ */
+export async function waitForReason(node: { http(path: string): Promise<Response> }, verdict: RegExp, what: string, timeoutMs = 60_000): Promise<Record<string, any>> {
+  let last = '';
+  try {
+    return await waitUntil(async () => {
+      const s = (await (await node.http('/status')).json()) as Record<string, any>;
+      last = String(s.not_ready_reason);
+      return verdict.test(last) ? s : undefined;
+    }, what, timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; the last not_ready_reason was ${JSON.stringify(last)}`);
+  }
+}
+
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
@@ -145,13 +163,21 @@ export function unmount(dir: string): void {
  * An HTTP proxy on `listen` that forwards to `target` and flips one bit of the response body
  * at `offset`, passing status, headers and trailers through: a stream corrupted in flight.
  */
-export async function startBitFlipProxy(listen: { host: string; port: number }, target: { host: string; port: number }, offset: number): Promise<Server> {
+export async function startBitFlipProxy(
+  listen: { host: string; port: number },
+  target: { host: string; port: number },
+  offset: number,
+  /** How many backup streams get the flipped bit; the ones after (and /status answers) pass untouched. */
+  corrupted = Infinity,
+): Promise<Server> {
+  let backups = 0;
   const server = createServer((req, res) => {
     const upstream = request({ ...target, path: req.url, method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
+      const flip = req.url === '/backup' && ++backups <= corrupted;
       let seen = 0;
       up.on('data', (chunk: Buffer) => {
-        if (seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;
+        if (flip && seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;
         seen += chunk.length;
         if (!res.write(chunk)) {
           up.pause();
@@ -182,6 +208,18 @@ export async function createItems(primary: RigNode, rows: number): Promise<void>
 
 export async function insertItems(primary: RigNode, rows: number): Promise<void> {
   for (let i = 0; i < rows; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${i}`]);
+}
+
+/** The node holds exactly the primary's rows: CHECKSUM TABLE of each table equal, once it has caught up. */
+export async function expectSameChecksums(primary: RigNode, node: RigNode, tables: readonly string[]): Promise<void> {
+  for (const table of tables) {
+    const [expected] = await primary.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
+    if (expected?.Checksum === null || expected?.Checksum === undefined) throw new Error(`${table} has no checksum on the primary`);
+    await waitUntil(async () => {
+      const [got] = await node.sql<{ Checksum: number }>(`CHECKSUM TABLE ${table}`);
+      return String(got!.Checksum) === String(expected.Checksum);
+    }, `${table} on node ${node.ordinal} to match the primary`);
+  }
 }
 
 export const countItems = async (node: RigNode) => Number((await node.sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);

@@ -87,6 +87,8 @@ describe('memory during a clone', () => {
 
     const report = { small, large, sidecarBaseline, sidecarPeak };
     console.log(JSON.stringify(report));
+    // A peak of 0 means /proc was never read: it would satisfy every bound below.
+    for (const peak of [small.initPeakMb, large.initPeakMb, sidecarBaseline, sidecarPeak]) expect(peak).toBeGreaterThan(0);
     expect(large.bytes).toBeGreaterThan(10 * small.bytes);
     expect(large.initPeakMb).toBeLessThan(small.initPeakMb + 25);
     // The ceiling for each agent process. This size stays under it even without the

@@ -16,6 +16,11 @@ import { tlsGet } from '../tls/client.js';
 
 const execFileP = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '../..');
+/** How an agent process is started: `hostsFile` is bind-mounted over /etc/hosts in its own mount namespace. */
+export interface SpawnOptions {
+  readonly hostsFile?: string;
+}
+
 export const AGENT_CLI = join(REPO, 'dist/cli.js');
 const ROLE_CONFIGS = join(REPO, 'manifests/mariadb');
 
@@ -147,10 +152,13 @@ export class RigNode {
     );
   }
 
-  /** Runs `mysql-agent init` to completion, as the init container does. */
-  async init(extra: Record<string, string> = {}): Promise<AgentRun> {
+  /**
+   * Runs `mysql-agent init` to completion, as the init container does; with `hostsFile`, in a
+   * mount namespace of its own where that file is /etc/hosts (the machine's is never touched).
+   */
+  async init(extra: Record<string, string> = {}, options: SpawnOptions = {}): Promise<AgentRun> {
     await this.prepareDirs();
-    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'));
+    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), options);
   }
 
   /** Spawns `mysql-agent init` without waiting (for tests that interrupt it). */
@@ -317,8 +325,13 @@ export class Rig {
     child.once('exit', () => this.children.delete(child));
   }
 
-  spawnAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
-    const child = spawn(process.execPath, [AGENT_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawnAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string, options: SpawnOptions = {}): ChildProcess {
+    const command = [process.execPath, AGENT_CLI, ...args];
+    // unshare and sh exec into node: the child's pid is the agent's, signals reach it directly.
+    const [program, ...argv] = options.hostsFile
+      ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', options.hostsFile, ...command]
+      : command;
+    const child = spawn(program!, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.track(child);
     const file = createWriteStream(logFile, { flags: 'a' });
     child.stdout!.on('data', (d: Buffer) => {
@@ -330,8 +343,8 @@ export class Rig {
     return child;
   }
 
-  runAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<AgentRun> {
-    const child = this.spawnAgent(args, env, logFile);
+  runAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string, options: SpawnOptions = {}): Promise<AgentRun> {
+    const child = this.spawnAgent(args, env, logFile, options);
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClusterStatus, PodRow } from '../../agent/status/rows.js';
 import { countItems, createItems, delayReplica, insertItems, newBaseDir, runCli, waitUntil } from './helpers.js';
 import { AGENT_CLI, Rig, type RigNode } from './rig.js';
+import { expectGolden } from '../golden.js';
 
 const PREFIX = '127.0.1.4';
 let rig: Rig;
@@ -102,7 +103,7 @@ describe('mysql-agent status on the rig', () => {
 
     const table = await status();
     expect(table.code).toBe(0);
-    await expect(masked(table.stdout)).toMatchFileSnapshot('golden/status-healthy.txt');
+    await expectGolden(masked(table.stdout), 'golden/status-healthy.txt', import.meta.dirname);
   });
 
   it('a stopped SQL thread and a lagging replica: exit 1, each named with its reason and its distance in transactions', async () => {
@@ -142,7 +143,7 @@ describe('mysql-agent status on the rig', () => {
 
     const table = await status();
     expect(table.code).toBe(1);
-    await expect(masked(table.stdout)).toMatchFileSnapshot('golden/status-stopped-lagging.txt');
+    await expectGolden(masked(table.stdout), 'golden/status-stopped-lagging.txt', import.meta.dirname);
   });
 
   it('and that replica\'s sidecar down: its row says why there is no answer', async () => {
@@ -173,7 +174,7 @@ describe('mysql-agent status on the rig', () => {
     expect(byPod(s)['mysql-1']!.problems).toEqual(['not ready: SQL thread No']);
     const table = await status();
     expect(table.code).toBe(1);
-    await expect(masked(table.stdout)).toMatchFileSnapshot('golden/status-sidecar-down.txt');
+    await expectGolden(masked(table.stdout), 'golden/status-sidecar-down.txt', import.meta.dirname);
   });
 
   it('--watch on a pipe: a frame per refresh until SIGINT, then the last verdict as exit status', async () => {

@@ -47,6 +47,43 @@ describe('fetchStatus', () => {
 });
 
 describe('probePeers', () => {
+  it('asks all peers at once: every request has arrived before any is answered', async () => {
+    // The server holds each answer until three requests are open (or 1.5 s passed): asked one
+    // after another, the first would wait for the rest and run out of its 1 s deadline.
+    const arrived: number[] = [];
+    const answered: number[] = [];
+    const held: (() => void)[] = [];
+    const gate = createServer((_req, res) => {
+      arrived.push(performance.now());
+      const answer = () => {
+        answered.push(performance.now());
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"role":"replica","ready":true}');
+      };
+      held.push(answer);
+      if (held.length === 3) for (const a of held.splice(0)) a();
+      else
+        setTimeout(() => {
+          const i = held.indexOf(answer);
+          if (i >= 0) held.splice(i, 1)[0]!();
+        }, 1500);
+    });
+    await new Promise<void>((r) => gate.listen(0, '127.0.0.1', r));
+    try {
+      const peers = [1, 2, 3].map((ordinal) => ({ ordinal, host: '127.0.0.1' }));
+      const reports = await probePeers(peers, (gate.address() as AddressInfo).port, 1000);
+      expect(reports.map((r) => [r.ordinal, r.status?.role ?? r.error])).toEqual([
+        [1, 'replica'],
+        [2, 'replica'],
+        [3, 'replica'],
+      ]);
+      expect(arrived).toHaveLength(3);
+      expect(Math.max(...arrived)).toBeLessThan(Math.min(...answered));
+    } finally {
+      gate.closeAllConnections();
+      await new Promise((r) => gate.close(r));
+    }
+  });
+
   it('keeps the code of why a peer did not answer: the guard tells a missing pod from a silent one by it', async () => {
     const reports = await probePeers(
       [

@@ -24,15 +24,18 @@ const DEFAULTS: StreamTimeouts = { connectMs: 10_000, firstByteMs: 1_800_000, id
 
 let base: string;
 let stream: Buffer;
+/** A real xbstream of the named files (of those written in beforeAll). */
+let xbstream: (members: string[]) => Buffer;
 const cleanups: (() => unknown)[] = [];
 
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'mysql-agent-clone-attempt-'));
   const files = join(base, 'files');
   await mkdir(join(files, 'mysql'), { recursive: true });
-  const names = ['mysql/db.opt', 'backup-my.cnf', 'xtrabackup_info', 'xtrabackup_checkpoints'];
+  const names = ['mysql/db.opt', 'backup-my.cnf', 'xtrabackup_info', 'xtrabackup_checkpoints', 'mariadb_backup_info', 'mariadb_backup_checkpoints'];
   for (const f of names) await writeFile(join(files, f), `${f}\n`.repeat(1000));
-  stream = execFileSync('mbstream', ['-c', ...names], { cwd: files });
+  xbstream = (members) => execFileSync('mbstream', ['-c', ...members], { cwd: files });
+  stream = xbstream(names.slice(0, 4));
 });
 
 afterEach(async () => {
@@ -54,11 +57,11 @@ async function sender(handler: (req: IncomingMessage, res: ServerResponse) => vo
   return (server.address() as AddressInfo).port;
 }
 
-/** Sends the stream and the Success trailer. */
-function sendStream(res: ServerResponse, body = stream): void {
+/** Sends the stream and the trailer (Success unless told; null: none). */
+function sendStream(res: ServerResponse, body = stream, trailer: string | null = SUCCESS): void {
   res.writeHead(200, { 'content-type': 'application/octet-stream', trailer: STATUS_TRAILER });
   res.write(body);
-  res.addTrailers({ [STATUS_TRAILER]: SUCCESS });
+  if (trailer !== null) res.addTrailers({ [STATUS_TRAILER]: trailer });
   res.end();
 }
 
@@ -135,5 +138,72 @@ describe('cloneInto and a slow sender', () => {
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/^peer 127\.0\.0\.1:\d+ did not accept a connection within 1 s \(CLONE_CONNECT_TIMEOUT\)/);
     expect(ms).toBeLessThan(3000);
+  });
+});
+
+describe('cloneInto and a faulty sender: each switch of the fake donor', () => {
+  it('fails a stream that ends cleanly with a Success trailer but lacks the closing files, naming them', async () => {
+    const port = await sender((_req, res) => sendStream(res, xbstream(['mysql/db.opt', 'backup-my.cnf'])));
+    const { error, result } = await attempt(port, DEFAULTS);
+    expect(result).toBeNull();
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(
+      /^stream from 127\.0\.0\.1:\d+ is incomplete: no xtrabackup_info or mariadb_backup_info, xtrabackup_checkpoints or mariadb_backup_checkpoints after \d+ bytes$/,
+    );
+  });
+
+  it('fails a stream without backup-my.cnf alone, and takes the MariaDB 11.1+ names of the other two', async () => {
+    const lacking = await sender((_req, res) => sendStream(res, xbstream(['mysql/db.opt', 'xtrabackup_info', 'xtrabackup_checkpoints'])));
+    expect((await attempt(lacking, DEFAULTS)).error!.message).toMatch(/is incomplete: no backup-my\.cnf after/);
+    const renamed = xbstream(['mysql/db.opt', 'backup-my.cnf', 'mariadb_backup_info', 'mariadb_backup_checkpoints']);
+    const port = await sender((_req, res) => sendStream(res, renamed));
+    const { error, result } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(renamed.length);
+  });
+
+  it('truncate: a stream cut at a chunk boundary, with no trailer, fails as stopped before finishing (mbstream itself exits 0)', async () => {
+    const whole = xbstream(['mysql/db.opt', 'backup-my.cnf']);
+    const port = await sender((_req, res) => sendStream(res, whole, null));
+    const { error } = await attempt(port, DEFAULTS);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(new RegExp(`ended after ${whole.length} bytes without a status trailer: the sender stopped before finishing$`));
+  });
+
+  it('truncate: a connection dropped mid-chunk fails as a broken stream, retryable', async () => {
+    const port = await sender((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(stream.subarray(0, 3000), () => res.socket!.destroy());
+    });
+    const { error } = await attempt(port, DEFAULTS);
+    expect((error as CloneError).retryable).toBe(true);
+    // How many of the 3000 bytes were read before the close is up to the kernel and the event loop.
+    expect(error!.message).toMatch(/^stream from 127\.0\.0\.1:\d+ broke after \d+ bytes/);
+  });
+
+  it("error: the sender's Failed trailer fails the clone with the sender's reason, even when every file arrived", async () => {
+    const port = await sender((_req, res) => sendStream(res, stream, 'Failed: mariadb-backup exited with code 1'));
+    const { error } = await attempt(port, DEFAULTS);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(new RegExp(`^sender 127\\.0\\.0\\.1:\\d+ reported the backup failed after ${stream.length} bytes \\(Failed: mariadb-backup exited with code 1\\)$`));
+  });
+
+  it('error: 429 is retryable after the Retry-After it names; 401 and 403 are not retried and name BACKUP_TOKEN', async () => {
+    const busy = await sender((_req, res) => res.writeHead(429, { 'retry-after': '7' }).end());
+    const busyError = (await attempt(busy, DEFAULTS)).error as CloneError & { retryAfterMs?: number };
+    expect(busyError.message).toMatch(/is busy serving another backup \(HTTP 429\)$/);
+    expect(busyError.retryable).toBe(true);
+    expect(busyError.retryAfterMs).toBe(7000);
+    for (const status of [401, 403]) {
+      const port = await sender((_req, res) => res.writeHead(status).end());
+      const err = (await attempt(port, DEFAULTS)).error as CloneError;
+      expect(err.retryable).toBe(false);
+      expect(err.message).toMatch(new RegExp(`refused our token \\(HTTP ${status}\\): BACKUP_TOKEN must be the same secret on every pod$`));
+    }
+    const broken = await sender((_req, res) => res.writeHead(500).end());
+    const brokenError = (await attempt(broken, DEFAULTS)).error as CloneError & { retryAfterMs?: number };
+    expect(brokenError.message).toMatch(/answered HTTP 500$/);
+    expect([brokenError.retryable, brokenError.retryAfterMs]).toEqual([true, undefined]);
   });
 });

@@ -1,7 +1,9 @@
 /**
  * Every clone fixture against every server version the users run: the statements the sidecar
  * would run (REPLICATION_MODE=auto), or its refusal, compared with the reviewed golden file
- * `expected.md` of the fixture. A version never gets a statement it lacks (checked below too).
+ * `expected.md` of the fixture (never written by a run: a missing one fails). A version never gets
+ * a statement it lacks (checked below too), and every statement of every golden file is checked
+ * against the version's syntax as its reference manual gives it (test/mysql-manual.ts).
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +12,8 @@ import { AgentError } from '../../../agent/core/errors.js';
 import { NO_REPLICATION_TLS, planReplication, planStatements } from '../../../agent/mysql/replication-sql.js';
 import { readCloneCoordinates } from '../../../agent/mysql/clone-info.js';
 import { SERVERS, lacks } from '../../dialects.js';
+import { expectGolden, readGolden } from '../../golden.js';
+import { manualViolations } from '../../mysql-manual.js';
 
 const CLONES = join(import.meta.dirname, '../../fixtures/clones');
 const SOURCE = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'secret-pw', connectRetrySeconds: 10, tls: NO_REPLICATION_TLS };
@@ -52,6 +56,27 @@ describe('plans for every clone fixture and server version', () => {
   });
 
   it.each(dirs)('%s matches its expected.md', async (dir) => {
-    await expect(await render(dir)).toMatchFileSnapshot(join(CLONES, dir, 'expected.md'));
+    await expectGolden(await render(dir), join(CLONES, dir, 'expected.md'));
+  });
+
+  it.each(dirs)("%s: every golden statement is in the version's manual", async (dir) => {
+    const sections = (await readGolden(join(CLONES, dir, 'expected.md'))).split(/^## /m).slice(1);
+    for (const section of sections) {
+      const server = section.slice(0, section.indexOf('\n'));
+      const sql = /```sql\n([^`]*)```/.exec(section)?.[1];
+      if (sql === undefined) continue; // a refusal
+      const statements = sql.trim().split('\n').map((line) => line.replace(/;$/, ''));
+      expect(manualViolations(server, statements), `${dir}, ${server}`).toEqual([]);
+    }
+    if (!sections.length) expect(await readGolden(join(CLONES, dir, 'expected.md'))).toContain('refused for every server');
+  });
+
+  it('the manual check catches a statement a version lacks, a missing key exchange and a misordered reset', () => {
+    expect(manualViolations('MySQL 8.4.3, gtid_mode ON', ['RESET MASTER'])).toHaveLength(1);
+    expect(manualViolations('MySQL 8.0.21, gtid_mode ON', ["CHANGE MASTER TO MASTER_HOST='h', MASTER_AUTO_POSITION=1"])).toEqual([
+      "MySQL 8.0.21, gtid_mode ON: CHANGE MASTER TO MASTER_HOST='h', MASTER_AUTO_POSITION=1 lacks GET_MASTER_PUBLIC_KEY=1",
+    ]);
+    expect(manualViolations('MySQL 5.7.44, gtid_mode ON', ["SET GLOBAL gtid_purged = 'x'", 'RESET MASTER'])).toHaveLength(1);
+    expect(manualViolations('MariaDB 10.11.9', ["CHANGE MASTER TO MASTER_LOG_FILE='f', MASTER_LOG_POS=4, MASTER_USE_GTID=slave_pos"])).toHaveLength(1);
   });
 });

@@ -21,7 +21,10 @@ import { ensureReplication } from '../../../agent/sidecar/replication.js';
 const MYSQL_84: ServerFacts = { version: parseServerVersion('8.4.3'), gtidMode: true };
 const SOURCE = { host: 'mysql-0.mysql', port: 3306, user: 'repl', password: 'pw', connectRetrySeconds: 10, tls: NO_REPLICATION_TLS };
 const FIXTURE = join(import.meta.dirname, '../../fixtures/clones/xtrabackup-8.4-from-gtid-replica');
-const log = pino({ level: 'silent' });
+/** The log lines ensureReplication wrote, parsed: the rig and operators read them. */
+let logged: Record<string, unknown>[] = [];
+const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
+const said = (msg: string) => logged.filter((l) => l.msg === msg);
 
 interface Channel {
   host: string;
@@ -31,6 +34,7 @@ interface Channel {
 
 let dir: string;
 beforeEach(async () => {
+  logged = [];
   dir = await mkdtemp(join(tmpdir(), 'replication-test-'));
   for (const f of ['xtrabackup_slave_info', 'xtrabackup_binlog_info']) await copyFile(join(FIXTURE, f), join(dir, f));
 });
@@ -101,6 +105,16 @@ describe('ensureReplication on MySQL 8.4', () => {
     expect(ran.filter((r) => /^(CHANGE|START)/.test(r.sql)).map((r) => r.record)).toEqual(['applying', 'applying']);
     expect(await saved()).toMatchObject({ state: 'applied', how: 'applied', statements: await planned().then((s) => s.map((x) => x.replace("'pw'", "'***'"))) });
     expect(state.channel).toEqual({ host: 'mysql-0.mysql', io: 'Yes', sql: 'Yes' });
+    // What the log says, line by line: each statement as shown (password masked) and where it came from.
+    expect(said('applying').map((l) => [l.sql, l.from, l.phase])).toEqual(
+      (await planned()).map((sql) => [sql.replace("'pw'", "'***'"), 'xtrabackup_slave_info', 'replication']),
+    );
+    expect(said('replication mode chosen')).toEqual([expect.objectContaining({ from: 'xtrabackup_slave_info', mode: 'gtid', why: expect.stringMatching(/^auto: /) })]);
+    expect(said("the clone carries replication settings of its own (its donor's channel): clearing them first")).toEqual([
+      expect.objectContaining({ level: 40, source_host: 'mysql-0.mysql', io: 'No', sql: 'No' }),
+    ]);
+    expect(said('replication configured and started')).toEqual([expect.objectContaining({ from: 'xtrabackup_slave_info', mode: 'gtid', source_host: 'mysql-0.mysql' })]);
+    expect(JSON.stringify(logged)).not.toContain("'pw'");
   });
 
   it('a stop between CHANGE and the applied record: adopts what it configured, START only', async () => {
@@ -110,7 +124,11 @@ describe('ensureReplication on MySQL 8.4', () => {
     const again = server(state);
     expect(await run(again.db)).toMatchObject({ state: 'configured', how: 'found-on-server' });
     expect(again.ran.map((r) => r.sql)).toEqual(['START REPLICA']);
-    expect(await saved()).toMatchObject({ state: 'applied', how: 'found-on-server' });
+    expect(await saved()).toMatchObject({ state: 'applied', how: 'found-on-server', source_host: 'mysql-0.mysql' });
+    expect(said('server replicates as configured before a stop that came ahead of the record: adopting it, not applying CHANGE MASTER again')).toEqual([
+      expect.objectContaining({ level: 40, record: 'applying', source_host: 'mysql-0.mysql', io: 'No', sql: 'No' }),
+    ]);
+    expect(said('replication threads are stopped: starting them')).toHaveLength(1);
   });
 
   it('a stop after the applying record but before CHANGE: the whole plan again (nothing replicated yet)', async () => {
@@ -138,8 +156,9 @@ describe('ensureReplication on MySQL 8.4', () => {
     await writeFile(join(dir, REPLICATION_RECORD), JSON.stringify(record));
     const state = { channel: { host: 'mysql-0.mysql', io: 'No', sql: 'No' } as Channel | null };
     const { db, ran } = server(state);
-    expect(await run(db)).toMatchObject({ state: 'configured', how: 'recorded-earlier' });
+    expect(await run(db)).toEqual({ state: 'configured', how: 'recorded-earlier' });
     expect(ran.map((r) => r.sql)).toEqual(['START REPLICA']);
+    expect(said('replication was configured earlier: not applying it again')).toEqual([expect.objectContaining({ record: REPLICATION_RECORD })]);
     const running = server(state);
     await run(running.db);
     expect(running.ran).toEqual([]);
@@ -150,16 +169,50 @@ describe('ensureReplication on MySQL 8.4', () => {
     await rm(join(dir, 'xtrabackup_binlog_info'));
     const state = { channel: { host: 'mysql-0.mysql', io: 'No', sql: 'No' } as Channel | null };
     const { db, ran } = server(state);
-    expect(await run(db)).toMatchObject({ state: 'configured', how: 'found-on-server' });
+    expect(await run(db)).toEqual({ state: 'configured', how: 'found-on-server' });
     expect(ran.map((r) => r.sql)).toEqual(['START REPLICA']);
+    expect(await saved()).toMatchObject({ state: 'applied', how: 'found-on-server', source_host: 'mysql-0.mysql' });
+    expect(said('server already replicates, with no record and no clone info files (set up by other means): adopting it')).toEqual([
+      expect.objectContaining({ level: 40, record: 'none' }),
+    ]);
+  });
+
+  it('no record, no info files, nothing configured: blocked with the reason, nothing run, no record', async () => {
+    await rm(join(dir, 'xtrabackup_slave_info'));
+    await rm(join(dir, 'xtrabackup_binlog_info'));
+    const state = { channel: null as Channel | null };
+    const { db, ran } = server(state);
+    const outcome = await run(db);
+    expect(outcome).toEqual({ state: 'blocked', reason: expect.stringContaining(`in DATA_DIR=${dir} and replication is not configured`) });
+    expect(ran).toEqual([]);
+    expect(recordState()).toBe('none');
+    expect(said((outcome as { reason: string }).reason)).toEqual([expect.objectContaining({ level: 50 })]);
+  });
+
+  it('an info file that does not parse: blocked, the file left in DATA_DIR and its content logged, nothing run', async () => {
+    const hostile = "CHANGE MASTER TO MASTER_LOG_FILE='x; DROP TABLE t', MASTER_LOG_POS=4;\n";
+    await writeFile(join(dir, 'xtrabackup_slave_info'), hostile);
+    const state = { channel: { host: 'mysql-0.mysql', io: 'No', sql: 'No' } as Channel | null };
+    const { db, ran } = server(state);
+    const outcome = (await run(db)) as { state: string; reason: string };
+    expect(outcome.state).toBe('blocked');
+    expect(outcome.reason).toMatch(/^xtrabackup_slave_info: .*; the file is left in DATA_DIR for inspection$/);
+    expect(ran).toEqual([]);
+    expect(recordState()).toBe('none');
+    expect(await readFile(join(dir, 'xtrabackup_slave_info'), 'utf8')).toBe(hostile);
+    expect(said('clone info file does not parse: replication not started')).toEqual([
+      expect.objectContaining({ level: 50, file: 'xtrabackup_slave_info', content: hostile, err: outcome.reason.replace('; the file is left in DATA_DIR for inspection', '') }),
+    ]);
   });
 
   it('a clone whose plan is refused touches nothing, inherited channel included', async () => {
     await writeFile(join(dir, 'xtrabackup_slave_info'), "SET GLOBAL gtid_slave_pos='0-100-3';\nCHANGE MASTER TO master_use_gtid=slave_pos;\n");
     const state = { channel: { host: 'mysql-0.mysql', io: 'No', sql: 'No' } as Channel | null };
     const { db, ran } = server(state);
-    expect((await run(db)).state).toBe('blocked');
+    const outcome = (await run(db)) as { state: string; reason: string };
+    expect(outcome.state).toBe('blocked');
     expect(ran).toEqual([]);
     expect(recordState()).toBe('none');
+    expect(said('replication not started')).toEqual([expect.objectContaining({ level: 50, from: 'xtrabackup_slave_info', err: outcome.reason })]);
   });
 });

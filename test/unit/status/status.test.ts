@@ -1,7 +1,7 @@
 /**
  * status from /status answers to rows, table and JSON: the answers are the verbatim fixtures of
  * test/fixtures/status/ (placed at the ordinals a test needs), the time is fixed, and the table
- * and the JSON are compared with reviewed golden files (golden/, `vitest -u` rewrites them).
+ * and the JSON are compared with reviewed golden files (golden/, edited by hand: a run never writes them).
  */
 import { readFileSync } from 'node:fs';
 import { type Server, createServer } from 'node:http';
@@ -13,6 +13,7 @@ import { formatAge, formatBytes, renderJson, renderTable } from '../../../agent/
 import { buildStatus, exitCodeOf } from '../../../agent/status/rows.js';
 import type { StatusConfig } from '../../../agent/status/settings.js';
 import { gather, runStatus } from '../../../agent/status/status.js';
+import { expectGolden } from '../../golden.js';
 
 const FIXTURES = join(import.meta.dirname, '../../fixtures/status');
 const NOW = new Date('2026-11-25T11:05:00.000Z');
@@ -103,17 +104,17 @@ describe('rows', () => {
 
 describe('rendering', () => {
   it('the healthy table', async () => {
-    await expect(renderTable(healthy(), { colour: false, now: NOW })).toMatchFileSnapshot('golden/healthy.txt');
+    await expectGolden(renderTable(healthy(), { colour: false, now: NOW }), 'golden/healthy.txt', import.meta.dirname);
   });
 
   it('the troubled table: a row per pod, one line per problem, the verdict', async () => {
-    await expect(renderTable(troubled(), { colour: false, now: NOW })).toMatchFileSnapshot('golden/troubled.txt');
+    await expectGolden(renderTable(troubled(), { colour: false, now: NOW }), 'golden/troubled.txt', import.meta.dirname);
   });
 
   it('the troubled JSON', async () => {
     const json = renderJson(troubled(), false);
     expect(JSON.parse(json)).toEqual(JSON.parse(JSON.stringify(troubled())));
-    await expect(json).toMatchFileSnapshot('golden/troubled.json');
+    await expectGolden(json, 'golden/troubled.json', import.meta.dirname);
     expect(renderJson(troubled(), true).trimEnd().split('\n')).toHaveLength(1);
   });
 

@@ -1,10 +1,12 @@
 /** The owner of child processes: what a child inherits from the agent's environment, and its process group. */
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SubprocessError } from '../../../agent/core/errors.js';
 import { type ChildSpec, childEnvironment, spawnOwned } from '../../../agent/stream/child.js';
 import { processGroup, running } from '../../rig/helpers.js';
 
@@ -109,6 +111,94 @@ describe('spawnOwned and the process group', () => {
     expect(await ends(grandchild)).toBe(true);
     expect(processGroup(child.pid)).toEqual([]);
   });
+
+  it('kills the child at once when its signal was aborted before it started', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const started = performance.now();
+    const child = spawnOwned({ command: 'sleep', args: ['1000'], env: {}, stdin: 'ignore', stdout: 'ignore', signal: controller.signal, killWith: 'SIGKILL', log });
+    await expect(child.done).rejects.toThrow('sleep was killed by SIGKILL');
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+
+  it('kill() SIGKILLs the whole group; a SIGKILL child is never sent SIGTERM first', async () => {
+    // A child that ignores SIGTERM, as mariadb-backup does: only SIGKILL ends it at once.
+    const { child, grandchild } = await spawnShell("trap '' TERM; sleep 1000 & echo $! > PIDFILE; wait");
+    const started = performance.now();
+    child.kill();
+    await expect(child.done).rejects.toThrow(/^sh was killed by SIGKILL$/);
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(await ends(grandchild)).toBe(true);
+    expect(processGroup(child.pid)).toEqual([]);
+  });
+
+  it('with killWith SIGTERM: a child that honours it ends by it; one that ignores it is SIGKILLed 5 s later', async () => {
+    const polite = await spawnShell('sleep 1000 & echo $! > PIDFILE; wait', { killWith: 'SIGTERM' });
+    polite.child.kill();
+    await expect(polite.child.done).rejects.toThrow('sh was killed by SIGTERM');
+    const deaf = await spawnShell("trap '' TERM; sleep 1000 & echo $! > PIDFILE; wait", { killWith: 'SIGTERM' });
+    const started = performance.now();
+    deaf.child.kill();
+    deaf.child.kill(); // a second request does not start a second clock
+    expect(await settles(deaf.child.done, 4000)).toBe('pending');
+    await expect(deaf.child.done).rejects.toThrow('sh was killed by SIGKILL');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(4900);
+    expect(performance.now() - started).toBeLessThan(7000);
+    expect(await ends(deaf.grandchild)).toBe(true);
+  }, 15_000);
+
+  it('rejects with the exit status and the last five stderr lines, and keeps the first watched line', async () => {
+    const child = spawnOwned({
+      command: 'sh',
+      args: ['-c', 'echo "disk full: errno 28" >&2; for i in 1 2 3 4 5 6; do echo "line $i" >&2; done; exit 3'],
+      env: {},
+      stdin: 'ignore',
+      stdout: 'ignore',
+      signal: new AbortController().signal,
+      killWith: 'SIGKILL',
+      log,
+      watchFor: /errno 28/,
+    });
+    const err = await child.done.then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(SubprocessError);
+    expect((err as Error).message).toBe('sh exited with status 3: line 2 | line 3 | line 4 | line 5 | line 6');
+    expect(child.stderrTail()).toBe('line 2 | line 3 | line 4 | line 5 | line 6');
+    expect(child.watched()).toBe('disk full: errno 28');
+  });
+
+  it('rejects, naming the tool, when it cannot be started at all', async () => {
+    const child = spawnOwned({ command: '/nonexistent/mariadb-backup', args: [], env: {}, stdin: 'ignore', stdout: 'ignore', signal: new AbortController().signal, killWith: 'SIGKILL', log });
+    await expect(child.done).rejects.toThrow(/^mariadb-backup exited with status null: spawn \/nonexistent\/mariadb-backup ENOENT$/);
+    expect(child.pid).toBe(-1);
+  });
+
+  it("installs one exit hook for all children, and that hook SIGKILLs every live child's group", async () => {
+    const before = process.listeners('exit');
+    const first = await spawnShell('sleep 1000 & echo $! > PIDFILE; wait');
+    const second = await spawnShell('sleep 1000 & echo $! > PIDFILE; wait');
+    const added = process.listeners('exit').filter((l) => !before.includes(l));
+    // Installed by the first spawn of this process (an earlier test may have made it already): one.
+    expect(added.length).toBeLessThanOrEqual(1);
+    const hooks = process.listeners('exit').filter((l) => String(l).includes('liveGroups'));
+    expect(hooks).toHaveLength(1);
+    (hooks[0] as () => void)();
+    for (const { child, grandchild } of [first, second]) {
+      await expect(child.done).rejects.toThrow('sh was killed by SIGKILL');
+      expect(await ends(grandchild)).toBe(true);
+    }
+  });
+
+  it('kills every live group when the agent process exits, whatever the path (the exit hook)', async () => {
+    const pidFile = join(dir, 'grandchild-of-exiting-agent');
+    const tsx = join(import.meta.dirname, '../../../node_modules/tsx/dist/cli.mjs');
+    const agent = join(import.meta.dirname, 'exiting-agent.ts');
+    await new Promise<void>((resolve, reject) =>
+      execFile(process.execPath, [tsx, agent, pidFile], { timeout: 20_000, env: { PATH: process.env.PATH } }, (err) => (err ? reject(err) : resolve())),
+    );
+    const grandchild = Number((await readFile(pidFile, 'utf8')).trim());
+    expect(grandchild).toBeGreaterThan(0);
+    expect(await ends(grandchild)).toBe(true);
+  }, 30_000);
 
   it('kills the whole group when aborted while the child runs, grandchildren included', async () => {
     const controller = new AbortController();

@@ -1,6 +1,22 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { COLLECT_EVERY_BYTES, chunkCollector } from '../../../agent/stream/meter.js';
+import { COLLECT_EVERY_BYTES, chunkCollector, meterChunks } from '../../../agent/stream/meter.js';
+
+const CHUNK = 64 * 1024;
+
+/** A stream as fast as memory: every chunk a fresh 64 KiB buffer, as a pipe or socket reads them. */
+function syntheticStream(totalBytes: number): Readable {
+  let sent = 0;
+  return new Readable({
+    highWaterMark: CHUNK,
+    read() {
+      if (sent >= totalBytes) return void this.push(null);
+      sent += CHUNK;
+      this.push(Buffer.alloc(CHUNK, 1));
+    },
+  });
+}
 
 describe('chunkCollector', () => {
   it('collects once per interval of stream, across chunk boundaries', () => {
@@ -25,8 +41,27 @@ describe('chunkCollector', () => {
     observer.observe({ entryTypes: ['gc'] });
     const onChunk = chunkCollector();
     for (let i = 0; i < 3; i++) onChunk(COLLECT_EVERY_BYTES);
-    await new Promise((r) => setTimeout(r, 50));
+    // The observer hears of collections asynchronously, later on a loaded machine: wait for them.
+    const minor = () => kinds.filter((k) => k === constants.NODE_PERFORMANCE_GC_MINOR).length;
+    for (const until = Date.now() + 2000; minor() < 3 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
     observer.disconnect();
-    expect(kinds.filter((k) => k === constants.NODE_PERFORMANCE_GC_MINOR).length).toBeGreaterThanOrEqual(3);
+    expect(minor()).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('meterChunks', () => {
+  it('counts every byte and keeps the dead chunks of a fast stream to a few MB', async () => {
+    // Measured on Node 24: ~3 MB retained with the collections, ~65 MB without them.
+    const total = 512 * 1024 * 1024;
+    const stream = syntheticStream(total);
+    const meter = { bytes: 0 };
+    const baseline = process.memoryUsage().arrayBuffers;
+    let peak = 0;
+    meterChunks(stream, meter);
+    stream.on('data', () => (peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline)));
+    await new Promise((resolve, reject) => stream.on('end', resolve).on('error', reject));
+    expect(meter.bytes).toBe(total);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThan(16 * 1024 * 1024);
   });
 });

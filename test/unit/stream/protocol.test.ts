@@ -1,5 +1,13 @@
-import { describe, expect, it } from 'vitest';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { SUCCESS, bearerToken, statusTrailer, tokensEqual } from '../../../agent/stream/protocol.js';
+
+// The real comparison, watched: the contract is what it is given.
+vi.mock('node:crypto', async (importOriginal) => {
+  const crypto = await importOriginal<typeof import('node:crypto')>();
+  return { ...crypto, timingSafeEqual: vi.fn(crypto.timingSafeEqual) };
+});
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
 
@@ -22,6 +30,8 @@ describe('bearerToken', () => {
     ['a token with a space', 'Bearer abc def'],
     ['two spaces before the token', `Bearer  ${TOKEN}`],
     ['a trailing newline', `Bearer ${TOKEN}\n`],
+    ['another scheme ending in "bearer"', `NotBearer ${TOKEN}`],
+    ['a leading space', ` Bearer ${TOKEN}`],
   ])('returns null for %s', (_what, header) => {
     expect(bearerToken(header)).toBeNull();
   });
@@ -40,6 +50,29 @@ describe('tokensEqual', () => {
     expect(tokensEqual(TOKEN, TOKEN.slice(0, 16))).toBe(false);
     expect(tokensEqual('', TOKEN)).toBe(false);
     expect(tokensEqual(`${TOKEN}x`, TOKEN)).toBe(false);
+  });
+
+  describe('in constant time', () => {
+    beforeEach(() => {
+      vi.mocked(timingSafeEqual).mockClear();
+    });
+
+    it.each([
+      ['the same token', TOKEN, TOKEN],
+      ['a one-character difference at the end', `${TOKEN.slice(0, -1)}0`, TOKEN],
+      ['a shorter token', TOKEN.slice(0, 3), TOKEN],
+      ['an empty token', '', TOKEN],
+      ['a much longer token', TOKEN.repeat(40), TOKEN],
+    ])('compares the SHA-256 digests once with timingSafeEqual, never the tokens: %s', (_what, given, expected) => {
+      const equal = tokensEqual(given, expected);
+      expect(equal).toBe(given === expected);
+      expect(timingSafeEqual).toHaveBeenCalledTimes(1);
+      const [a, b] = vi.mocked(timingSafeEqual).mock.calls[0]! as [Buffer, Buffer];
+      // 32 bytes whatever the lengths: nothing about the given token's length reaches the comparison.
+      expect([a.length, b.length]).toEqual([32, 32]);
+      expect(Buffer.from(a).equals(sha256(given))).toBe(true);
+      expect(Buffer.from(b).equals(sha256(expected))).toBe(true);
+    });
   });
 });
 
