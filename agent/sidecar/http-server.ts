@@ -100,7 +100,8 @@ export function buildHttpServer(deps: {
     connectionTimeout: HTTP_TIMEOUTS.socketIdleMs,
   });
   app.addHook('onRequest', async (req) => {
-    if (req.routeOptions.url === BACKUP_PATH) req.raw.socket.setTimeout(0);
+    // A backup's socket may be quiet for long (the tool preparing); fastify.inject's socket has no timer.
+    if (req.routeOptions.url === BACKUP_PATH) req.raw.socket.setTimeout?.(0);
   });
 
   if (tls) {

@@ -189,17 +189,18 @@ describe('cloneInto and a faulty sender: each switch of the fake donor', () => {
     expect(error!.message).toMatch(new RegExp(`^sender 127\\.0\\.0\\.1:\\d+ reported the backup failed after ${stream.length} bytes \\(Failed: mariadb-backup exited with code 1\\)$`));
   });
 
-  it('error: 429 is retryable after the Retry-After it names; 401 and 403 are not retried and name BACKUP_TOKEN', async () => {
+  it('error: 429 is retryable after the Retry-After it names; 401 (the token) and 403 (the client certificate) are not retried and name the setting', async () => {
     const busy = await sender((_req, res) => res.writeHead(429, { 'retry-after': '7' }).end());
     const busyError = (await attempt(busy, DEFAULTS)).error as CloneError & { retryAfterMs?: number };
     expect(busyError.message).toMatch(/is busy serving another backup \(HTTP 429\)$/);
     expect(busyError.retryable).toBe(true);
     expect(busyError.retryAfterMs).toBe(7000);
-    for (const status of [401, 403]) {
-      const port = await sender((_req, res) => res.writeHead(status).end());
+    const named = { 401: /refused our token \(HTTP 401\): BACKUP_TOKEN must be the same secret on every pod$/, 403: /requires a client certificate of its CA \(HTTP 403, TLS_CLIENT_AUTH=require\): set TLS_DIR/ };
+    for (const [status, message] of Object.entries(named)) {
+      const port = await sender((_req, res) => res.writeHead(Number(status)).end());
       const err = (await attempt(port, DEFAULTS)).error as CloneError;
       expect(err.retryable).toBe(false);
-      expect(err.message).toMatch(new RegExp(`refused our token \\(HTTP ${status}\\): BACKUP_TOKEN must be the same secret on every pod$`));
+      expect(err.message).toMatch(message);
     }
     const broken = await sender((_req, res) => res.writeHead(500).end());
     const brokenError = (await attempt(broken, DEFAULTS)).error as CloneError & { retryAfterMs?: number };

@@ -18,6 +18,7 @@ import {
 } from '../../../agent/mysql/replication-sql.js';
 import { tlsStep } from '../../../agent/mysql/replication-setup.js';
 import { SERVERS, lacks } from '../../dialects.js';
+import { expectGolden } from '../../golden.js';
 
 const CA = '/etc/mysql-agent/tls/ca.crt';
 const POSITION = parseBinlogInfo('mysql-bin.000003\t1234\n');
@@ -40,7 +41,7 @@ function render(): string {
 
 describe('REPLICATION_TLS statements', () => {
   it('match the golden file for every server version and mode', async () => {
-    await expect(render()).toMatchFileSnapshot(join(import.meta.dirname, '../../fixtures/replication-tls/expected.md'));
+    await expectGolden(render(), join(import.meta.dirname, '../../fixtures/replication-tls/expected.md'));
   });
 
   it('leave a fresh channel without TLS as before (no SSL option at all)', () => {
