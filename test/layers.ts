@@ -9,13 +9,15 @@ import ts from 'typescript';
 
 /** Folder → layer ('.': the entry and its command table); higher may import lower. A new folder must be placed here. */
 export const LAYERS: Readonly<Record<string, number>> = {
-  '.': 3,
+  '.': 4,
+  backup: 3,
   init: 2,
   sidecar: 2,
   status: 2,
   cluster: 1,
   mysql: 1,
   stream: 1,
+  store: 1,
   core: 0,
 };
 

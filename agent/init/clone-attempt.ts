@@ -39,7 +39,7 @@ export interface StreamTimeouts {
 }
 
 /** An answer of the peer, and its clocks. */
-interface Connection {
+export interface Connection {
   readonly res: IncomingMessage;
   /** Why the peer was given up on when one of its clocks ran out (the pipe only sees "aborted"), else null. */
   expired(): CloneError | null;
@@ -53,7 +53,8 @@ const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
 
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
-function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
+/** GET /backup from a peer's agent, its clocks running; network failures become retryable CloneErrors. */
+export function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
   const peer = `${source.host}:${source.port}`;
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
@@ -101,7 +102,7 @@ function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSig
 }
 
 /** Maps a non-200 answer to a retryable or fatal CloneError. */
-function refusal(res: IncomingMessage, peer: string): CloneError {
+export function refusal(res: IncomingMessage, peer: string): CloneError {
   const status = res.statusCode ?? 0;
   res.resume();
   if (status === 401 || status === 403) {

@@ -1,0 +1,114 @@
+/**
+ * agent/backup/ holds the commands that work on the object store from outside the pods: `backup`
+ * (one backup now), `backups` (the list) and `verify-backup` (the restore drill). It stands
+ * above init/ because a backup picks its source with the clone's own ranking and reads a
+ * sidecar's stream the way a clone does, and a drill restores the way init does.
+ *
+ * Their settings and the frozen configs they make.
+ */
+import { hostname } from 'node:os';
+import { ConfigError } from '../core/errors.js';
+import { LOG_LEVEL, PEER_HOST_TEMPLATE, SERVICE_NAME } from '../core/pod-settings.js';
+import { type CommandSpec, type Setting, type SettingsReader, checkHost, switchFlag, isHost, text } from '../core/settings.js';
+import type { PeerHosts } from '../core/topology.js';
+import { hostOf } from '../core/topology.js';
+import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
+import type { StreamTimeouts } from '../init/clone-attempt.js';
+import { CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_MAX_LAG, PEER_PROBE_COUNT } from '../init/settings.js';
+import { BACKUP_COMPRESSION, BACKUP_KEEP, type Compression, STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, readToken } from '../stream/settings.js';
+
+/** BACKUP_SOURCE: the clone's ranking, the primary, or one host. */
+export type BackupSourceChoice = { readonly kind: 'auto' } | { readonly kind: 'primary' } | { readonly kind: 'host'; readonly host: string };
+
+/** What every store command's config carries for the CLI's logger. */
+interface StoreCommandBase {
+  readonly podName: string;
+  readonly logLevel: string;
+  readonly store: StoreConfig;
+}
+
+export interface BackupConfig extends StoreCommandBase {
+  readonly command: 'backup';
+  readonly peerHosts: PeerHosts;
+  readonly backup: { readonly port: number; readonly token: string | null };
+  readonly source: {
+    readonly choice: BackupSourceChoice;
+    readonly maxLagSeconds: number;
+    readonly probeCount: number;
+    readonly statusTimeoutMs: number;
+    /** The clone's clocks: a backup reads a sidecar's stream the way a clone does. */
+    readonly timeouts: StreamTimeouts;
+  };
+  readonly compression: Compression;
+  readonly keep: number;
+}
+
+export interface BackupsConfig extends StoreCommandBase {
+  readonly command: 'backups';
+  readonly json: boolean;
+}
+
+export const STATEFULSET_NAME: Setting<string> = {
+  ...text('STATEFULSET_NAME', "the StatefulSet's name: {set} in PEER_HOST_TEMPLATE", 'mysql'),
+  parse: (t) => {
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(t)) throw new ConfigError(`STATEFULSET_NAME="${t}" is invalid: expected a Kubernetes object name`);
+    return t;
+  },
+};
+export const BACKUP_SOURCE: Setting<BackupSourceChoice> = {
+  name: 'BACKUP_SOURCE',
+  help: 'auto (a caught-up, free replica, else the primary), primary, or the host of a peer agent',
+  shown: 'auto',
+  fallback: { kind: 'auto' },
+  parse: (t) => {
+    if (t === 'auto' || t === 'primary') return { kind: t };
+    if (!isHost(t)) throw new ConfigError(`BACKUP_SOURCE="${t}" is invalid: expected auto, primary, or the host name of a peer's agent`);
+    return { kind: 'host', host: t };
+  },
+};
+export const JSON_OUTPUT = switchFlag('JSON', 'print JSON instead of a table');
+
+function readBase(read: SettingsReader): StoreCommandBase {
+  return { podName: hostname(), logLevel: read.get(LOG_LEVEL), store: readStore(read, true) ?? { bucket: '', prefix: '', endpoint: null, region: '', forcePathStyle: false } };
+}
+
+export const backupCommand: CommandSpec<BackupConfig> = {
+  name: 'backup',
+  summary: 'Takes one backup now: streams GET /backup of the chosen source into the object store, manifest last;\nprints the backup id, then deletes complete backups beyond BACKUP_KEEP.',
+  settings: [
+    ...STORE_SETTINGS, BACKUP_COMPRESSION, BACKUP_KEEP, BACKUP_SOURCE,
+    STATEFULSET_NAME, SERVICE_NAME, PEER_HOST_TEMPLATE, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH,
+    CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, LOG_LEVEL,
+  ],
+  build: (read) => {
+    const peerHosts: PeerHosts = { template: read.get(PEER_HOST_TEMPLATE), set: read.get(STATEFULSET_NAME), service: read.get(SERVICE_NAME) };
+    try {
+      checkHost('PEER_HOST_TEMPLATE', hostOf(peerHosts, 0));
+    } catch (err) {
+      read.problem((err as Error).message);
+    }
+    return {
+      command: 'backup',
+      ...readBase(read),
+      peerHosts,
+      backup: { port: read.get(BACKUP_PORT), token: readToken(read, true) },
+      source: {
+        choice: read.get(BACKUP_SOURCE),
+        maxLagSeconds: read.get(CLONE_MAX_LAG),
+        probeCount: read.get(PEER_PROBE_COUNT),
+        statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT),
+        timeouts: { connectMs: read.get(CLONE_CONNECT_TIMEOUT), firstByteMs: read.get(CLONE_FIRST_BYTE_TIMEOUT), idleMs: read.get(CLONE_IDLE_TIMEOUT) },
+      },
+      compression: read.get(BACKUP_COMPRESSION),
+      keep: read.get(BACKUP_KEEP),
+    };
+  },
+};
+
+export const backupsCommand: CommandSpec<BackupsConfig> = {
+  name: 'backups',
+  summary: 'Lists the complete backups in the object store, newest first (a table, or JSON with --json).',
+  settings: [...STORE_SETTINGS, JSON_OUTPUT, LOG_LEVEL],
+  build: (read) => ({ command: 'backups', ...readBase(read), json: read.get(JSON_OUTPUT) }),
+};
