@@ -116,7 +116,8 @@ export function refusal(res: IncomingMessage, peer: string): CloneError {
   return Object.assign(err, { retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined });
 }
 
-async function missingClosingFiles(dir: string): Promise<string[]> {
+/** The closing files (protocol.ts) a complete stream leaves that `dir` lacks. */
+export async function missingClosingFiles(dir: string): Promise<string[]> {
   const missing: string[] = [];
   for (const alternatives of CLOSING_FILES) {
     let found = false;

@@ -10,7 +10,7 @@
  * | has mysql/                            | none (drop a leftover staging directory)      |
  * | prepared staging from a stopped run   | finish moving it in                           |
  * | other files without mysql/            | refuse: not ours to delete (ordinal 0 too)    |
- * | empty (lost+found and staging aside), ordinal 0 | drop a leftover staging directory, then primary-guard.ts: start empty, refuse, recover |
+ * | empty (lost+found and staging aside), ordinal 0 | drop a leftover staging directory, then primary-guard.ts: start empty (or restore: RESTORE_FROM), refuse, recover |
  * | empty (lost+found and staging aside)  | clone, verify, prepare, move in (mysql/ last) |
  */
 import type { Logger } from '../core/log.js';
@@ -21,6 +21,7 @@ import { fixedCandidate, lowerOrdinals, rankCloneSources } from './clone-source.
 import { foreignDataDirError, inspectDataDir, promoteStaging, removeStaging } from './datadir.js';
 import { probePeers } from '../cluster/peer-status.js';
 import { guardEmptyPrimary } from './primary-guard.js';
+import { restorePrimary } from './restore.js';
 import { ensureRoleConfig } from './role-config.js';
 import type { InitConfig } from './settings.js';
 
@@ -47,7 +48,14 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
       // An interrupted clone is of no use to any path, and MySQL's --initialize refuses a
       // datadir that holds it.
       if (state.leftoverStaging) await removeInterruptedClone(config.dataDir, log);
-      if (primary) await guardEmptyPrimary(config, log, (plan) => cloneDataDir(config, log, signal, plan, clock));
+      if (primary) {
+        await guardEmptyPrimary(
+          config,
+          log,
+          (plan) => cloneDataDir(config, log, signal, plan, clock),
+          config.restoreFrom === null ? undefined : () => restorePrimary(config, log, signal),
+        );
+      }
       else await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
   }
 }

@@ -10,7 +10,10 @@ import type { Compression } from './settings.js';
 const ZSTD_LEVEL = 1;
 
 export function compressor(c: Compression): Transform {
-  return c === 'zstd' ? createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } }) : new PassThrough();
+  // The frame checksum makes a corrupt object fail in decompression, not only at the SHA-256 at the end.
+  return c === 'zstd'
+    ? createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } })
+    : new PassThrough();
 }
 
 export function decompressor(c: Compression): Transform {

@@ -1,15 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { BackupConfig, BackupsConfig } from '../../../agent/backup/settings.js';
+import type { InitConfig } from '../../../agent/init/settings.js';
 import { COMMANDS } from '../../../agent/commands.js';
 import { ConfigError } from '../../../agent/core/errors.js';
 import { loadCommand } from '../../../agent/core/settings.js';
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
-const load = (argv: string[], env: Record<string, string> = {}) =>
-  loadCommand(COMMANDS, { argv, env: { BACKUP_TOKEN: TOKEN, ...env }, hostname: 'mysql-backup-2891-xk2p', isExecutable: () => false });
-const problems = (argv: string[], env: Record<string, string>) => {
+const TOOLS = new Set(['/usr/bin/mariadb-backup', '/usr/bin/mbstream']);
+const load = (argv: string[], env: Record<string, string> = {}, hostname = 'mysql-backup-2891-xk2p') =>
+  loadCommand(COMMANDS, { argv, env: { BACKUP_TOKEN: TOKEN, PATH: '/usr/bin', ...env }, hostname, isExecutable: (p) => TOOLS.has(p) });
+const problems = (argv: string[], env: Record<string, string>, hostname = 'mysql-0') => {
   try {
-    load(argv, env);
+    load(argv, env, hostname);
   } catch (err) {
     if (err instanceof ConfigError) return err.message.split('\n');
     throw err;
@@ -42,5 +44,23 @@ describe('store settings', () => {
   it('backups takes --json as a switch, and no JSON variable', () => {
     expect((load(['backups', '--json'], { BACKUP_STORE_URL: 's3://bkt' }) as BackupsConfig).json).toBe(true);
     expect((load(['backups'], { BACKUP_STORE_URL: 's3://bkt', JSON: 'true' }) as BackupsConfig).json).toBe(false);
+  });
+});
+
+describe('init and the store', () => {
+  it('RESTORE_FROM at ordinal 0: latest or an id, and the store it needs', () => {
+    const c = load(['init'], { RESTORE_FROM: '20261201T101530Z-3fa9c1', BACKUP_STORE_URL: 's3://bkt/c1' }, 'mysql-0') as InitConfig;
+    expect(c.restoreFrom).toEqual({ kind: 'id', id: '20261201T101530Z-3fa9c1' });
+    expect(c.store?.bucket).toBe('bkt');
+    expect((load(['init'], { RESTORE_FROM: 'latest', BACKUP_STORE_URL: 's3://bkt' }, 'mysql-0') as InitConfig).restoreFrom).toEqual({ kind: 'latest' });
+    expect(problems(['init'], { RESTORE_FROM: 'yesterday', BACKUP_STORE_URL: 's3://bkt' }).join('\n')).toMatch(/^RESTORE_FROM="yesterday" is invalid: expected latest or a backup id/);
+  });
+  it('a store command without BACKUP_STORE_URL, or init that needs the store, is refused naming it', () => {
+    expect(problems(['init'], { RESTORE_FROM: 'latest' }).join('\n')).toContain('BACKUP_STORE_URL is not set');
+    expect(() => load(['init'], { CLONE_SOURCE: 'backup' }, 'mysql-2')).toThrow(/BACKUP_STORE_URL is not set/);
+  });
+  it('init that does not use the store does not need it', () => {
+    expect((load(['init'], {}, 'mysql-0') as InitConfig).store).toBeNull();
+    expect((load(['init'], { RESTORE_FROM: 'latest' }, 'mysql-2') as InitConfig).store).toBeNull();
   });
 });
