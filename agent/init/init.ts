@@ -11,7 +11,7 @@
  * | prepared staging from a stopped run   | finish moving it in                           |
  * | other files without mysql/            | refuse: not ours to delete (ordinal 0 too)    |
  * | empty (lost+found and staging aside), ordinal 0 | drop a leftover staging directory, then primary-guard.ts: start empty (or restore: RESTORE_FROM), refuse, recover |
- * | empty (lost+found and staging aside)  | clone, verify, prepare, move in (mysql/ last) |
+ * | empty (lost+found and staging aside)  | clone (or CLONE_SOURCE=backup: restore the newest backup), verify, prepare, move in (mysql/ last) |
  */
 import type { Logger } from '../core/log.js';
 import type { Clock } from '../core/retry.js';
@@ -21,7 +21,7 @@ import { fixedCandidate, lowerOrdinals, rankCloneSources } from './clone-source.
 import { foreignDataDirError, inspectDataDir, promoteStaging, removeStaging } from './datadir.js';
 import { probePeers } from '../cluster/peer-status.js';
 import { guardEmptyPrimary } from './primary-guard.js';
-import { restorePrimary } from './restore.js';
+import { restorePrimary, seedReplica } from './restore.js';
 import { ensureRoleConfig } from './role-config.js';
 import type { InitConfig } from './settings.js';
 
@@ -55,8 +55,14 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
           (plan) => cloneDataDir(config, log, signal, plan, clock),
           config.restoreFrom === null ? undefined : () => restorePrimary(config, log, signal),
         );
+        return;
       }
-      else await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
+      if (config.cloneSource.choice.kind === 'backup') {
+        const reason = await seedReplica(config, log, signal);
+        if (reason === null) return;
+        log.warn({ phase: 'source', reason }, `CLONE_SOURCE=backup: cloning from a peer instead: ${reason}`);
+      }
+      await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
   }
 }
 

@@ -8,10 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { BackupError, errorMessage } from '../core/errors.js';
+import { BackupError, StoreError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { RECOVERY_RECORD, type RecoveryRecord, writeRecord } from '../core/records.js';
+import { hostOf } from '../core/topology.js';
 import { readCloneCoordinates } from '../mysql/clone-info.js';
+import { gtidCovers } from '../mysql/gtid.js';
 import { decompressor } from '../store/compression.js';
 import { manifestKey } from '../store/layout.js';
 import { type Manifest, parseManifest } from '../store/manifest.js';
@@ -22,6 +24,7 @@ import { chunkCollector } from '../stream/meter.js';
 import { missingClosingFiles } from './clone-attempt.js';
 import { prepareStaged } from './clone.js';
 import { promoteStaging, removeStaging, resetStaging } from './datadir.js';
+import { type PeerReport, probePeers } from '../cluster/peer-status.js';
 import type { InitConfig, RestoreFrom } from './settings.js';
 
 /** The manifest RESTORE_FROM names; a missing id is refused with the ids there are. */
@@ -145,6 +148,49 @@ export async function restorePrimary(config: InitConfig, log: Logger, signal: Ab
     const manifest = await chooseBackup(store, config.restoreFrom!);
     const why = `RESTORE_FROM=${config.restoreFrom!.kind === 'latest' ? 'latest' : manifest.id}`;
     await restoreDataDir(config, store, manifest, { choice: 'restore', why, continueGtid: true }, log, signal);
+  } finally {
+    store.destroy();
+  }
+}
+
+/**
+ * Why a replica cannot be seeded from `manifest` and then follow the primary by GTID, or null
+ * when it can: the backup must carry a GTID, and the primary's binary logs must still begin at or
+ * before it (its `binlog_start_gtid` covered by the backup's GTID).
+ */
+export function seedProblem(manifest: Manifest, primary: PeerReport): string | null {
+  const gtid = manifest.coordinates.gtid;
+  if (gtid === null) return `the newest backup ${manifest.id} carries no GTID: a replica seeded from it could not find its place in the primary's binary logs`;
+  if (primary.status === null) return `the primary did not answer /status (${primary.error ?? 'no answer'}): cannot check that it still has the binary logs from the backup's GTID ${gtid}`;
+  const start = primary.status.binlogStartGtid;
+  if (start === null) return `the primary does not say where its binary logs begin: cannot check that it still has them from the backup's GTID ${gtid}`;
+  if (!gtidCovers(gtid, start)) {
+    return `the primary no longer has the binary logs from the newest backup's GTID ${gtid} (its oldest binary log begins after ${start === '' ? 'nothing' : start}): a replica seeded from it could not catch up`;
+  }
+  return null;
+}
+
+/**
+ * CLONE_SOURCE=backup on a replica: restores the newest complete backup when the primary can
+ * serve the rest from its binary logs, so no peer's /backup is called. Returns null when seeded,
+ * else the reason a peer clone must do instead (logged by the caller).
+ */
+export async function seedReplica(config: InitConfig, log: Logger, signal: AbortSignal): Promise<string | null> {
+  const store = new Store(config.store!);
+  try {
+    await store.reach(signal);
+    const latest = (await store.list()).find((b) => b.hasManifest);
+    if (latest === undefined) return `there is no complete backup in ${where(store.config)}`;
+    const key = manifestKey(store.config.prefix, latest.id);
+    const manifest = parseManifest((await store.getText(key)) ?? '', key);
+    const [primary] = await probePeers([{ ordinal: 0, host: hostOf(config.peerHosts, 0) }], config.backup.port, config.peers.statusTimeoutMs);
+    const problem = seedProblem(manifest, primary!);
+    if (problem !== null) return problem;
+    await restoreDataDir(config, store, manifest, { choice: 'backup', why: `CLONE_SOURCE=backup: the newest complete backup, GTID ${manifest.coordinates.gtid}`, continueGtid: false }, log, signal);
+    return null;
+  } catch (err) {
+    if (signal.aborted || !(err instanceof BackupError || err instanceof StoreError)) throw err;
+    return errorMessage(err);
   } finally {
     store.destroy();
   }

@@ -13,7 +13,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type CloneRecord, PRIMARY_START_RECORD, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
-import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
+import { type Db, type ReplicaStatus, createDb, readBinlogStart, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
 import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
 import type { BackupService } from './backup.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
@@ -153,7 +153,12 @@ class PodStatus implements StatusSource {
       last_backup: this.backups.last,
       clone: this.records.clone,
       ...(this.config.role === 'primary'
-        ? { primary_start: this.records.primaryStart, primary_recovery: await readRecoveryRecord(this.config.dataDir) }
+        ? {
+            primary_start: this.records.primaryStart,
+            primary_recovery: await readRecoveryRecord(this.config.dataDir),
+            // For replicas seeded from a backup: whether the primary still has the binlogs from its GTID.
+            binlog_start_gtid: this.server === null ? null : await readBinlogStart(this.db, this.server.version),
+          }
         : {}),
     };
   }

@@ -123,3 +123,45 @@ describe('RESTORE_FROM at ordinal 0 of a new cluster', () => {
     expect(await checksums(b.node(1))).toEqual(await checksums(b.node(0)));
   }, 120_000);
 });
+
+describe('CLONE_SOURCE=backup on a replica', () => {
+  const served = async (node: RigNode) => {
+    const text = await (await node.http('/metrics')).text();
+    return Number(/^mysql_agent_backups_served_total (\d+)/m.exec(text)?.[1] ?? 'NaN');
+  };
+
+  it('seeds from the newest backup without calling any peer for /backup, then replicates from its GTID', async () => {
+    const before = [await served(a.node(0)), await served(a.node(1))];
+    const node = a.node(2);
+    const run = await node.init(restoreEnv({ CLONE_SOURCE: 'backup' }));
+    expect(run.code, JSON.stringify(run.lines.at(-1))).toBe(0);
+    expect(run.lines.find((l) => l.msg === 'backup restored into the datadir')).toMatchObject({ backup_id: backup.id, choice: 'backup' });
+    expect([await served(a.node(0)), await served(a.node(1))]).toEqual(before);
+    await node.startServer();
+    node.startSidecar();
+    await node.waitFor('/readyz');
+    // Written on the primary after the backup: it arrives by replication from the backup's GTID.
+    await waitUntil(async () => (await node.sql<{ n: number }>("SELECT COUNT(*) AS n FROM shop.orders WHERE item = 'after-the-backup'"))[0]!.n === 1, 'the row written after the backup');
+    expect((await node.replicaStatus())?.Using_Gtid).toBe('Slave_Pos');
+    expect(await checksums(node)).toEqual(await checksums(a.node(0)));
+  }, 120_000);
+
+  it('falls back to a peer clone, saying why, when the primary no longer has the binary logs from the backup', async () => {
+    const p = a.node(0);
+    await p.sql('FLUSH BINARY LOGS');
+    await p.sql("INSERT INTO shop.orders (item) VALUES ('after-the-purge')");
+    const [{ Log_name: newest }] = (await p.sql<{ Log_name: string }>('SHOW BINARY LOGS')).slice(-1) as [{ Log_name: string }];
+    await p.sql(`PURGE BINARY LOGS TO '${newest}'`);
+    const node = a.node(3);
+    const run = await node.init(restoreEnv({ CLONE_SOURCE: 'backup' }));
+    expect(run.code, JSON.stringify(run.lines.at(-1))).toBe(0);
+    const fallback = run.lines.find((l) => String(l.msg).startsWith('CLONE_SOURCE=backup: cloning from a peer instead'));
+    expect(String(fallback?.reason)).toMatch(new RegExp(`^the primary no longer has the binary logs from the newest backup's GTID ${backup.coordinates.gtid} \\(its oldest binary log begins after 0-100-\\d+\\)`));
+    expect(run.lines.some((l) => l.msg === 'clone accepted into the datadir')).toBe(true);
+    await node.startServer();
+    node.startSidecar();
+    await node.waitFor('/readyz');
+    await waitUntil(async () => (await node.sql<{ n: number }>("SELECT COUNT(*) AS n FROM shop.orders WHERE item = 'after-the-purge'"))[0]!.n === 1, 'the row written after the purge');
+    expect(await checksums(node)).toEqual(await checksums(p));
+  }, 120_000);
+});

@@ -8,7 +8,7 @@ import { loadCommand } from '../../../agent/core/settings.js';
 const TOKEN = '0123456789abcdef0123456789abcdef';
 const TOOLS = new Set(['/usr/bin/mariadb-backup', '/usr/bin/mbstream']);
 const load = (argv: string[], env: Record<string, string> = {}, hostname = 'mysql-backup-2891-xk2p') =>
-  loadCommand(COMMANDS, { argv, env: { BACKUP_TOKEN: TOKEN, PATH: '/usr/bin', ...env }, hostname, isExecutable: (p) => TOOLS.has(p) });
+  loadCommand(COMMANDS, { argv, env: { BACKUP_TOKEN: TOKEN, PATH: '/usr/bin', VOLUME_CLAIMS: 'none', ...env }, hostname, isExecutable: (p) => TOOLS.has(p) });
 const problems = (argv: string[], env: Record<string, string>, hostname = 'mysql-0') => {
   try {
     load(argv, env, hostname);

@@ -133,3 +133,29 @@ describe('the store lock', () => {
     expect(judgeLock(null, now).kind).toBe('stale');
   });
 });
+
+import { parseGtidList } from '../../../agent/mysql/db.js';
+import { seedProblem } from '../../../agent/init/restore.js';
+import type { PeerReport, PeerStatus } from '../../../agent/cluster/peer-status.js';
+
+describe('seeding a replica from a backup', () => {
+  const primary = (binlogStartGtid: string | null): PeerReport => ({
+    ordinal: 0,
+    host: 'mysql-0.mysql',
+    error: null,
+    status: { role: 'primary', binlogStartGtid } as PeerStatus,
+  });
+  it("reads MariaDB's Gtid_list event", () => {
+    expect(parseGtidList('[0-100-5,1-100-3]')).toBe('0-100-5,1-100-3');
+    expect(parseGtidList('[]')).toBe('');
+    expect(parseGtidList('Server ver: 10.11')).toBeNull();
+  });
+  it('seeds only when the primary still has the binary logs from the backup GTID', () => {
+    expect(seedProblem(manifest, primary(''))).toBeNull();
+    expect(seedProblem(manifest, primary('0-100-12'))).toBeNull();
+    expect(seedProblem(manifest, primary('0-100-13'))).toMatch(/^the primary no longer has the binary logs from the newest backup's GTID 0-100-12 \(its oldest binary log begins after 0-100-13\)/);
+    expect(seedProblem(manifest, primary(null))).toMatch(/does not say where its binary logs begin/);
+    expect(seedProblem(manifest, { ...primary(''), status: null, error: 'ECONNREFUSED' })).toMatch(/did not answer \/status \(ECONNREFUSED\)/);
+    expect(seedProblem({ ...manifest, coordinates: { ...manifest.coordinates, gtid: null } }, primary(''))).toMatch(/carries no GTID/);
+  });
+});
