@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Entry point: parses argv and the environment once against the command's own settings, builds
- * the root logger, dispatches to `init`, `sidecar`, `plan`, `status`, `backup` or `backups`, and
- * alone decides exit codes: 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that
+ * the root logger, dispatches to `init`, `sidecar`, `plan`, `status`, `backup`, `backups` or
+ * `verify-backup`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that
  * cannot be used), 143 stopped by SIGTERM before finishing (init); status: 0 every pod healthy, 1
  * one is not.
  */
@@ -47,6 +47,8 @@ async function run(config: Config, log: Logger, signal: AbortSignal): Promise<vo
       return (await import('./backup/backup.js')).runBackup(config, log, signal, process.stdout);
     case 'backups':
       return (await import('./backup/list.js')).runBackups(config, log, signal, process.stdout);
+    case 'verify-backup':
+      return (await import('./backup/verify.js')).runVerifyBackup(config, log, signal);
   }
 }
 

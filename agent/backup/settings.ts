@@ -9,14 +9,15 @@
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
 import { LOG_LEVEL, PEER_HOST_TEMPLATE, SERVICE_NAME } from '../core/pod-settings.js';
-import { type CommandSpec, type Setting, type SettingsReader, checkHost, switchFlag, isHost, text } from '../core/settings.js';
+import { type CommandSpec, type Setting, type SettingsReader, checkHost, directory, switchFlag, isHost, text } from '../core/settings.js';
 import type { PeerHosts } from '../core/topology.js';
 import { hostOf } from '../core/topology.js';
 import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import type { StreamTimeouts } from '../init/clone-attempt.js';
 import { CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_MAX_LAG, PEER_PROBE_COUNT } from '../init/settings.js';
 import { BACKUP_COMPRESSION, BACKUP_KEEP, type Compression, STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
-import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, readToken } from '../stream/settings.js';
+import { type BackupId, isBackupId } from '../store/layout.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLD_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
 
 /** BACKUP_SOURCE: the clone's ranking, the primary, or one host. */
 export type BackupSourceChoice = { readonly kind: 'auto' } | { readonly kind: 'primary' } | { readonly kind: 'host'; readonly host: string };
@@ -68,6 +69,24 @@ export const BACKUP_SOURCE: Setting<BackupSourceChoice> = {
   },
 };
 export const JSON_OUTPUT = switchFlag('JSON', 'print JSON instead of a table');
+export const BACKUP_ID: Setting<BackupId | null> = {
+  name: 'BACKUP_ID',
+  help: 'the backup to verify (see mysql-agent backups)',
+  shown: '(the newest complete one)',
+  fallback: null,
+  parse: (t) => {
+    if (!isBackupId(t)) throw new ConfigError(`BACKUP_ID="${t}" is invalid: expected a backup id such as 20261201T101530Z-3fa9c1 (see mysql-agent backups)`);
+    return t;
+  },
+};
+export const DRILL_DIR = directory('DRILL_DIR', 'where the drill restores (a scratch directory is made in it and removed after)', '/tmp');
+
+export interface VerifyConfig extends StoreCommandBase {
+  readonly command: 'verify-backup';
+  readonly backupId: BackupId | null;
+  readonly drillDir: string;
+  readonly tools: { readonly backup: string; readonly stream: string; readonly server: string };
+}
 
 function readBase(read: SettingsReader): StoreCommandBase {
   return { podName: hostname(), logLevel: read.get(LOG_LEVEL), store: readStore(read, true) ?? { bucket: '', prefix: '', endpoint: null, region: '', forcePathStyle: false } };
@@ -111,4 +130,18 @@ export const backupsCommand: CommandSpec<BackupsConfig> = {
   summary: 'Lists the complete backups in the object store, newest first (a table, or JSON with --json).',
   settings: [...STORE_SETTINGS, JSON_OUTPUT, LOG_LEVEL],
   build: (read) => ({ command: 'backups', ...readBase(read), json: read.get(JSON_OUTPUT) }),
+};
+
+export const verifyBackupCommand: CommandSpec<VerifyConfig> = {
+  name: 'verify-backup',
+  summary:
+    'The restore drill: restores a backup into a scratch directory (hash checked), prepares it, starts a throwaway\nserver on loopback, runs CHECK TABLE and counts rows in every table, and writes the verdict beside the manifest.',
+  settings: [...STORE_SETTINGS, BACKUP_ID, DRILL_DIR, MYSQLD_BIN, XTRABACKUP_BIN, XBSTREAM_BIN, LOG_LEVEL],
+  build: (read, sources) => ({
+    command: 'verify-backup',
+    ...readBase(read),
+    backupId: read.get(BACKUP_ID),
+    drillDir: read.get(DRILL_DIR),
+    tools: { backup: findTool(read, sources, 'backup', true), stream: findTool(read, sources, 'stream', true), server: findTool(read, sources, 'server', true) },
+  }),
 };

@@ -27,14 +27,14 @@ import { promoteStaging, removeStaging, resetStaging } from './datadir.js';
 import { type PeerReport, probePeers } from '../cluster/peer-status.js';
 import type { InitConfig, RestoreFrom } from './settings.js';
 
-/** The manifest RESTORE_FROM names; a missing id is refused with the ids there are. */
-export async function chooseBackup(store: Store, from: RestoreFrom): Promise<Manifest> {
+/** The manifest `from` names (RESTORE_FROM, or the drill's BACKUP_ID); a missing id is refused with the ids there are. */
+export async function chooseBackup(store: Store, from: RestoreFrom, variable = 'RESTORE_FROM'): Promise<Manifest> {
   const complete = (await store.list()).filter((b) => b.hasManifest);
-  const setting = from.kind === 'latest' ? 'latest' : from.id;
-  if (complete.length === 0) throw new BackupError(`RESTORE_FROM=${setting}: there is no complete backup in ${where(store.config)}`);
+  const setting = `${variable}=${from.kind === 'latest' ? 'latest' : from.id}`;
+  if (complete.length === 0) throw new BackupError(`${setting}: there is no complete backup in ${where(store.config)}`);
   const chosen = from.kind === 'latest' ? complete[0]! : complete.find((b) => b.id === from.id);
   if (chosen === undefined) {
-    throw new BackupError(`RESTORE_FROM=${setting} names no complete backup in ${where(store.config)}; the complete ones, newest first: ${complete.map((b) => b.id).join(', ')}`);
+    throw new BackupError(`${setting} names no complete backup in ${where(store.config)}; the complete ones, newest first: ${complete.map((b) => b.id).join(', ')}`);
   }
   const key = manifestKey(store.config.prefix, chosen.id);
   return parseManifest((await store.getText(key)) ?? '', key);

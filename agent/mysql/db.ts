@@ -19,14 +19,15 @@ export interface Db {
 export interface Connection {
   readonly host: string;
   readonly port: number;
+  /** A Unix socket instead of host and port (the drill's throwaway server listens on one). */
+  readonly socketPath?: string;
   readonly user: string;
   readonly password: string;
 }
 
 export function createDb(connection: Connection): Db {
   const pool = mysql.createPool({
-    host: connection.host,
-    port: connection.port,
+    ...(connection.socketPath ? { socketPath: connection.socketPath } : { host: connection.host, port: connection.port }),
     user: connection.user,
     password: connection.password,
     connectionLimit: 2,

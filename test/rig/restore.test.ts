@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Rgw, startRgw } from '../store/rgw.js';
-import { newBaseDir, waitUntil } from './helpers.js';
+import { newBaseDir, pidsMatching, waitUntil } from './helpers.js';
 import { Rig, type RigNode } from './rig.js';
 import { listBackups, objectBytes, runStore, storeEnv } from './store-helpers.js';
 
@@ -163,5 +163,46 @@ describe('CLONE_SOURCE=backup on a replica', () => {
     await node.waitFor('/readyz');
     await waitUntil(async () => (await node.sql<{ n: number }>("SELECT COUNT(*) AS n FROM shop.orders WHERE item = 'after-the-purge'"))[0]!.n === 1, 'the row written after the purge');
     expect(await checksums(node)).toEqual(await checksums(p));
+  }, 120_000);
+});
+
+describe('verify-backup, the restore drill', () => {
+  let drillDir = '';
+  const drillEnv = (extra: Record<string, string> = {}) => storeEnv(a, rgw, URL, { DRILL_DIR: drillDir, ...extra });
+  beforeAll(async () => {
+    drillDir = await newBaseDir('drill');
+  });
+
+  it('passes on a good backup: every table checked and counted, verdict beside the manifest, nothing left behind', async () => {
+    const run = await runStore(a, ['verify-backup'], drillEnv());
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.lines.find((l) => l.msg === 'throwaway server answers on loopback')).toBeDefined();
+    const [listed] = await listBackups(a, drillEnv());
+    expect(listed!.drill).toMatchObject({ id: backup.id, ok: true, failure: null });
+    expect(listed!.drill.tables['shop.orders']).toBe(200);
+    expect(listed!.drill.tables['shop.items']).toBe(2000);
+    expect(listed!.drill.tables_checked).toBeGreaterThan(2);
+    expect(await readdir(drillDir)).toEqual([]);
+    expect(pidsMatching(`${drillDir}/mysql-agent-drill-`)).toEqual([]);
+  }, 120_000);
+
+  it('fails on a corrupted one before prepare, with the reason in the verdict; nothing left behind', async () => {
+    const good = await objectBytes(rgw, BUCKET, backup.data.key);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0x01;
+    await putObject(backup.data.key, bad);
+    try {
+      const run = await runStore(a, ['verify-backup', '--backup-id', backup.id], drillEnv());
+      expect(run.code).toBe(1);
+      expect(run.lines.some((l) => l.phase === 'prepare' || l.msg === 'throwaway server answers on loopback')).toBe(false);
+      const [listed] = await listBackups(a, drillEnv());
+      expect(listed!.drill).toMatchObject({ id: backup.id, ok: false, tables_checked: 0 });
+      expect(listed!.drill.failure).toMatch(/corrupt or truncated|does not match its manifest/);
+      expect(await readdir(drillDir)).toEqual([]);
+      const table = await runStore(a, ['backups'], drillEnv());
+      expect(table.stdout).toMatch(/FAILED \d{4}-\d\d-\d\dT/);
+    } finally {
+      await putObject(backup.data.key, good);
+    }
   }, 120_000);
 });

@@ -8,7 +8,7 @@ import type { Rig } from './rig.js';
 export interface StoreRun {
   readonly code: number | null;
   readonly stdout: string;
-  /** The pino lines (on stderr for these commands). */
+  /** The pino lines (stderr for backup and backups, which print their result on stdout; stdout for verify-backup). */
   readonly lines: Record<string, unknown>[];
   readonly stderr: string;
 }
@@ -33,7 +33,7 @@ export async function runStore(rig: Rig, args: string[], env: NodeJS.ProcessEnv)
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  const lines = stderr
+  const lines = `${stdout}\n${stderr}`
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
