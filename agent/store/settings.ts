@@ -12,6 +12,16 @@ import { type Setting, type SettingsReader, oneOf, text, wholeNumber } from '../
 
 export type Compression = 'zstd' | 'none';
 
+/** What the AWS SDK's default chain reads from the environment itself (the agent never does). */
+export const SDK_VARIABLES = [
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'AWS_ROLE_ARN',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+  'AWS_PROFILE',
+] as const;
+
 export interface StoreConfig {
   readonly bucket: string;
   /** '' or a prefix ending in '/': everything of this cluster lives under it. */
