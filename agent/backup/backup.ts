@@ -16,16 +16,17 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { BackupError, CloneError, errorMessage } from '../core/errors.js';
+import { BackupError, CloneError, StoreError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { probePeers } from '../cluster/peer-status.js';
+import { retry } from '../core/retry.js';
 import { hostOf } from '../core/topology.js';
 import { connect, refusal } from '../init/clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label, rankCloneSources } from '../init/clone-source.js';
 import { coordinatesOfFiles } from '../mysql/clone-info.js';
 import { compressor } from '../store/compression.js';
 import { type BackupId, dataKey, manifestKey, newBackupId } from '../store/layout.js';
-import { LOCK_RENEW_MS, acquireLock } from '../store/lock.js';
+import { type HeldLock, LOCK_RENEW_MS, LOCK_STALE_MS, acquireLock } from '../store/lock.js';
 import { type Manifest, formatJson } from '../store/manifest.js';
 import { planRetention } from '../store/retention.js';
 import { Store, where } from '../store/s3.js';
@@ -125,18 +126,19 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   let kept: ReadonlyMap<string, string> = new Map();
   const gate = completenessGate(res, reader, peer, raw, (k) => (kept = k));
   const upload = store.upload(key, gate, signal);
-  const flowing = pipeline(res, zip, gate).catch((err: unknown) => {
-    gate.destroy(err instanceof Error ? err : new Error(String(err)));
-    throw err;
-  });
-  try {
-    await Promise.all([flowing, upload]);
-  } catch (err) {
-    await upload.catch(() => {});
+  // A failed upload stops reading: end the stream too, so the sidecar's tool is killed at once.
+  upload.catch((err: unknown) => gate.destroy(err instanceof Error ? err : new Error(String(err))));
+  const flowing = pipeline(res, zip, gate);
+  const [flow, up] = await Promise.allSettled([flowing, upload]);
+  if (flow.status === 'rejected' || up.status === 'rejected') {
+    if (signal.aborted) throw signal.reason;
     const expired = connection.expired();
     if (expired) throw expired;
-    if (err instanceof BackupError || signal.aborted) throw err;
-    throw new BackupError(`streaming from ${peer} into ${key} failed after ${raw.bytes} bytes: ${errorMessage(err)}`, { cause: err });
+    const errors = [flow, up].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    // The stream's verdict first (not whole, tool failed), then the store's, then the pipe's.
+    const why = errors.find((e) => e instanceof BackupError) ?? errors.find((e) => e instanceof StoreError) ?? errors[0];
+    if (why instanceof BackupError || why instanceof StoreError) throw why;
+    throw new BackupError(`streaming from ${peer} into ${key} failed after ${raw.bytes} bytes: ${errorMessage(why)}`, { cause: why });
   }
   if (parseError !== null) throw new BackupError(`the stream from ${peer} is not a readable xbstream: ${errorMessage(parseError)}`);
   const size = await store.size(key);
@@ -171,6 +173,21 @@ async function applyRetention(store: Store, keep: number, writing: BackupId[], l
     for (const key of ordered) await store.delete(key);
     log.info({ phase: 'retention', backup_id: b.id, complete: b.hasManifest }, b.hasManifest ? 'deleted a backup beyond BACKUP_KEEP' : "deleted a killed run's leftover");
   }
+}
+
+/** How long a run keeps trying to release its lock (the store may be back in a moment) before it leaves it to go stale. */
+const RELEASE_DEADLINE_MS = 30_000;
+
+async function releaseLock(lock: HeldLock, log: Logger): Promise<void> {
+  await retry(() => lock.release(), {
+    policy: { deadlineMs: RELEASE_DEADLINE_MS, initialDelayMs: 1000, maxDelayMs: 5000 },
+    classify: (err) => ({ retry: err instanceof StoreError && err.retryable }),
+    onRetry: (err, attempt, delayMs) => log.warn({ phase: 'lock', attempt, retry_in_ms: delayMs, err: errorMessage(err) }, 'could not release the lock yet, retrying'),
+    // Released even after SIGTERM: the next run must not wait for it to go stale.
+    signal: new AbortController().signal,
+  }).catch((err: unknown) =>
+    log.warn({ phase: 'lock', err: errorMessage(err) }, `could not release the lock; the next run takes it over once it is stale (${LOCK_STALE_MS / 1000} s)`),
+  );
 }
 
 export async function runBackup(config: BackupConfig, log: Logger, signal: AbortSignal, out: NodeJS.WritableStream): Promise<void> {
@@ -212,7 +229,7 @@ export async function runBackup(config: BackupConfig, log: Logger, signal: Abort
       await applyRetention(store, config.keep, [id], blog);
     } finally {
       clearInterval(renewal);
-      await lock.release().catch((err: unknown) => blog.warn({ phase: 'lock', err: errorMessage(err) }, 'could not release the lock; the next run takes it over once stale'));
+      await releaseLock(lock, blog);
     }
   } finally {
     signal.removeEventListener('abort', onAbort);

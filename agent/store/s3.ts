@@ -10,7 +10,6 @@ import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
-  HeadBucketCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -19,7 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StoreError } from '../core/errors.js';
-import { type Clock, retry } from '../core/retry.js';
+import { type Clock, RetryExhausted, retry } from '../core/retry.js';
 import { type StoredBackup, backupsPrefix, groupKeys } from './layout.js';
 import type { StoreConfig } from './settings.js';
 
@@ -96,17 +95,26 @@ export class Store {
     }
   }
 
-  /** Checks bucket and credentials, retrying an unreachable store until a short deadline. */
+  /**
+   * Checks bucket and credentials with a one-key listing under the prefix (a GET: unlike HEAD, its
+   * error body names the cause), retrying an unreachable store until a short deadline.
+   */
   async reach(signal: AbortSignal, clock?: Clock): Promise<void> {
-    await retry(() => this.call(`checking ${where(this.config)}`, () => this.s3.send(new HeadBucketCommand({ Bucket: this.config.bucket }), { abortSignal: signal })), {
+    const probe = () =>
+      this.call(`checking ${where(this.config)}`, () =>
+        this.s3.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: backupsPrefix(this.config.prefix), MaxKeys: 1 }), { abortSignal: signal }),
+      );
+    await retry(probe, {
       policy: { deadlineMs: REACH_DEADLINE_MS, initialDelayMs: 500, maxDelayMs: 5_000 },
       classify: (err) => ({ retry: err instanceof StoreError && err.retryable }),
       onRetry: () => {},
       signal,
       clock,
     }).catch((err: unknown) => {
-      const last = (err as { last?: unknown }).last ?? err;
-      throw last instanceof StoreError ? new StoreError(`${last.message}; gave up after ${REACH_DEADLINE_MS / 1000} s`, false, { cause: last }) : last;
+      if (err instanceof RetryExhausted && err.last instanceof StoreError) {
+        throw new StoreError(`${err.last.message}; gave up after ${REACH_DEADLINE_MS / 1000} s`, false, { cause: err.last });
+      }
+      throw err;
     });
   }
 
@@ -155,7 +163,7 @@ export class Store {
    * Uploads a stream as a multipart upload (a single PUT when it is under one part). Any failure
    * of the body, the store or `signal` aborts the upload: nothing of it stays visible.
    */
-  async upload(key: string, body: Readable, signal: AbortSignal): Promise<{ parts: number }> {
+  async upload(key: string, body: Readable, signal: AbortSignal): Promise<void> {
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
@@ -163,22 +171,27 @@ export class Store {
       queueSize: PARTS_IN_FLIGHT,
       leavePartsOnError: false,
     });
-    let parts = 0;
-    upload.on('httpUploadProgress', (p) => (parts = Math.max(parts, p.part ?? 0)));
     const onAbort = () => void upload.abort().catch(() => {});
     signal.addEventListener('abort', onAbort, { once: true });
-    // A body that fails must fail the upload, not leave it waiting for more bytes.
-    const bodyFailed = new Promise<never>((_, reject) => body.once('error', reject));
-    bodyFailed.catch(() => {});
+    // A body that fails must fail the upload, not leave it waiting for more bytes. An AbortError
+    // is the uploader's own doing (a part failed, it stopped reading): its reason follows from
+    // done(), which is given a while to say it.
+    const stopOnBodyError = (err: Error) => {
+      if (err.name !== 'AbortError') void upload.abort().catch(() => {});
+      else setTimeout(() => void upload.abort().catch(() => {}), 30_000).unref();
+    };
+    body.once('error', stopOnBodyError);
     try {
-      await Promise.race([upload.done(), bodyFailed]);
-      return { parts };
+      await upload.done();
     } catch (err) {
       await upload.abort().catch(() => {});
       if (signal.aborted) throw signal.reason;
-      throw body.errored ? body.errored : storeError(err, this.config, `uploading ${key}`);
+      // The body's own failure (a stream that is not whole) is the reason; anything else is the store's.
+      const bodyErr = body.errored;
+      throw bodyErr && bodyErr.name !== 'AbortError' ? bodyErr : storeError(err, this.config, `uploading ${key}`);
     } finally {
       signal.removeEventListener('abort', onAbort);
+      body.removeListener('error', stopOnBodyError);
     }
   }
 
