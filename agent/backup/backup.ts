@@ -24,7 +24,7 @@ import { hostOf } from '../core/topology.js';
 import { connect, refusal } from '../init/clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label, rankCloneSources } from '../init/clone-source.js';
 import { coordinatesOfFiles } from '../mysql/clone-info.js';
-import { compressor } from '../store/compression.js';
+import { compressor } from '../stream/compression.js';
 import { type BackupId, dataKey, manifestKey, newBackupId } from '../store/layout.js';
 import { type HeldLock, LOCK_RENEW_MS, LOCK_STALE_MS, acquireLock } from '../store/lock.js';
 import { type Manifest, formatJson } from '../store/manifest.js';

@@ -15,7 +15,8 @@ import { hostOf } from '../core/topology.js';
 import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import type { StreamTimeouts } from '../init/clone-attempt.js';
 import { CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_MAX_LAG, PEER_PROBE_COUNT } from '../init/settings.js';
-import { BACKUP_COMPRESSION, BACKUP_KEEP, type Compression, STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
+import { BACKUP_COMPRESSION, BACKUP_KEEP, STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
+import type { Compression } from '../stream/compression.js';
 import { type BackupId, isBackupId } from '../store/layout.js';
 import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLD_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
 

@@ -14,7 +14,7 @@ import { RECOVERY_RECORD, type RecoveryRecord, writeRecord } from '../core/recor
 import { hostOf } from '../core/topology.js';
 import { readCloneCoordinates } from '../mysql/clone-info.js';
 import { gtidCovers } from '../mysql/gtid.js';
-import { decompressor } from '../store/compression.js';
+import { decompressor } from '../stream/compression.js';
 import { manifestKey } from '../store/layout.js';
 import { type Manifest, parseManifest } from '../store/manifest.js';
 import { Store, where } from '../store/s3.js';

@@ -9,7 +9,7 @@
  * An id is the UTC start time to the second plus 6 random hex digits,
  * `20261201T101530Z-3fa9c1`: its text order is its time order. Pure functions only.
  */
-import type { Compression } from './settings.js';
+import type { Compression } from '../stream/compression.js';
 
 declare const backupIdBrand: unique symbol;
 export type BackupId = string & { readonly [backupIdBrand]: true };

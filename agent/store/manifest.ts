@@ -6,7 +6,7 @@
  */
 import { ParseError } from '../core/errors.js';
 import { type BackupId, isBackupId } from './layout.js';
-import type { Compression } from './settings.js';
+import type { Compression } from '../stream/compression.js';
 
 export interface Coordinates {
   /** Which info file of the stream speaks for the backup (as a clone's would). */

@@ -1,7 +1,8 @@
 /**
  * agent/store/ is the object store a backup lives in: where (settings, layout), what (the
  * manifest and the drill verdict as typed values), how long (retention), in what form
- * (compression), and the S3 client edge. It imports only core/.
+ * (which of the stream's compressions), and the S3 client edge. It imports only core/ and the
+ * stream's Compression type.
  *
  * The store's settings, shared by every command that reads or writes backups. Credentials are
  * not among them: the AWS SDK's default chain reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
@@ -9,8 +10,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { type Setting, type SettingsReader, oneOf, text, wholeNumber } from '../core/settings.js';
-
-export type Compression = 'zstd' | 'none';
+import type { Compression } from '../stream/compression.js';
 
 /** What the AWS SDK's default chain reads from the environment itself (the agent never does). */
 export const SDK_VARIABLES = [

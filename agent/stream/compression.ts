@@ -1,10 +1,13 @@
 /**
- * The stored form of a backup stream: zstd (Node 24's own zlib binding, level 1: the speed of
+ * A backup stream's compression: zstd (Node 24's own zlib binding, level 1: the speed of
  * `zstd -1` at about the same size) or none. Both directions are streams, so memory stays flat.
+ * The stored form of a backup (BACKUP_COMPRESSION) uses it; it sits with the stream so that any
+ * other leg of a backup's stream can use the same codec.
  */
 import { PassThrough, type Transform } from 'node:stream';
 import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
-import type { Compression } from './settings.js';
+
+export type Compression = 'zstd' | 'none';
 
 /** zstd level 1: the level the peers' `zstd -1` pipeline uses, ~3x faster than gzip's default at a smaller size. */
 const ZSTD_LEVEL = 1;
