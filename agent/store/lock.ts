@@ -4,7 +4,14 @@
  * starting together exactly one gets it; the other is refused, naming the holder. The holder
  * renews it every LOCK_RENEW_MS; a lock not renewed for LOCK_STALE_MS belongs to a run that was
  * killed, and the next run deletes it and takes its place (and cleans up what that run left).
+ *
+ * The takeover cannot be one conditional request: Ceph RGW answers 412 to `If-Match` even with
+ * the object's own ETag (test/store/store-edge.test.ts), so it is a delete, then a create with
+ * `If-None-Match: *`. Two runs that both found the lock stale can then both create it in turn
+ * (the second deleting the first's); each therefore reads the lock back after LOCK_SETTLE_MS and
+ * goes on only if it is still its own, so the earlier one steps back before it touches anything.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import { BackupError } from '../core/errors.js';
 import type { BackupId } from './layout.js';
 import { lockKey } from './layout.js';
@@ -12,6 +19,8 @@ import type { Store } from './s3.js';
 
 export const LOCK_RENEW_MS = 30_000;
 export const LOCK_STALE_MS = 180_000;
+/** How long a run that took over a stale lock waits before it checks the lock is still its own. */
+export const LOCK_SETTLE_MS = 2_000;
 
 export interface LockBody {
   readonly id: BackupId;
@@ -45,8 +54,9 @@ export interface HeldLock {
 }
 
 /** Takes the lock or throws BackupError naming the run that holds it. */
-export async function acquireLock(store: Store, id: BackupId, host: string, now: () => number = Date.now): Promise<HeldLock> {
+export async function acquireLock(store: Store, id: BackupId, host: string, now: () => number = Date.now, settleMs = LOCK_SETTLE_MS): Promise<HeldLock> {
   const key = lockKey(store.config.prefix);
+  const mine = async () => judgeLock(await store.getText(key), now()).body?.id === id;
   const started = new Date(now()).toISOString();
   const body = (): string => `${JSON.stringify({ id, host, started_at: started, renewed_at: new Date(now()).toISOString() } satisfies LockBody)}\n`;
   let replaced: LockBody | null = null;
@@ -58,14 +68,12 @@ export async function acquireLock(store: Store, id: BackupId, host: string, now:
     }
     replaced = state.body;
     await store.delete(key);
-    if (!(await store.putText(key, body(), { onlyIfAbsent: true }))) {
+    const tookOver = await store.putText(key, body(), { onlyIfAbsent: true });
+    if (tookOver) await delay(settleMs);
+    if (!tookOver || !(await mine())) {
       throw new BackupError('another backup run took over the stale lock at the same moment: refusing to start a second one; this run wrote nothing');
     }
   }
-  const mine = async () => {
-    const text = await store.getText(key);
-    return text !== null && (JSON.parse(text) as LockBody).id === id;
-  };
   return {
     replaced,
     renew: async () => {

@@ -1,6 +1,6 @@
 /** The S3 edge (agent/store/s3.ts, lock.ts) against the real store: errors, the lock, aborted uploads. */
 import { Readable } from 'node:stream';
-import { ListMultipartUploadsCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, StoreError } from '../../agent/core/errors.js';
 import { type BackupId, lockKey } from '../../agent/store/layout.js';
@@ -77,6 +77,57 @@ describe('the lock', () => {
     const lock = await acquireLock(store, '20261201T000000Z-0000ee' as BackupId, 'alive');
     expect(lock.replaced?.host).toBe('dead');
     await lock.release();
+  });
+  it('cannot be taken over with one conditional request: RGW answers 412 to If-Match even with the ETag HEAD gives', async () => {
+    const store = storeWith(config());
+    const key = lockKey('c2/');
+    await store.putText(key, '{"stale":true}\n');
+    const { ETag } = await store.s3.send(new HeadObjectCommand({ Bucket: 'edge', Key: key }));
+    expect(ETag).toMatch(/^"[0-9a-f]{32}"$/);
+    const err = await message(store.s3.send(new PutObjectCommand({ Bucket: 'edge', Key: key, Body: '{"mine":true}\n', IfMatch: ETag })));
+    expect((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(412);
+    expect(await store.getText(key)).toBe('{"stale":true}\n');
+    await store.delete(key);
+  });
+  it('two runs taking over one stale lock at once: the later one holds it, the earlier steps back before touching anything', async () => {
+    const store = storeWith(config({ prefix: 'c3/' }));
+    await acquireLock(store, '20261201T000000Z-0000d1' as BackupId, 'dead', () => Date.now() - 10 * 60_000);
+    // The unlucky order a delete-then-create takeover allows: B judged the lock stale, then
+    // deletes it only after A has already put its own in place.
+    let aCreated!: () => void;
+    const aHasIt = new Promise<void>((resolve) => (aCreated = resolve));
+    let bRead!: () => void;
+    const bJudged = new Promise<void>((resolve) => (bRead = resolve));
+    const a = Object.assign(Object.create(store) as Store, {
+      delete: async (key: string) => {
+        await bJudged;
+        return store.delete(key);
+      },
+      putText: async (...args: Parameters<Store['putText']>) => {
+        const done = await store.putText(...args);
+        if (done && args[2]?.onlyIfAbsent) aCreated();
+        return done;
+      },
+    });
+    const b = Object.assign(Object.create(store) as Store, {
+      getText: async (key: string) => {
+        const text = await store.getText(key);
+        bRead();
+        return text;
+      },
+      delete: async (key: string) => {
+        await aHasIt;
+        return store.delete(key);
+      },
+    });
+    const results = await Promise.allSettled([
+      acquireLock(a, '20261201T000000Z-0000a1' as BackupId, 'a'),
+      acquireLock(b, '20261201T000000Z-0000b1' as BackupId, 'b'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+    expect(((results[0] as PromiseRejectedResult).reason as Error).message).toMatch(/took over the stale lock at the same moment/);
+    expect(JSON.parse((await store.getText(lockKey('c3/')))!).host).toBe('b');
+    await (results[1] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release();
   });
 });
 
