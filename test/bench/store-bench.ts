@@ -8,6 +8,7 @@
  *          C `mariadb-backup --stream=xbstream | zstd -1 | rclone rcat`
  * Restore: R `mysql-agent init` with RESTORE_FROM (download, SHA-256, decompress, extract, prepare, move)
  *          S `rclone cat | zstd -d | mbstream -x` then `mariadb-backup --prepare`
+ * Drill:   V `mysql-agent verify-backup` (restore, prepare, throwaway server, CHECK TABLE, counts)
  *
  *   npm run bench -- --store [--size GB] [--rounds N] [--out DIR]
  */
@@ -38,7 +39,7 @@ const BUCKET = 'bench';
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
 interface Sample {
-  readonly variant: 'A' | 'B' | 'C' | 'R' | 'S';
+  readonly variant: 'A' | 'B' | 'C' | 'R' | 'S' | 'V';
   readonly round: number;
   readonly seconds: number;
   readonly stored_bytes?: number;
@@ -104,6 +105,17 @@ async function agentRestore(rig: Rig, rgw: Rgw, id: string, round: number): Prom
   return { variant: 'R', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
 }
 
+/** V: `mysql-agent verify-backup` of the round's backup, its peak RSS sampled like A's. */
+async function agentDrill(rig: Rig, rgw: Rgw, id: string, round: number): Promise<Sample> {
+  const drillDir = join(rig.options.baseDir, 'drill');
+  await mkdir(drillDir, { recursive: true });
+  const env = storeEnv(rig, rgw, `s3://${BUCKET}/agent`, { BACKUP_ID: id, DRILL_DIR: drillDir });
+  const started = performance.now();
+  const usage = await watch(rig.spawnAgent(['verify-backup'], env, join(rig.options.baseDir, 'bench-drill.log')));
+  if (usage.code !== 0) throw new Error(`verify-backup exited ${usage.code}`);
+  return { variant: 'V', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
+}
+
 /** S: `rclone cat | zstd -d | mbstream -x`, then prepare. */
 async function pipeRestore(rig: Rig, rgw: Rgw, round: number): Promise<Sample> {
   const dir = join(rig.options.baseDir, 'pipe-restore');
@@ -151,6 +163,10 @@ async function main(): Promise<void> {
         samples.push(s);
         log(`round ${round} ${v}: ${s.seconds.toFixed(2)} s`);
       }
+      await dropCaches();
+      const drill = await agentDrill(rig, rgw, id, round);
+      samples.push(drill);
+      log(`round ${round} V: ${drill.seconds.toFixed(2)} s, peak RSS ${drill.peak_rss_mb?.toFixed(1)} MB`);
     }
     const of = (v: Sample['variant']) => samples.filter((s) => s.variant === v);
     const med = (v: Sample['variant'], f: (s: Sample) => number) => median(of(v).map(f));
@@ -163,13 +179,14 @@ async function main(): Promise<void> {
       '',
       '| variant | seconds (median, min–max) | stored MB (median) | peak RSS MB |',
       '|---|---|---|---|',
-      ...(['A', 'B', 'C', 'R', 'S'] as const).map((v) => {
+      ...(['A', 'B', 'C', 'R', 'S', 'V'] as const).map((v) => {
         const label = {
           A: 'A agent `backup`',
           B: 'B `mariadb-backup | gzip | rclone rcat`',
           C: 'C `mariadb-backup | zstd -1 | rclone rcat`',
           R: 'R agent `init` RESTORE_FROM (incl. prepare)',
           S: 'S `rclone cat | zstd -d | mbstream -x` + prepare',
+          V: 'V agent `verify-backup` (the drill)',
         }[v];
         const secs = of(v).map((s) => s.seconds);
         const stored = of(v)[0]?.stored_bytes === undefined ? '–' : f2(med(v, (s) => s.stored_bytes!) / 1e6);
@@ -177,7 +194,7 @@ async function main(): Promise<void> {
         return `| ${label} | ${f2(median(secs))} (${f2(Math.min(...secs))}–${f2(Math.max(...secs))}) | ${stored} | ${rss} |`;
       }),
       '',
-      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1).`,
+      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
     ];
     const text = lines.join('\n');
     console.log(text);
