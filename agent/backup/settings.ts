@@ -8,10 +8,9 @@
  */
 import { hostname } from 'node:os';
 import { ConfigError } from '../core/errors.js';
-import { LOG_LEVEL, PEER_HOST_TEMPLATE, SERVICE_NAME } from '../core/pod-settings.js';
-import { type CommandSpec, type Setting, type SettingsReader, checkHost, directory, switchFlag, isHost, text } from '../core/settings.js';
+import { LOG_LEVEL, PEER_HOST_TEMPLATE, SERVICE_NAME, checkPeerHost } from '../core/pod-settings.js';
+import { type CommandSpec, type Setting, type SettingsReader, directory, switchFlag, isHost, text } from '../core/settings.js';
 import type { PeerHosts } from '../core/topology.js';
-import { hostOf } from '../core/topology.js';
 import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import type { StreamTimeouts } from '../init/clone-attempt.js';
 import { CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_MAX_LAG, PEER_PROBE_COUNT } from '../init/settings.js';
@@ -103,11 +102,7 @@ export const backupCommand: CommandSpec<BackupConfig> = {
   ],
   build: (read) => {
     const peerHosts: PeerHosts = { template: read.get(PEER_HOST_TEMPLATE), set: read.get(STATEFULSET_NAME), service: read.get(SERVICE_NAME) };
-    try {
-      checkHost('PEER_HOST_TEMPLATE', hostOf(peerHosts, 0));
-    } catch (err) {
-      read.problem((err as Error).message);
-    }
+    checkPeerHost(read, peerHosts, 0);
     return {
       command: 'backup',
       ...readBase(read),
