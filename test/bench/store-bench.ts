@@ -46,8 +46,10 @@ interface Sample {
   readonly peak_rss_mb?: number;
 }
 
+/** rclone 1.60 refuses an http endpoint when AWS_CA_BUNDLE is set (LoadCustomCABundleError): the store here is plain http on loopback. */
+const { AWS_CA_BUNDLE: _caBundle, ...withoutCaBundle } = process.env;
 const rcloneEnv = (rgw: Rgw): NodeJS.ProcessEnv => ({
-  ...process.env,
+  ...withoutCaBundle,
   RCLONE_CONFIG_RGW_TYPE: 's3',
   RCLONE_CONFIG_RGW_PROVIDER: 'Ceph',
   RCLONE_CONFIG_RGW_ENDPOINT: rgw.endpoint,
