@@ -125,7 +125,11 @@ describe('faults of a backup to object storage', () => {
     await rgw.startGateway();
     expect(await exited).toBe(1);
     const failure = stderr.split('\n').filter((l) => l.includes('"phase":"exit"')).map((l) => JSON.parse(l) as { err: string })[0]!;
-    expect(failure.err).toMatch(/^uploading c1\/mysql-agent\/backups\/\d{8}T\d{6}Z-[0-9a-f]{6}\/data\.xbstream\.zst: store unreachable at http:\/\/127\.0\.0\.1:7480 \(ECONNREFUSED\)$/);
+    // Whichever notices first: the upload's own retries, or the lock's renewal (every 30 s), which
+    // is the run's liveness check when lib-storage keeps feeding its other part uploaders.
+    expect(failure.err).toMatch(
+      /^(uploading c1\/mysql-agent\/backups\/\d{8}T\d{6}Z-[0-9a-f]{6}\/data\.xbstream\.zst|reading c1\/mysql-agent\/lock\.json): store unreachable at http:\/\/127\.0\.0\.1:7480 \(ECONNREFUSED\)$/,
+    );
     await waitUntil(async () => (await runStore(rig, ['backups'], env())).code === 0, 'the store back', 60_000);
     expect(await ids()).toEqual(before);
     const next = await runStore(rig, ['backup'], env({ BACKUP_KEEP: '20', BACKUP_SOURCE: 'primary' }));
@@ -133,6 +137,24 @@ describe('faults of a backup to object storage', () => {
     checksumsAt.set(next.stdout.trim(), await checksums());
     expect(next.lines.find((l) => l.msg === 'aborted unfinished uploads of a killed run')).toBeDefined();
     expect(await unfinishedUploads()).toBe(0);
+    expect(await ids()).toEqual([next.stdout.trim(), ...before]);
+  }, 180_000);
+
+  it('SIGTERM mid-upload: exit 143, the upload aborted, no manifest, the lock released at once, the sidecar\'s tool gone', async () => {
+    const before = await ids();
+    const child = rig.spawnAgent(['backup'], env({ BACKUP_SOURCE: 'primary' }), join(rig.options.baseDir, 'sigterm.log'));
+    const exited = new Promise<number | null>((r) => child.once('close', r));
+    await waitUntil(async () => (await unfinishedUploads()) > 0, 'a multipart upload to begin', 60_000);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+    expect(await unfinishedUploads()).toBe(0);
+    expect(await ids()).toEqual(before);
+    await waitUntil(() => backupToolPids(rig.node(0).dataDir).length === 0 && true, "the sidecar's backup tool to end", 15_000);
+    // Released, not left to go stale: the next run starts at once and is not refused.
+    const next = await runStore(rig, ['backup'], env({ BACKUP_KEEP: '20', BACKUP_SOURCE: 'primary' }));
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.lines.find((l) => l.msg === 'took over the lock of a run that stopped renewing it')).toBeUndefined();
+    checksumsAt.set(next.stdout.trim(), await checksums());
     expect(await ids()).toEqual([next.stdout.trim(), ...before]);
   }, 180_000);
 
