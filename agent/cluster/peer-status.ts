@@ -117,9 +117,13 @@ export function parsePeerStatus(body: unknown): PeerStatus {
   };
 }
 
-/** GET http://host:port/status with a deadline for the whole exchange. */
+/**
+ * GET http://host:port/status?fresh=1 with a deadline for the whole exchange: the sidecar answers
+ * from a reading begun after the request (its readings are up to a second old otherwise), so a
+ * decision never rests on a GTID state older than the question. Older sidecars ignore the query.
+ */
 export async function fetchStatus(host: string, port: number, timeoutMs: number): Promise<unknown> {
-  const { status, text } = await getText((onResponse) => request({ host, port, path: '/status', method: 'GET', headers: { accept: 'application/json' } }, onResponse), {
+  const { status, text } = await getText((onResponse) => request({ host, port, path: '/status?fresh=1', method: 'GET', headers: { accept: 'application/json' } }, onResponse), {
     timeoutMs,
     maxChars: 1_000_000,
     timeout: () => Object.assign(new Error(`no answer within ${timeoutMs / 1000} s`), { code: 'ETIMEDOUT' }),

@@ -8,6 +8,7 @@
  * command's `build` reads them all through one `SettingsReader`, which collects every problem in
  * one pass. The result is frozen and passed down as a value: nothing else reads the environment.
  */
+import { isIPv6 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './errors.js';
@@ -244,12 +245,18 @@ export function directory(name: string, help: string, fallback: string): Setting
 }
 
 const HOST = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+/** An IPv6 literal is checked by net.isIPv6; this keeps out zones (`%eth0`) and brackets. */
+const IPV6_CHARACTERS = /^[0-9A-Fa-f:.]{2,45}$/;
 
-/** Whether `value` is a host name or IPv4 address, safe in SQL and on a command line. */
-export const isHost = (value: string) => HOST.test(value);
+/**
+ * Whether `value` is a host name, an IPv4 address or a bare IPv6 literal: letters, digits,
+ * `-`, `.` and `:` only, so it is safe in SQL (escaped by the driver anyway) and as one
+ * command-line argument (`--host=…`).
+ */
+export const isHost = (value: string) => HOST.test(value) || (IPV6_CHARACTERS.test(value) && isIPv6(value));
 
 export function checkHost(name: string, value: string): string {
-  if (!isHost(value)) throw new ConfigError(`${name}="${value}" is invalid: expected a host name or IPv4 address`);
+  if (!isHost(value)) throw new ConfigError(`${name}="${value}" is invalid: expected a host name, an IPv4 address or an IPv6 address (without brackets)`);
   return value;
 }
 

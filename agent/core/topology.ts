@@ -2,6 +2,7 @@
  * Where this pod sits in the StatefulSet: its ordinal, its role, its server-id and the hosts of
  * its peers. Pure functions over the pod name and the configured templates.
  */
+import { isIPv6 } from 'node:net';
 
 declare const ordinalBrand: unique symbol;
 /** A StatefulSet pod ordinal: the trailing `-N` of the pod name. */
@@ -52,4 +53,9 @@ export interface PeerHosts {
 /** The host of the agent (and server) at an ordinal. */
 export function hostOf(hosts: PeerHosts, ordinal: Ordinal | number): string {
   return peerHost(hosts.template, hosts.set, hosts.service, ordinal as Ordinal);
+}
+
+/** `host:port` as URLs and log lines write it: an IPv6 literal in brackets (`[fd00::12]:3307`). */
+export function hostPort(host: string, port: number): string {
+  return `${isIPv6(host) ? `[${host}]` : host}:${port}`;
 }

@@ -14,6 +14,7 @@ import { CloneError, errorMessage } from '../core/errors.js';
 import { meterChunks } from '../stream/meter.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
+import { hostPort } from '../core/topology.js';
 
 export interface CloneSource {
   readonly host: string;
@@ -55,7 +56,7 @@ const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
 /** GET /backup from a peer's agent, its clocks running; network failures become retryable CloneErrors. */
 export function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
-  const peer = `${source.host}:${source.port}`;
+  const peer = hostPort(source.host, source.port);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
     if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
@@ -147,7 +148,7 @@ export async function cloneInto(
   signal: AbortSignal,
   timeouts: StreamTimeouts,
 ): Promise<CloneResult> {
-  const peer = `${source.host}:${source.port}`;
+  const peer = hostPort(source.host, source.port);
   const started = Date.now();
   const local = new AbortController();
   const onAbort = () => local.abort(signal.reason);

@@ -8,6 +8,7 @@ import { CloneError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type CloneRecord, writeCloneRecord } from '../core/records.js';
 import { type Clock, retry } from '../core/retry.js';
+import { hostPort } from '../core/topology.js';
 import { extractCommand, prepareCommand, syncCommand } from '../stream/backup-tool.js';
 import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { NO_SPACE, filledUp, freeBytes, mb } from '../stream/sizes.js';
@@ -101,7 +102,7 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
           async (c) => {
             const source: CloneSource = { host: c.host, port: config.backup.port, token: config.backup.token };
             const dir = await resetStaging(config.dataDir);
-            log.info({ phase: 'stream', peer: `${c.host}:${source.port}`, peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
+            log.info({ phase: 'stream', peer: hostPort(c.host, source.port), peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
             return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts);
           },
           (c, err, remaining) =>
@@ -128,7 +129,7 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
         clock,
       },
     );
-    const peer = `${candidate.host}:${config.backup.port}`;
+    const peer = hostPort(candidate.host, config.backup.port);
     const seconds = result.durationMs / 1000;
     log.info(
       { phase: 'stream', peer, peer_ordinal: candidate.ordinal, bytes: result.bytes, duration_ms: result.durationMs, rate_mb_s: +(result.bytes / 1e6 / seconds).toFixed(1) },

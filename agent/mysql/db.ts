@@ -11,9 +11,15 @@ import { type ServerFacts, replicaStatusQuery } from './replication-sql.js';
 import { type ServerVersion, parseServerVersion } from './server-version.js';
 
 export interface Db {
-  query(sql: string): Promise<Record<string, unknown>[]>;
+  /** One statement; fails after `timeoutMs` (default STATEMENT_TIMEOUT_MS) without an answer. */
+  query(sql: string, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   end(): Promise<void>;
 }
+
+/** Long enough for RESET BINARY LOGS over many binlogs; a hung server fails instead of hanging the caller. */
+export const STATEMENT_TIMEOUT_MS = 60_000;
+/** Statements waiting for one of the pool's connections; beyond that a query fails at once. */
+const QUEUE_LIMIT = 16;
 
 /** The local server's address and the agent's account (MYSQL_*). */
 export interface Connection {
@@ -31,14 +37,15 @@ export function createDb(connection: Connection): Db {
     user: connection.user,
     password: connection.password,
     connectionLimit: 2,
+    queueLimit: QUEUE_LIMIT,
     connectTimeout: 5000,
     enableKeepAlive: true,
     // Statements are rendered (and escaped) by replication-sql.ts; one statement per call.
     multipleStatements: false,
   });
   return {
-    async query(sql) {
-      const [rows] = await pool.query(sql);
+    async query(sql, timeoutMs = STATEMENT_TIMEOUT_MS) {
+      const [rows] = await pool.query({ sql, timeout: timeoutMs });
       return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
     },
     end: () => pool.end(),
@@ -120,8 +127,8 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
   };
 }
 
-export async function readReplicaStatus(db: Db, version: ServerVersion): Promise<ReplicaStatus> {
-  const rows = await db.query(replicaStatusQuery(version));
+export async function readReplicaStatus(db: Db, version: ServerVersion, timeoutMs?: number): Promise<ReplicaStatus> {
+  const rows = await db.query(replicaStatusQuery(version), timeoutMs);
   return parseReplicaStatus(rows[0]);
 }
 
@@ -136,16 +143,16 @@ export function parseGtidList(info: string): string | null {
  * file's Gtid_list event; MySQL: gtid_purged). A replica whose GTID covers it can be served from
  * them; one behind it cannot. null without binary logs or when it cannot be read.
  */
-export async function readBinlogStart(db: Db, version: ServerVersion): Promise<string | null> {
+export async function readBinlogStart(db: Db, version: ServerVersion, timeoutMs?: number): Promise<string | null> {
   try {
     if (version.flavor === 'mysql') {
-      const [row] = await db.query('SELECT @@GLOBAL.gtid_purged AS g');
+      const [row] = await db.query('SELECT @@GLOBAL.gtid_purged AS g', timeoutMs);
       return String(row?.g ?? '').replace(/\s+/g, '');
     }
-    const logs = await db.query('SHOW BINARY LOGS');
+    const logs = await db.query('SHOW BINARY LOGS', timeoutMs);
     const first = logs[0]?.Log_name;
     if (typeof first !== 'string') return null;
-    const events = await db.query(format('SHOW BINLOG EVENTS IN ? LIMIT 4', [first]));
+    const events = await db.query(format('SHOW BINLOG EVENTS IN ? LIMIT 4', [first]), timeoutMs);
     const list = events.find((e) => e.Event_type === 'Gtid_list');
     return list === undefined ? null : parseGtidList(String(list.Info ?? ''));
   } catch {

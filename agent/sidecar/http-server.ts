@@ -13,15 +13,35 @@ export interface Readiness {
   readonly reason: string | null;
 }
 
+/** Longest a `/status?fresh=1` request waits for the next reading before answering from the one held. */
+const FRESH_WAIT_MS = 2500;
+
 export interface StatusSource {
   readiness(): Promise<Readiness>;
   status(): Promise<Record<string, unknown>>;
+  /** Resolves once a reading begun after this call is held (or after `timeoutMs`). */
+  fresh(timeoutMs: number): Promise<void>;
   /** Why a backup must not be served now (e.g. a replica not yet replicating), or null. */
   backupRefusal(): string | null;
 }
 
 const RETRY_BUSY_S = 30;
 const RETRY_NOT_READY_S = 10;
+
+/**
+ * Port 3307 is open to every pod: a client that sends its request slowly, or sits on an idle
+ * connection, must not keep sockets. A GET has nothing but headers. A socket silent for
+ * SOCKET_IDLE_TIMEOUT_MS is closed, except under a backup, whose silences (a tool waiting for a
+ * lock) are watched by watchIdleClient instead.
+ */
+export const HTTP_TIMEOUTS = {
+  headersMs: 5000,
+  requestMs: 10_000,
+  keepAliveMs: 5000,
+  socketIdleMs: 30_000,
+  /** How often Node checks the two above; its default, 30 s, would let them run late. */
+  checkEveryMs: 1000,
+} as const;
 
 /**
  * Ends a backup whose client stopped reading: the response stays backpressured (nothing
@@ -64,6 +84,13 @@ export function buildHttpServer(deps: {
     logController: new LogController({ disableRequestLogging: true }),
     // A stalled client must not keep the agent from shutting down.
     forceCloseConnections: true,
+    http: { headersTimeout: HTTP_TIMEOUTS.headersMs, connectionsCheckingInterval: HTTP_TIMEOUTS.checkEveryMs },
+    requestTimeout: HTTP_TIMEOUTS.requestMs,
+    keepAliveTimeout: HTTP_TIMEOUTS.keepAliveMs,
+    connectionTimeout: HTTP_TIMEOUTS.socketIdleMs,
+  });
+  app.addHook('onRequest', async (req) => {
+    if (req.routeOptions.url === BACKUP_PATH) req.raw.socket.setTimeout(0);
   });
 
   const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
@@ -119,7 +146,12 @@ export function buildHttpServer(deps: {
     return reply.code(readiness.ready ? 200 : 503).send(readiness);
   });
 
-  app.get('/status', async () => deps.status.status());
+  // ?fresh=1: the answer comes from a reading begun after the request arrived (at most about a
+  // second later), for the pods that decide on it; every such request waits for the same reading.
+  app.get<{ Querystring: { fresh?: string } }>('/status', async (req) => {
+    if (req.query.fresh !== undefined) await deps.status.fresh(FRESH_WAIT_MS);
+    return deps.status.status();
+  });
 
   const metrics = deps.metrics;
   if (metrics) app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.contentType).send(await metrics.render()));

@@ -1,8 +1,8 @@
 /**
  * GET /metrics: the sidecar's Prometheus text (prom-client). Names and meanings are listed in
- * the README. Replication gauges are read at scrape time from one snapshot per scrape (one
- * SHOW SLAVE STATUS); backup counters count from the sidecar's start; the clone gauges come from
- * init's durable record.
+ * the README. Replication gauges come from the sidecar's last reading of the server (no query
+ * per scrape), the text is rendered at most once a second; backup counters count from the
+ * sidecar's start; the clone gauges come from init's durable record.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { BackupService } from './backup.js';
@@ -11,6 +11,8 @@ import type { Role } from '../core/topology.js';
 import type { ReplicaStatus } from '../mysql/db.js';
 
 export const PREFIX = 'mysql_agent_';
+/** A rendered text serves every scrape for this long. */
+export const RENDER_MS = 1000;
 
 /** What the metrics are read from; the sidecar supplies it. */
 export interface MetricSources {
@@ -37,7 +39,8 @@ export class AgentMetrics {
   private readonly failed: Counter;
   private readonly bytes: Counter;
   private readonly duration: Histogram;
-  private snapshot: { at: number; value: Promise<Snapshot> } | null = null;
+  private snapshot: Promise<Snapshot> | null = null;
+  private rendered: { at: number; text: Promise<string> } | null = null;
 
   constructor(private readonly sources: MetricSources) {
     const registers = [this.registry];
@@ -108,17 +111,13 @@ export class AgentMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
   }
 
-  /** One reading of the sources per scrape (the gauges collect concurrently). */
+  /** One reading of the sources per render (the gauges collect concurrently). */
   private take(): Promise<Snapshot> {
-    const now = Date.now();
-    if (this.snapshot === null || now - this.snapshot.at > 500) {
-      const value = (async () => {
-        const [replication, ready] = await Promise.all([this.sources.replication().catch(() => null), this.sources.ready().catch(() => false)]);
-        return { replication, ready };
-      })();
-      this.snapshot = { at: now, value };
-    }
-    return this.snapshot.value;
+    this.snapshot ??= (async () => {
+      const [replication, ready] = await Promise.all([this.sources.replication().catch(() => null), this.sources.ready().catch(() => false)]);
+      return { replication, ready };
+    })();
+    return this.snapshot;
   }
 
   backupFinished(failure: string | null, bytes: number, seconds: number): void {
@@ -132,8 +131,18 @@ export class AgentMetrics {
     return this.registry.contentType;
   }
 
+  /**
+   * The text of the last RENDER_MS at most: a scrape is not cheap (the default metrics read
+   * /proc, the open descriptors among them), and /metrics is open to every pod, so a flood of
+   * scrapes renders once per interval.
+   */
   render(): Promise<string> {
-    return this.registry.metrics();
+    const now = Date.now();
+    if (this.rendered === null || now - this.rendered.at > RENDER_MS) {
+      this.snapshot = null;
+      this.rendered = { at: now, text: this.registry.metrics() };
+    }
+    return this.rendered.text;
   }
 }
 

@@ -61,9 +61,10 @@ export async function ensurePrimaryContinuity(deps: {
     writeRecord(dataDir, RECOVERY_RECORD, { ...record, continuity: { how, statements, at: new Date().toISOString() } });
 
   const replica = await readReplicaStatus(db, server.version);
-  if (replica.configured) {
-    const clear = clearReplicationStatements(server.version).map((s) => s.sql).join('; ');
-    const reason = `the rebuilt primary has replication configured (to ${replica.sourceHost}): ordinal 0 must not replicate; run ${clear} after checking, then restart the sidecar`;
+  const clear = clearReplicationStatements(server.version).map((s) => s.sql);
+  const running = replica.configured && (replica.ioRunning !== 'No' || replica.sqlRunning !== 'No');
+  if (running) {
+    const reason = `the rebuilt primary replicates (from ${replica.sourceHost}): ordinal 0 must not replicate; run ${clear.join('; ')} after checking, then restart the sidecar`;
     log.error(reason);
     return { state: 'blocked', reason };
   }
@@ -82,7 +83,10 @@ export async function ensurePrimaryContinuity(deps: {
     log.error({ gtid: current, target: record.gtid }, reason);
     return { state: 'blocked', reason };
   }
-  const statements = continuityStatements(server.version, record.gtid);
+  // A clone of a MySQL replica carries that replica's channel (in mysql.ibd); skip-replica-start
+  // kept it stopped. Ordinal 0 follows no one: it goes with the GTID statements.
+  if (replica.configured) log.warn({ source_host: replica.sourceHost }, "the clone carries its donor's replication channel (stopped): clearing it");
+  const statements = [...(replica.configured ? clear : []), ...continuityStatements(server.version, record.gtid)];
   await save('applying', statements);
   for (const sql of statements) {
     log.info({ sql }, 'applying');

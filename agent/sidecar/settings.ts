@@ -23,7 +23,7 @@ export interface SidecarConfig extends PodConfig, ServerAccess {
   readonly replicationMode: RequestedMode;
 }
 
-export const BACKUP_BIND = host('BACKUP_BIND', 'address the sidecar serves on', '0.0.0.0');
+export const BACKUP_BIND = host('BACKUP_BIND', 'address the sidecar serves on; :: is every address of both families', '::');
 export const BACKUP_IDLE_TIMEOUT = wholeNumber('BACKUP_IDLE_TIMEOUT', 'seconds a backup client may read nothing before the backup is ended', 120, 1, 24 * 3600, 1000);
 export const READY_MAX_LAG = wholeNumber('READY_MAX_LAG', 'a replica is ready only while at most this many seconds behind', 30, 0, 7 * 24 * 3600);
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { type CloneRecord, PRIMARY_START_RECORD, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
+import { type CloneRecord, PRIMARY_START_RECORD, type RecoveryRecord, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
 import { type Db, type ReplicaStatus, createDb, readBinlogStart, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
 import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
 import type { BackupService } from './backup.js';
@@ -33,10 +33,46 @@ function setupReason(setup: SetupState): string {
   return setup.state === 'configured' ? 'replication configured' : setup.reason;
 }
 
-/** Live view of this pod for /readyz and /status. */
+/**
+ * The local server as last read: everything /readyz, /status and /metrics need from it, read by
+ * one refresh every READING_MS, never by a request, so a flood of unauthenticated requests costs
+ * the server nothing.
+ */
+interface ServerReading {
+  /** When this reading was complete (ms since the epoch). */
+  readonly at: number;
+  /** Why the server did not answer `SELECT 1`, or null. */
+  readonly unanswered: string | null;
+  /** The replica's SHOW SLAVE STATUS; null on the primary or before the server is known. */
+  readonly replica: ReplicaStatus | null;
+  readonly replicaError: string | null;
+  readonly gtidExecuted: string | null;
+  readonly holdsData: boolean;
+  readonly recovery: RecoveryRecord | null;
+  /** Primary: the GTID state before its oldest binary log (for replicas seeded from a backup); null when unknown. */
+  readonly binlogStart: string | null;
+}
+
+const READING_MS = 1000;
+/**
+ * Connections the kernel may hold for accepting (capped by net.core.somaxconn): a burst of
+ * them must not overflow the queue, or the kubelet's probe waits for SYN retransmits (1 s, 3 s,
+ * 7 s) while the agent is idle. Node's default is 511.
+ */
+const LISTEN_BACKLOG = 4096;
+/** Each query of a reading; a hung server makes the reading say so instead of waiting. */
+const READING_QUERY_TIMEOUT_MS = 5000;
+/** A reading older than this (a refresh stuck behind a busy pool) makes the pod not ready. */
+const READING_STALE_MS = 15_000;
+
+/** Live view of this pod for /readyz and /status, from the last reading and the setup's state. */
 class PodStatus implements StatusSource {
   setup: SetupState = { state: 'waiting', reason: 'waiting for the local server' };
   server: ServerFacts | null = null;
+  private readingBegun = 0;
+  /** Requests waiting for a reading begun after they arrived; taken by the next refresh to begin. */
+  private waiting: PromiseWithResolvers<void> | null = null;
+  reading: ServerReading = { at: Date.now(), unanswered: 'not read yet', replica: null, replicaError: null, gtidExecuted: null, holdsData: false, recovery: null, binlogStart: null };
 
   constructor(
     private readonly config: SidecarConfig,
@@ -46,23 +82,60 @@ class PodStatus implements StatusSource {
     private readonly records: { readonly clone: CloneRecord | null; readonly primaryStart: unknown; readonly recoveryPending: boolean },
   ) {}
 
-  /** The server's replication state; null on the primary or before the server is known. */
-  async replicaStatus(): Promise<ReplicaStatus | null> {
-    if (this.config.role === 'primary' || this.server === null) return null;
-    return readReplicaStatus(this.db, this.server.version);
+  /** Takes a new reading; never throws (what failed is in the reading). A reading begun before the one held is dropped. */
+  fresh(timeoutMs: number): Promise<void> {
+    this.waiting ??= Promise.withResolvers<void>();
+    return Promise.race([this.waiting.promise, delay(timeoutMs, undefined, { ref: false })]);
   }
 
-  /** The executed GTID state other pods compare: a MariaDB replica's gtid_slave_pos, a MariaDB primary's gtid_binlog_pos, MySQL's gtid_executed. */
-  private async gtidExecuted(): Promise<string | null> {
-    if (this.server === null) return null;
-    const variable =
-      this.server.version.flavor === 'mysql' ? 'gtid_executed' : this.config.role === 'replica' ? 'gtid_slave_pos' : 'gtid_binlog_pos';
+  async refresh(): Promise<void> {
+    const waiting = this.waiting;
+    this.waiting = null;
     try {
-      const [row] = await this.db.query(`SELECT @@GLOBAL.${variable} AS g`);
-      return String(row?.g ?? '').replace(/\s+/g, '');
-    } catch {
-      return null;
+      await this.read();
+    } finally {
+      waiting?.resolve();
     }
+  }
+
+  private async read(): Promise<void> {
+    const begun = Date.now();
+    const query = (sql: string) => this.db.query(sql, READING_QUERY_TIMEOUT_MS);
+    let unanswered: string | null = null;
+    try {
+      await query('SELECT 1');
+    } catch (err) {
+      unanswered = errorMessage(err);
+    }
+    let replica: ReplicaStatus | null = null;
+    let replicaError: string | null = null;
+    let gtidExecuted: string | null = null;
+    let binlogStart: string | null = null;
+    const server = this.server;
+    if (unanswered === null && server !== null) {
+      if (this.config.role === 'replica') {
+        try {
+          replica = await readReplicaStatus(this.db, server.version, READING_QUERY_TIMEOUT_MS);
+        } catch (err) {
+          replicaError = errorMessage(err);
+        }
+      }
+      // The executed GTID state other pods compare: a MariaDB replica's gtid_slave_pos, a
+      // MariaDB primary's gtid_binlog_pos, MySQL's gtid_executed.
+      const variable = server.version.flavor === 'mysql' ? 'gtid_executed' : this.config.role === 'replica' ? 'gtid_slave_pos' : 'gtid_binlog_pos';
+      try {
+        const [row] = await query(`SELECT @@GLOBAL.${variable} AS g`);
+        gtidExecuted = String(row?.g ?? '').replace(/\s+/g, '');
+      } catch {
+        gtidExecuted = null;
+      }
+      if (this.config.role === 'primary') binlogStart = await readBinlogStart(this.db, server.version, READING_QUERY_TIMEOUT_MS);
+    }
+    const holdsData = await this.holdsData();
+    const recovery = this.config.role === 'primary' ? await readRecoveryRecord(this.config.dataDir) : null;
+    if (begun < this.readingBegun) return;
+    this.readingBegun = begun;
+    this.reading = { at: Date.now(), unanswered, replica, replicaError, gtidExecuted, holdsData, recovery, binlogStart };
   }
 
   private async holdsData(): Promise<boolean> {
@@ -82,11 +155,10 @@ class PodStatus implements StatusSource {
   }
 
   async readiness(): Promise<Readiness> {
-    try {
-      await this.db.query('SELECT 1');
-    } catch (err) {
-      return { ready: false, reason: `local server does not answer: ${errorMessage(err)}` };
-    }
+    const reading = this.reading;
+    const age = Date.now() - reading.at;
+    if (age > READING_STALE_MS) return { ready: false, reason: `no reading of the local server for ${Math.round(age / 1000)} s` };
+    if (reading.unanswered !== null) return { ready: false, reason: `local server does not answer: ${reading.unanswered}` };
     if (this.config.role === 'primary') {
       // Ready when its server answers, unless it was rebuilt from a replica and its GTID state
       // does not continue yet (primary-recovery.ts): nothing may be written before that.
@@ -99,7 +171,8 @@ class PodStatus implements StatusSource {
     if (this.setup.state !== 'configured' || this.server === null) {
       return { ready: false, reason: setupReason(this.setup) };
     }
-    const r = await readReplicaStatus(this.db, this.server.version);
+    const r = reading.replica;
+    if (r === null) return { ready: false, reason: `replication state unknown: ${reading.replicaError ?? 'not read yet'}` };
     if (!r.configured) return { ready: false, reason: 'replication is not configured on the server' };
     if (r.ioRunning !== 'Yes') return { ready: false, reason: `IO thread ${r.ioRunning ?? 'missing'}${r.lastIoError ? `: ${r.lastIoError}` : ''}` };
     if (r.sqlRunning !== 'Yes') return { ready: false, reason: `SQL thread ${r.sqlRunning ?? 'missing'}${r.lastSqlError ? `: ${r.lastSqlError}` : ''}` };
@@ -111,29 +184,26 @@ class PodStatus implements StatusSource {
   }
 
   async status(): Promise<Record<string, unknown>> {
+    const reading = this.reading;
     const readiness = await this.readiness();
-    let replicating = false;
     let replication: Record<string, unknown> | null = null;
+    const r = reading.replica;
     if (this.config.role === 'replica') {
       replication = { setup: this.setup };
-      if (this.server) {
-        try {
-          const r = await readReplicaStatus(this.db, this.server.version);
-          replication = {
-            ...replication,
-            source_host: r.sourceHost,
-            io_running: r.ioRunning,
-            sql_running: r.sqlRunning,
-            seconds_behind: r.secondsBehind,
-            last_io_error: r.lastIoError,
-            last_sql_error: r.lastSqlError,
-            using_gtid: r.usingGtid,
-            uses_gtid: r.usesGtid,
-          };
-          replicating = r.configured && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes';
-        } catch (err) {
-          replication = { ...replication, error: errorMessage(err) };
-        }
+      if (r !== null) {
+        replication = {
+          ...replication,
+          source_host: r.sourceHost,
+          io_running: r.ioRunning,
+          sql_running: r.sqlRunning,
+          seconds_behind: r.secondsBehind,
+          last_io_error: r.lastIoError,
+          last_sql_error: r.lastSqlError,
+          using_gtid: r.usingGtid,
+          uses_gtid: r.usesGtid,
+        };
+      } else if (reading.replicaError !== null) {
+        replication = { ...replication, error: reading.replicaError };
       }
     }
     return {
@@ -145,22 +215,24 @@ class PodStatus implements StatusSource {
       ready: readiness.ready,
       not_ready_reason: readiness.reason,
       replication,
-      replicating,
-      holds_data: await this.holdsData(),
-      gtid_executed: await this.gtidExecuted(),
+      replicating: r !== null && r.configured && r.ioRunning === 'Yes' && r.sqlRunning === 'Yes',
+      holds_data: reading.holdsData,
+      gtid_executed: reading.gtidExecuted,
       serving_backup: this.backups.inProgress !== null,
       backup_in_progress: this.backups.inProgress,
       last_backup: this.backups.last,
       clone: this.records.clone,
-      ...(this.config.role === 'primary'
-        ? {
-            primary_start: this.records.primaryStart,
-            primary_recovery: await readRecoveryRecord(this.config.dataDir),
-            // For replicas seeded from a backup: whether the primary still has the binlogs from its GTID.
-            binlog_start_gtid: this.server === null ? null : await readBinlogStart(this.db, this.server.version),
-          }
-        : {}),
+      read_at: new Date(reading.at).toISOString(),
+      ...(this.config.role === 'primary' ? { primary_start: this.records.primaryStart, primary_recovery: reading.recovery, binlog_start_gtid: reading.binlogStart } : {}),
     };
+  }
+}
+
+/** Refreshes the pod's reading every READING_MS until `signal`, one refresh at a time. */
+async function keepReading(status: PodStatus, signal: AbortSignal): Promise<void> {
+  while (!signal.aborted) {
+    await status.refresh();
+    await delay(READING_MS, undefined, { signal }).catch(() => {});
   }
 }
 
@@ -170,6 +242,7 @@ async function setUpReplication(config: SidecarConfig, db: Db, status: PodStatus
   const serverStartedAt = await readServerStartedAt(db);
   const server = await readServerFacts(db);
   status.server = server;
+  await status.refresh();
   log.info(
     { phase: 'wait-server', server_version: server.version.text, flavor: server.version.flavor, gtid_mode: server.gtidMode },
     'connected to the local server',
@@ -236,8 +309,9 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   const recovery = config.role === 'primary' ? await readRecoveryRecord(config.dataDir) : null;
   const recoveryPending = recovery !== null && (recovery.continuity === null || recovery.continuity.how === 'applying');
   const status = new PodStatus(config, db, backups, { clone, primaryStart, recoveryPending });
+  const reading = keepReading(status, signal);
   const metrics = new AgentMetrics({
-    replication: () => status.replicaStatus(),
+    replication: async () => status.reading.replica,
     ready: async () => (await status.readiness()).ready,
     backupInProgress: () => backups.inProgress !== null,
     clone,
@@ -245,7 +319,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   });
   backups.countInto(metrics);
   const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log, metrics });
-  await app.listen({ host: config.backup.bind, port: config.backup.port });
+  await app.listen({ host: config.backup.bind, port: config.backup.port, backlog: LISTEN_BACKLOG });
   log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
 
   // Replication setup retries on errors (server restarting, transient failures) until it
@@ -254,6 +328,8 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     while (!signal.aborted) {
       try {
         const serverStartedAt = await setUpReplication(config, db, status, log, signal);
+        // The setup has its verdict (replication started, or not): /readyz and /status say so now.
+        await status.refresh();
         if (config.role === 'replica' && status.server && status.setup.state === 'configured') {
           // A replica configured just now has the configured account already.
           await watchReplica(config, db, status.server, { serverStartedAt, credentials: status.setup.how !== 'applied' }, log, signal);
@@ -274,7 +350,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   });
   log.info({ phase: 'shutdown' }, 'shutting down');
   await app.close();
-  await setup;
+  await Promise.all([setup, reading]);
   await db.end();
   log.info({ phase: 'shutdown' }, 'stopped');
 }

@@ -111,4 +111,11 @@ describe('mysql-agent plan', () => {
     expect(lines).toHaveLength(3);
     for (const [i, name] of ['MYSQL_PORT', 'SERVER_VERSION', 'LOG_LEVEL'].entries()) expect(lines.some((l) => l.startsWith('mysql-agent: ') && l.includes(name)), `${i}`).toBe(true);
   });
+
+  it('puts an IPv6 PRIMARY_HOST into CHANGE MASTER as a quoted literal', async () => {
+    const r = await runPlan(['--server-version', '10.11.9-MariaDB'], env(join(CLONES, 'mariadb-10.11-from-primary'), { PRIMARY_HOST: 'fd00:10::20' }));
+    expect(r.stderr).toContain('mode gtid');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("CHANGE MASTER TO MASTER_HOST='fd00:10::20', MASTER_PORT=3306,");
+  });
 });

@@ -35,7 +35,7 @@ async function write(rows: number): Promise<void> {
   for (let i = 0; i < rows; i++) await primary.sql('INSERT INTO app.items (v) VALUES (?)', [`row-${written++}`]);
 }
 const count = async (n: number) => Number((await rig.node(n).sql<{ n: number }>('SELECT COUNT(*) AS n FROM app.items'))[0]!.n);
-const status = async (n: number) => (await (await rig.node(n).http('/status')).json()) as Record<string, any>;
+const status = async (n: number) => (await (await rig.node(n).http('/status?fresh=1')).json()) as Record<string, any>;
 const scrape = async (n: number) => {
   const res = await rig.node(n).http('/metrics');
   expect(res.status).toBe(200);

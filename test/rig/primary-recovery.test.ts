@@ -39,7 +39,7 @@ afterAll(async () => {
 });
 
 const orders = async (n: number) => Number((await rig.node(n).sql<{ n: number }>('SELECT COUNT(*) AS n FROM shop.orders'))[0]!.n);
-const status = async (n: number) => (await (await rig.node(n).http('/status')).json()) as Record<string, any>;
+const status = async (n: number) => (await (await rig.node(n).http('/status?fresh=1')).json()) as Record<string, any>;
 const slavePos = async (n: number) => String((await rig.node(n).sql<{ g: string }>('SELECT @@gtid_slave_pos AS g'))[0]!.g);
 
 /** What losing the primary's volume looks like: the pod is gone, its datadir empty. */

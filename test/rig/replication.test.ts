@@ -75,11 +75,11 @@ describe('a cluster brought up node by node', () => {
   it('reports ready and the replication state over HTTP', async () => {
     const res = await rig.node(2).http('/readyz');
     expect(res.status).toBe(200);
-    const status = (await (await rig.node(2).http('/status')).json()) as Record<string, any>;
+    const status = (await (await rig.node(2).http('/status?fresh=1')).json()) as Record<string, any>;
     expect(status).toMatchObject({ pod: 'mysql-2', ordinal: 2, role: 'replica', server_id: 102, ready: true });
     expect(status.replication).toMatchObject({ source_host: '127.0.0.50', io_running: 'Yes', sql_running: 'Yes' });
     expect(JSON.stringify(status)).not.toContain('rig-repl-pw');
-    const primary = (await (await rig.node(0).http('/status')).json()) as Record<string, any>;
+    const primary = (await (await rig.node(0).http('/status?fresh=1')).json()) as Record<string, any>;
     expect(primary).toMatchObject({ role: 'primary', ready: true, replication: null });
   });
 
@@ -132,7 +132,7 @@ describe('a cluster brought up node by node', () => {
     expect((await node.http('/readyz')).status).toBe(503);
     await node.startServer();
     const status = await waitUntil(async () => {
-      const s = (await (await node.http('/status')).json()) as Record<string, any>;
+      const s = (await (await node.http('/status?fresh=1')).json()) as Record<string, any>;
       return s.replication?.setup?.state === 'blocked' ? s : undefined;
     }, 'the setup verdict');
     expect(status.ready).toBe(false);

@@ -12,7 +12,8 @@ let port: number;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    if (req.url !== '/status') return res.writeHead(404).end();
+    // The callers decide on the answer: they ask for a reading begun after the question.
+    if (req.url !== '/status?fresh=1') return res.writeHead(404).end();
     const who = req.headers.host?.split(':')[0];
     if (who === '127.0.0.1') return res.writeHead(200, { 'content-type': 'application/json' }).end('{"role":"primary","ready":true}');
     if (who === 'localhost') return res.writeHead(500).end('{"error":"boom"}');

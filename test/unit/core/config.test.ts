@@ -106,8 +106,8 @@ describe('loadConfig defaults', () => {
     ).toEqual({ user: 'repl', password: 'r' });
   });
 
-  it('serves backups on 0.0.0.0:3307 with the token', () => {
-    expect(load().backup).toEqual({ bind: '0.0.0.0', port: 3307, token: TOKEN, idleTimeoutMs: 120_000 });
+  it('serves backups on :: (IPv4 and IPv6), port 3307, with the token', () => {
+    expect(load().backup).toEqual({ bind: '::', port: 3307, token: TOKEN, idleTimeoutMs: 120_000 });
   });
 
   it('uses clone retry defaults of 600 s and 30 s, and stream timeouts of 10 s, 30 min and 10 min, in milliseconds', () => {
@@ -193,6 +193,24 @@ describe('loadConfig overrides', () => {
   });
 });
 
+describe('loadConfig: IPv6', () => {
+  it('accepts IPv6 literals wherever a host goes', () => {
+    const sidecar = load({ env: { BACKUP_BIND: '::', PRIMARY_HOST: 'fd00:10::20', MYSQL_HOST: '::1' } });
+    expect(sidecar.backup.bind).toBe('::');
+    expect(sidecar.primaryHost).toBe('fd00:10::20');
+    expect(sidecar.mysql.host).toBe('::1');
+    expect(load({ env: { BACKUP_BIND: '::ffff:127.0.0.1' } }).backup.bind).toBe('::ffff:127.0.0.1');
+    const init = load({ argv: ['init'], env: { CLONE_SOURCE: 'fd00::12', PEER_HOST_TEMPLATE: 'fd00::1{ordinal}' } });
+    expect(init.cloneSource.choice).toEqual({ kind: 'host', host: 'fd00::12' });
+  });
+
+  it('names the bracket-free form in the message', () => {
+    expect(configError(() => load({ env: { BACKUP_BIND: '[::]' } }))).toBe(
+      'BACKUP_BIND="[::]" is invalid: expected a host name, an IPv4 address or an IPv6 address (without brackets)',
+    );
+  });
+});
+
 describe('loadConfig validation', () => {
   it.each([
     ['POD_NAME', { POD_NAME: 'mysql' }],
@@ -215,6 +233,13 @@ describe('loadConfig validation', () => {
     ['PRIMARY_HOST', { PRIMARY_HOST: 'mysql 0' }],
     ['MYSQL_HOST', { MYSQL_HOST: 'local host' }],
     ['BACKUP_BIND', { BACKUP_BIND: '0.0.0.0:3307' }],
+    // IPv6 literals bare: no brackets, no zone, nothing but hex digits, colons and dots.
+    ['BACKUP_BIND', { BACKUP_BIND: '[::]' }],
+    ['PRIMARY_HOST', { PRIMARY_HOST: 'fe80::1%eth0' }],
+    ['PRIMARY_HOST', { PRIMARY_HOST: "fd00::1'; DROP TABLE x; --" }],
+    ['PRIMARY_HOST', { PRIMARY_HOST: 'fd00:::1' }],
+    ['MYSQL_HOST', { MYSQL_HOST: '::1 --skip-ssl' }],
+    ['CLONE_SOURCE', { CLONE_SOURCE: '[fd00::12]:3307' }],
     ['MYSQL_USER', { MYSQL_USER: "ro'ot" }],
     ['MYSQL_USER', { MYSQL_USER: 'root;' }],
     ['REPLICATION_USER', { REPLICATION_USER: 'repl user' }],

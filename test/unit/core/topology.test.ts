@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Ordinal, parsePodName, peerHost, roleOf, serverIdOf } from '../../../agent/core/topology.js';
+import { type Ordinal, hostPort, parsePodName, peerHost, roleOf, serverIdOf } from '../../../agent/core/topology.js';
 
 const ord = (n: number) => n as Ordinal;
 
@@ -48,5 +48,14 @@ describe('peerHost', () => {
 
   it('leaves a template without placeholders as it is', () => {
     expect(peerHost('static.example', 's', 'x', ord(4))).toBe('static.example');
+  });
+});
+
+describe('hostPort', () => {
+  it('brackets an IPv6 literal, as URLs and log lines write it', () => {
+    expect(hostPort('fd00::12', 3307)).toBe('[fd00::12]:3307');
+    expect(hostPort('::1', 3307)).toBe('[::1]:3307');
+    expect(hostPort('127.0.0.12', 3307)).toBe('127.0.0.12:3307');
+    expect(hostPort('mysql-2.mysql', 3307)).toBe('mysql-2.mysql:3307');
   });
 });

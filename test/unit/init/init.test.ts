@@ -46,7 +46,7 @@ beforeEach(async () => {
   await writeFile(join(root, 'config-map', 'replica.cnf'), '[mysqld]\nread-only=1\n');
   answer = JSON.parse(readFileSync(join(FIXTURES, 'replica-primary-down.json'), 'utf8')) as Record<string, unknown>;
   sidecar = createServer((req, res) => {
-    if (req.url !== '/status') return res.writeHead(404).end();
+    if (req.url !== '/status?fresh=1') return res.writeHead(404).end();
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...answer, pod: 'mysql-1', ordinal: 1 }));
   });
   await new Promise<void>((r) => sidecar.listen(0, REPLICA_IP, r));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CloneRecord } from '../../../agent/core/records.js';
 import type { ReplicaStatus } from '../../../agent/mysql/db.js';
-import { AgentMetrics, type MetricSources } from '../../../agent/sidecar/metrics.js';
+import { AgentMetrics, type MetricSources, RENDER_MS } from '../../../agent/sidecar/metrics.js';
 import { parseExposition, valueOf } from '../../prom-text.js';
 
 const replicating: ReplicaStatus = {
@@ -82,7 +82,9 @@ describe('AgentMetrics', () => {
     const { m, state } = metrics();
     await m.render();
     state.replication = { ...replicating, sqlRunning: 'No', secondsBehind: null };
-    await new Promise((r) => setTimeout(r, 600));
+    // A rendered text serves every scrape for RENDER_MS.
+    expect(valueOf(parseExposition(await m.render()), 'mysql_agent_replication_sql_running')).toBe(1);
+    await new Promise((r) => setTimeout(r, RENDER_MS + 100));
     const e = parseExposition(await m.render());
     expect(valueOf(e, 'mysql_agent_replication_sql_running')).toBe(0);
     expect(valueOf(e, 'mysql_agent_replication_lag_seconds')).toBeUndefined();

@@ -16,11 +16,16 @@ const UUID = '3e11fa47-71ca-11e1-9e33-c80aa9429562';
 const log = pino({ level: 'silent' });
 
 /** A server that answers the few queries the sidecar asks and records the statements it is given. */
-function fakeServer(state: { gtid: string; replicatesFrom?: string }) {
+function fakeServer(state: { gtid: string; replicatesFrom?: string; threads?: 'Yes' | 'No' }) {
   const ran: string[] = [];
   const db: Db = {
     async query(sql) {
-      if (/^SHOW (SLAVE|REPLICA) STATUS$/.test(sql)) return state.replicatesFrom ? [{ Master_Host: state.replicatesFrom, Source_Host: state.replicatesFrom }] : [];
+      if (/^SHOW (SLAVE|REPLICA) STATUS$/.test(sql)) {
+        if (!state.replicatesFrom) return [];
+        const threads = state.threads ?? 'Yes';
+        return [{ Master_Host: state.replicatesFrom, Source_Host: state.replicatesFrom, Slave_IO_Running: threads, Replica_IO_Running: threads, Slave_SQL_Running: threads, Replica_SQL_Running: threads }];
+      }
+      if (/^RESET (SLAVE|REPLICA) ALL$/.test(sql)) delete state.replicatesFrom;
       if (sql.startsWith('SELECT @@GLOBAL.gtid_')) return [{ g: state.gtid }];
       ran.push(sql);
       const set = /^SET GLOBAL gtid_(?:binlog_state|purged) = '(.*)'$/.exec(sql);
@@ -92,6 +97,16 @@ describe('ensurePrimaryContinuity', () => {
     expect((await saved()).continuity).toBeNull();
   });
 
+  it("MySQL 8.4: clears the stopped channel the clone carried from its donor, with the GTID statements, written ahead", async () => {
+    await record(`${UUID}:1-33`);
+    const state = { gtid: `${UUID}:1-30`, replicatesFrom: 'mysql-0.mysql', threads: 'No' as const };
+    const { db, ran } = fakeServer(state);
+    expect(await ensurePrimaryContinuity({ db, server: MYSQL, dataDir: dir, log })).toEqual({ state: 'configured', how: 'applied' });
+    expect(ran).toEqual(['STOP REPLICA', 'RESET REPLICA ALL', 'RESET BINARY LOGS AND GTIDS', `SET GLOBAL gtid_purged = '${UUID}:1-33'`]);
+    expect(state.replicatesFrom).toBeUndefined();
+    expect((await saved()).continuity).toMatchObject({ how: 'applied', statements: ran });
+  });
+
   it('refuses a rebuilt primary that replicates from someone', async () => {
     await record('0-100-33');
     const { db, ran } = fakeServer({ gtid: '', replicatesFrom: 'mysql-0.mysql' });
@@ -123,7 +138,7 @@ describe('the statements a refusal tells a person to run are in the dialect of t
     const { db } = fakeServer({ gtid: '', replicatesFrom: 'mysql-1.mysql' });
     const out = await ensurePrimaryContinuity({ db, server: facts, dataDir: dir, log });
     const reason = out.state === 'blocked' ? out.reason : '';
-    expect(reason).toContain(`run ${clearing(name)} after checking`);
+    expect(reason).toContain(`replicates (from mysql-1.mysql): ordinal 0 must not replicate; run ${clearing(name)} after checking`);
     expect(reason).not.toMatch(lacks(name));
   });
 
