@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
  * Entry point: parses argv and the environment once against the command's own settings, builds
- * the root logger, dispatches to `init`, `sidecar`, `plan` or `status`, and alone decides exit codes:
- * 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that cannot be used), 143 stopped
- * by SIGTERM before finishing (init); status: 0 every pod healthy, 1 one is not.
+ * the root logger, dispatches to `init`, `sidecar`, `plan`, `status`, `backup`, `backups` or
+ * `verify-backup`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that
+ * cannot be used), 143 stopped by SIGTERM before finishing (init); status: 0 every pod healthy, 1
+ * one is not.
  */
 import { hostname } from 'node:os';
 import { COMMANDS, type Config } from './commands.js';
@@ -42,16 +43,23 @@ async function run(config: Config, log: Logger, signal: AbortSignal): Promise<vo
     case 'status':
       process.exitCode = await (await import('./status/status.js')).runStatus(config, process.stdout, signal);
       return;
+    case 'backup':
+      return (await import('./backup/backup.js')).runBackup(config, log, signal, process.stdout);
+    case 'backups':
+      return (await import('./backup/list.js')).runBackups(config, log, signal, process.stdout);
+    case 'verify-backup':
+      return (await import('./backup/verify.js')).runVerifyBackup(config, log, signal);
   }
 }
 
 async function main(): Promise<void> {
   const config = configure();
+  // plan, status and the store commands print their answer on stdout (a plan, a table, an id): logs go to stderr.
+  const printsResult = ['plan', 'status', 'backup', 'backups'].includes(config.command);
   const log = createLogger({
     level: config.logLevel,
-    bindings: { pod: config.podName, ordinal: config.ordinal, role: config.role, command: config.command },
-    // plan and status print their answer on stdout: logs go to stderr.
-    fd: config.command === 'plan' || config.command === 'status' ? 2 : 1,
+    bindings: { pod: config.podName, ...('ordinal' in config ? { ordinal: config.ordinal, role: config.role } : {}), command: config.command },
+    fd: printsResult ? 2 : 1,
   });
   // Node prints process warnings (a dependency's deprecation, say) as plain text on stderr;
   // the logs must stay JSON, one event per line.

@@ -9,10 +9,13 @@ import ts from 'typescript';
 
 /** Folder → layer ('.': the entry and its command table); higher may import lower. A new folder must be placed here. */
 export const LAYERS: Readonly<Record<string, number>> = {
-  '.': 3,
-  init: 2,
-  sidecar: 2,
-  status: 2,
+  '.': 5,
+  backup: 4,
+  init: 3,
+  sidecar: 3,
+  status: 3,
+  // Above stream/: a stored backup's form is the stream's Compression.
+  store: 2,
   cluster: 1,
   mysql: 1,
   stream: 1,

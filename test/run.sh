@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what is missing (Node 24 when the machine's
-# node is another line, test/ensure-node.sh; Debian's MariaDB server, backup and stream tools; npm
+# node is another line, test/ensure-node.sh; Debian's MariaDB server, backup and stream tools;
+# the test store, Ceph's radosgw, ceph-mon and ceph-osd, with rclone and zstd; Prometheus; npm
 # packages), builds the agent, runs every test on Node 24. Nothing is skipped: a missing tool is
 # installed or the run fails.
 set -euo pipefail

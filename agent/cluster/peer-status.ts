@@ -51,6 +51,8 @@ export interface PeerStatus {
   readonly holdsData: boolean;
   /** Executed GTID state (see README, /status); null when unknown. */
   readonly gtidExecuted: string | null;
+  /** Primary: the GTID state before its oldest binary log; null when unknown or on a replica. */
+  readonly binlogStartGtid: string | null;
   /** Replica: the host it replicates from. */
   readonly sourceHost: string | null;
   /** The backup being served, else the last one finished since the sidecar started. */
@@ -110,6 +112,7 @@ export function parsePeerStatus(body: unknown): PeerStatus {
     // Agents older than this field: a replica that replicates, or tried to, was cloned and holds data.
     holdsData: typeof s.holds_data === 'boolean' ? s.holds_data : io !== null || sql !== null,
     gtidExecuted: str(s.gtid_executed),
+    binlogStartGtid: str(s.binlog_start_gtid),
     sourceHost: str(r.source_host),
     backup: backupOf(s.backup_in_progress) ?? backupOf(s.last_backup),
     clone: cloneOf(s.clone),

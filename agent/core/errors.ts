@@ -10,7 +10,9 @@ export type ErrorCode =
   | 'CLONE_FATAL'
   | 'SUBPROCESS'
   | 'DATADIR'
-  | 'PLAN';
+  | 'PLAN'
+  | 'STORE'
+  | 'BACKUP';
 
 export class AgentError extends Error {
   readonly code: ErrorCode;
@@ -63,6 +65,27 @@ export class PlanError extends AgentError {
 export class DataDirError extends AgentError {
   constructor(message: string) {
     super('DATADIR', message);
+  }
+}
+
+/**
+ * The object store failed or refused; the message names the endpoint, bucket or setting and
+ * never a secret. `retryable`: the store may answer later (unreachable, 5xx).
+ */
+export class StoreError extends AgentError {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super('STORE', message, options);
+  }
+}
+
+/** A backup, restore or drill could not be done or was refused; the message says why. */
+export class BackupError extends AgentError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BACKUP', message, options);
   }
 }
 

@@ -70,13 +70,17 @@ export function readServerId(read: SettingsReader, ordinal: Ordinal): number {
 /** SERVICE_NAME and PEER_HOST_TEMPLATE, checked to give a valid host for this pod and ordinal 0. */
 export function readPeerHosts(read: SettingsReader, pod: PodConfig): PeerHosts {
   const hosts: PeerHosts = { template: read.get(PEER_HOST_TEMPLATE), set: pod.set, service: read.get(SERVICE_NAME) };
-  for (const n of new Set([pod.ordinal, 0])) {
-    try {
-      checkHost('PEER_HOST_TEMPLATE', hostOf(hosts, n));
-    } catch (err) {
-      read.problem((err as Error).message);
-      break;
-    }
-  }
+  for (const n of new Set([pod.ordinal, 0])) if (!checkPeerHost(read, hosts, n)) break;
   return hosts;
+}
+
+/** Whether PEER_HOST_TEMPLATE makes a valid host for ordinal `n`; when not, a problem says why. */
+export function checkPeerHost(read: SettingsReader, hosts: PeerHosts, n: number): boolean {
+  try {
+    checkHost('PEER_HOST_TEMPLATE', hostOf(hosts, n));
+    return true;
+  } catch (err) {
+    read.problem((err as Error).message);
+    return false;
+  }
 }

@@ -35,10 +35,12 @@ export interface SkippedPeer {
 
 export interface CloneRecord {
   readonly source: {
+    /** A peer's host, or the backup's manifest key (`s3://bucket/…/manifest.json`) for a restore. */
     readonly host: string;
-    readonly port: number;
+    /** null: restored from the object store. */
+    readonly port: number | null;
     readonly ordinal: number | null;
-    /** auto, previous, primary, host, or recover (ordinal 0 rebuilt from a replica). */
+    /** auto, previous, primary, host, recover (ordinal 0 rebuilt from a replica), restore or backup (from the object store). */
     readonly choice: string;
     readonly why: string;
   };
@@ -53,7 +55,8 @@ export interface CloneRecord {
 }
 
 export interface RecoveryRecord {
-  readonly decision: 'recover';
+  /** recover: rebuilt from a replica; restore: from a backup in the object store (RESTORE_FROM). */
+  readonly decision: 'recover' | 'restore';
   readonly reason: string;
   readonly source: { readonly host: string; readonly ordinal: number | null };
   /** The GTID state the new primary continues from. */

@@ -145,7 +145,7 @@ export function overviewText(commands: Readonly<Record<string, CommandSpec<unkno
   return [
     `Usage: mysql-agent <${names.join('|')}> [--flag value ...]`,
     '',
-    ...Object.values(commands).map((c) => `  ${c.name.padEnd(9)} ${c.summary.split('\n')[0]}`),
+    ...Object.values(commands).map((c) => `  ${c.name.padEnd(Math.max(...names.map((n) => n.length)))}  ${c.summary.split('\n')[0]}`),
     '',
     'mysql-agent <command> --help lists the settings that command reads.',
   ].join('\n');

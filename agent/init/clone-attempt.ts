@@ -43,7 +43,7 @@ export interface StreamTimeouts {
 }
 
 /** An answer of the peer, and its clocks. */
-interface Connection {
+export interface Connection {
   readonly res: IncomingMessage;
   /** Why the peer was given up on when one of its clocks ran out (the pipe only sees "aborted"), else null. */
   expired(): CloneError | null;
@@ -57,7 +57,8 @@ const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
 
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
-function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
+/** GET /backup from a peer's agent, its clocks running; network failures become retryable CloneErrors. */
+export function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
   const peer = hostPort(source.host, source.port);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
@@ -106,7 +107,7 @@ function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSig
 }
 
 /** Maps a non-200 answer to a retryable or fatal CloneError. */
-function refusal(res: IncomingMessage, peer: string): CloneError {
+export function refusal(res: IncomingMessage, peer: string): CloneError {
   const status = res.statusCode ?? 0;
   res.resume();
   if (status === 403) {
@@ -124,7 +125,8 @@ function refusal(res: IncomingMessage, peer: string): CloneError {
   return Object.assign(err, { retryAfterMs: Number.isFinite(retryAfter) ? retryAfter * 1000 : undefined });
 }
 
-async function missingClosingFiles(dir: string): Promise<string[]> {
+/** The closing files (protocol.ts) a complete stream leaves that `dir` lacks. */
+export async function missingClosingFiles(dir: string): Promise<string[]> {
   const missing: string[] = [];
   for (const alternatives of CLOSING_FILES) {
     let found = false;

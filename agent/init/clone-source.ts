@@ -33,10 +33,11 @@ export function lowerOrdinals(ordinal: number, hostOf: (ordinal: number) => stri
   return Array.from({ length: ordinal }, (_, n) => ({ ordinal: n, host: hostOf(n) }));
 }
 
-/** The fixed candidate of CLONE_SOURCE=previous|primary|<host>; null for auto. */
+/** The fixed candidate of CLONE_SOURCE=previous|primary|<host>; null for auto (and backup, which clones from peers only as its fallback). */
 export function fixedCandidate(choice: CloneSourceChoice, ordinal: number, hostOf: (ordinal: number) => string): Candidate | null {
   switch (choice.kind) {
     case 'auto':
+    case 'backup':
       return null;
     case 'previous':
       return { ordinal: ordinal - 1, host: hostOf(ordinal - 1), why: 'CLONE_SOURCE=previous' };

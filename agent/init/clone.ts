@@ -45,6 +45,52 @@ export function logRanking(log: Logger, ranking: SourceRanking): void {
   );
 }
 
+/**
+ * The end of every way into an empty datadir (a clone, a restore): prepare the staging
+ * directory, write the clone record, let the caller add its own records, flush, and mark it
+ * prepared, from which point the move into DATA_DIR is resumed rather than redone.
+ */
+export async function prepareStaged(
+  config: InitConfig,
+  log: Logger,
+  signal: AbortSignal,
+  started: number,
+  record: Omit<CloneRecord, 'duration_ms' | 'finished_at'>,
+  beforeMove: (stagingDir: string) => Promise<void> | undefined,
+): Promise<void> {
+  const dir = stagingDir(config.dataDir);
+  // From here the clone still writes (prepare grows tablespaces, the records, the flush): a
+  // full volume is named as such, and not retried by a restart that would fill it again.
+  let step = 'preparing the clone';
+  let child: OwnedChild | null = null;
+  try {
+    const prepareStarted = Date.now();
+    log.info({ phase: 'prepare', tool: config.tools.backup }, 'preparing the clone');
+    child = spawnOwned({ ...prepareCommand(config.tools.backup, dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGKILL', log, watchFor: NO_SPACE });
+    await child.done;
+    log.info({ phase: 'prepare', duration_ms: Date.now() - prepareStarted }, 'clone prepared');
+
+    step = 'finishing the clone';
+    child = null;
+    await writeCloneRecord(dir, { ...record, duration_ms: Date.now() - started, finished_at: new Date().toISOString() });
+    await beforeMove(dir);
+    // mbstream does not fsync: get every extracted byte to disk before mysql/ makes it count.
+    const syncStarted = Date.now();
+    child = spawnOwned({ ...syncCommand(dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log, watchFor: NO_SPACE });
+    await child.done;
+    log.info({ phase: 'sync', duration_ms: Date.now() - syncStarted }, 'clone flushed to disk');
+    await markPrepared(config.dataDir);
+  } catch (err) {
+    const free = await freeBytes(dir).catch(() => Infinity);
+    if (signal.aborted || !filledUp([errorMessage(err), child?.watched() ?? null], free)) throw err;
+    throw new CloneError(
+      `DATA_DIR's filesystem filled up while ${step} (the stream took ${mb(record.bytes)}, ${mb(free)} is left): prepare applies what was written during the backup, which grows tablespaces; grow the volume or free space (${child?.watched() ?? errorMessage(err)})`,
+      false,
+      { cause: err },
+    );
+  }
+}
+
 export async function cloneDataDir(config: InitConfig, log: Logger, signal: AbortSignal, plan: ClonePlan, clock?: Clock): Promise<void> {
   const started = Date.now();
   let prepared = false;
@@ -91,45 +137,13 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
       'stream complete and verified',
     );
 
-    const dir = stagingDir(config.dataDir);
-    // From here the clone still writes (prepare grows tablespaces, the records, the flush): a
-    // full volume is named as such, and not retried by a restart that would fill it again.
-    let step = 'preparing the clone';
-    let child: OwnedChild | null = null;
-    try {
-      const prepareStarted = Date.now();
-      log.info({ phase: 'prepare', tool: config.tools.backup }, 'preparing the clone');
-      child = spawnOwned({ ...prepareCommand(config.tools.backup, dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGKILL', log, watchFor: NO_SPACE });
-      await child.done;
-      log.info({ phase: 'prepare', duration_ms: Date.now() - prepareStarted }, 'clone prepared');
-
-      step = 'finishing the clone';
-      child = null;
-      const record: CloneRecord = {
-        source: { host: candidate.host, port: config.backup.port, ordinal: candidate.ordinal, choice: plan.choice, why: candidate.why },
-        bytes: result.bytes,
-        stream_duration_ms: result.durationMs,
-        duration_ms: Date.now() - started,
-        finished_at: new Date().toISOString(),
-        skipped,
-      };
-      await writeCloneRecord(dir, record);
-      await plan.beforeMove?.(dir, candidate);
-      // mbstream does not fsync: get every extracted byte to disk before mysql/ makes it count.
-      const syncStarted = Date.now();
-      child = spawnOwned({ ...syncCommand(dir), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGTERM', log, watchFor: NO_SPACE });
-      await child.done;
-      log.info({ phase: 'sync', duration_ms: Date.now() - syncStarted }, 'clone flushed to disk');
-      await markPrepared(config.dataDir);
-    } catch (err) {
-      const free = await freeBytes(dir).catch(() => Infinity);
-      if (signal.aborted || !filledUp([errorMessage(err), child?.watched() ?? null], free)) throw err;
-      throw new CloneError(
-        `DATA_DIR's filesystem filled up while ${step} (the stream took ${mb(result.bytes)}, ${mb(free)} is left): prepare applies what was written during the backup, which grows tablespaces; grow the volume or free space (${child?.watched() ?? errorMessage(err)})`,
-        false,
-        { cause: err },
-      );
-    }
+    const record: Omit<CloneRecord, 'duration_ms' | 'finished_at'> = {
+      source: { host: candidate.host, port: config.backup.port, ordinal: candidate.ordinal, choice: plan.choice, why: candidate.why },
+      bytes: result.bytes,
+      stream_duration_ms: result.durationMs,
+      skipped,
+    };
+    await prepareStaged(config, log, signal, started, record, (dir) => plan.beforeMove?.(dir, candidate));
     prepared = true;
     const { entries } = await promoteStaging(config.dataDir);
     log.info(

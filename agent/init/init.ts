@@ -10,8 +10,8 @@
  * | has mysql/                            | none (drop a leftover staging directory)      |
  * | prepared staging from a stopped run   | finish moving it in                           |
  * | other files without mysql/            | refuse: not ours to delete (ordinal 0 too)    |
- * | empty (lost+found and staging aside), ordinal 0 | drop a leftover staging directory, then primary-guard.ts: start empty, refuse, recover |
- * | empty (lost+found and staging aside)  | clone, verify, prepare, move in (mysql/ last) |
+ * | empty (lost+found and staging aside), ordinal 0 | drop a leftover staging directory, then primary-guard.ts: start empty (or restore: RESTORE_FROM), refuse, recover |
+ * | empty (lost+found and staging aside)  | clone (or CLONE_SOURCE=backup: restore the newest backup), verify, prepare, move in (mysql/ last) |
  */
 import type { Logger } from '../core/log.js';
 import type { Clock } from '../core/retry.js';
@@ -22,6 +22,7 @@ import { foreignDataDirError, inspectDataDir, promoteStaging, removeStaging } fr
 import { probePeers, statusOver } from '../cluster/peer-status.js';
 import { agentTransport } from '../core/tls.js';
 import { guardEmptyPrimary } from './primary-guard.js';
+import { restorePrimary, seedReplica } from './restore.js';
 import { ensureRoleConfig } from './role-config.js';
 import type { InitConfig } from './settings.js';
 
@@ -48,8 +49,21 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
       // An interrupted clone is of no use to any path, and MySQL's --initialize refuses a
       // datadir that holds it.
       if (state.leftoverStaging) await removeInterruptedClone(config.dataDir, log);
-      if (primary) await guardEmptyPrimary(config, log, (plan) => cloneDataDir(config, log, signal, plan, clock));
-      else await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
+      if (primary) {
+        await guardEmptyPrimary(
+          config,
+          log,
+          (plan) => cloneDataDir(config, log, signal, plan, clock),
+          config.restoreFrom === null ? undefined : () => restorePrimary(config, log, signal),
+        );
+        return;
+      }
+      if (config.cloneSource.choice.kind === 'backup') {
+        const reason = await seedReplica(config, log, signal);
+        if (reason === null) return;
+        log.warn({ phase: 'source', reason }, `CLONE_SOURCE=backup: cloning from a peer instead: ${reason}`);
+      }
+      await cloneDataDir(config, log, signal, replicaClonePlan(config, log), clock);
   }
 }
 

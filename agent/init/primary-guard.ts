@@ -242,7 +242,13 @@ async function askReplicas(config: InitConfig): Promise<{ reports: PeerReport[];
  * CONF_DIR, then returns (start empty), throws (refuse), or clones from the most advanced replica
  * through `clone` and leaves the recovery record in the clone for the sidecar.
  */
-export async function guardEmptyPrimary(config: InitConfig, log: Logger, clone: (plan: ClonePlan) => Promise<void>): Promise<void> {
+export async function guardEmptyPrimary(
+  config: InitConfig,
+  log: Logger,
+  clone: (plan: ClonePlan) => Promise<void>,
+  /** RESTORE_FROM: used where the rule would start a new cluster (no replica holds data). */
+  restore?: () => Promise<void>,
+): Promise<void> {
   const { reports, claims } = await askReplicas(config);
   const decision = decidePrimaryStart(config.primaryEmptyStart, config.replicationMode, reports, claims);
   const evidence = evidenceOf(reports, claims);
@@ -258,7 +264,11 @@ export async function guardEmptyPrimary(config: InitConfig, log: Logger, clone: 
   log[level]({ phase: 'primary-start', decision: record.decision, setting: config.primaryEmptyStart, claims: record.claims, evidence }, decision.reason);
   if (decision.action === 'refuse') throw new DataDirError(decision.reason);
   await writeRecord(config.confDir, PRIMARY_START_RECORD, record);
-  if (decision.action === 'start-empty') return;
+  if (decision.action === 'start-empty') {
+    if (restore && decision.decision !== 'allowed') return restore();
+    if (restore) log.warn({ phase: 'primary-start' }, 'RESTORE_FROM is not applied: replicas hold data (PRIMARY_EMPTY_START=allow starts empty)');
+    return;
+  }
 
   let target = decision;
   let first = true;

@@ -10,11 +10,15 @@ import type { StreamTimeouts } from './clone-attempt.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import type { KubernetesApi } from './volume-claims.js';
 import { REPLICATION_MODE } from '../mysql/settings.js';
+import { type BackupId, isBackupId } from '../store/layout.js';
+import { STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
 import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
 
 /** CLONE_SOURCE: probe the lower ordinals and pick (auto), or a fixed peer. */
 export type CloneSourceChoice =
   | { readonly kind: 'auto' }
+  /** The newest complete backup in the object store, then replication by GTID from its coordinates. */
+  | { readonly kind: 'backup' }
   | { readonly kind: 'previous' }
   | { readonly kind: 'primary' }
   | { readonly kind: 'host'; readonly host: string };
@@ -55,7 +59,14 @@ export interface InitConfig extends PodConfig {
   readonly replicationMode: RequestedMode;
   /** Ordinal 0 with an empty datadir: where the replicas' volume claims are read (null on a replica). */
   readonly volumeClaims: VolumeClaims | null;
+  /** Ordinal 0 with an empty datadir and no replica holding data: the backup to restore, or null to start empty. */
+  readonly restoreFrom: RestoreFrom | null;
+  /** The object store; null unless RESTORE_FROM or CLONE_SOURCE=backup needs it. */
+  readonly store: StoreConfig | null;
 }
+
+/** RESTORE_FROM: the newest complete backup, or one by id. */
+export type RestoreFrom = { readonly kind: 'latest' } | { readonly kind: 'id'; readonly id: BackupId };
 
 const DAY = 24 * 3600;
 const WEEK = 7 * DAY;
@@ -75,12 +86,12 @@ export const CLONE_FIRST_BYTE_TIMEOUT = wholeNumber(
 export const CLONE_IDLE_TIMEOUT = wholeNumber('CLONE_IDLE_TIMEOUT', 'seconds a peer may send nothing mid-stream', 600, 1, WEEK, 1000);
 export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
   name: 'CLONE_SOURCE',
-  help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, or a host',
+  help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, backup (the newest in the object store), or a host',
   shown: 'auto',
   fallback: { kind: 'auto' },
   parse: (t) => {
-    if (t === 'auto' || t === 'previous' || t === 'primary') return { kind: t };
-    if (!isHost(t)) throw new ConfigError(`CLONE_SOURCE="${t}" is invalid: expected auto, previous, primary, or the host name of a peer's agent`);
+    if (t === 'auto' || t === 'previous' || t === 'primary' || t === 'backup') return { kind: t };
+    if (!isHost(t)) throw new ConfigError(`CLONE_SOURCE="${t}" is invalid: expected auto, previous, primary, backup, or the host name of a peer's agent`);
     return { kind: 'host', host: t };
   },
 };
@@ -143,6 +154,17 @@ function readVolumeClaims(read: SettingsReader, pod: PodConfig): VolumeClaims | 
   return { kind, template, api: { host: host ?? '', ...api } };
 }
 
+export const RESTORE_FROM: Setting<RestoreFrom | null> = {
+  name: 'RESTORE_FROM',
+  help: 'ordinal 0 with an empty datadir and no replica holding data: latest, or a backup id, to restore instead of starting empty',
+  fallback: null,
+  parse: (t) => {
+    if (t === 'latest') return { kind: 'latest' };
+    if (!isBackupId(t)) throw new ConfigError(`RESTORE_FROM="${t}" is invalid: expected latest or a backup id such as 20261201T101530Z-3fa9c1 (see mysql-agent backups)`);
+    return { kind: 'id', id: t };
+  },
+};
+
 export const initCommand: CommandSpec<InitConfig> = {
   name: 'init',
   summary:
@@ -152,13 +174,18 @@ export const initCommand: CommandSpec<InitConfig> = {
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
     CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
-    SERVICE_ACCOUNT_DIR, TLS_DIR, LOG_LEVEL,
+    SERVICE_ACCOUNT_DIR, TLS_DIR, RESTORE_FROM, ...STORE_SETTINGS, LOG_LEVEL,
   ],
   build: (read, sources) => {
     const pod = readPod(read, sources.hostname);
     const primaryEmptyStart = read.get(PRIMARY_EMPTY_START);
+    const restoreFrom = read.get(RESTORE_FROM);
+    const cloneSource = read.get(CLONE_SOURCE);
     // init clones on a replica, and on ordinal 0 when it may recover from a replica.
     const clones = pod.ordinal !== 0 || primaryEmptyStart === 'recover';
+    // The store is needed for a restore at ordinal 0, or a replica seeded from it.
+    const usesStore = (pod.ordinal === 0 && restoreFrom !== null) || (pod.ordinal !== 0 && cloneSource.kind === 'backup');
+    const store = readStore(read, usesStore);
     return {
       command: 'init',
       ...pod,
@@ -169,17 +196,19 @@ export const initCommand: CommandSpec<InitConfig> = {
       peerHosts: readPeerHosts(read, pod),
       backup: { port: read.get(BACKUP_PORT), token: readToken(read, clones) },
       tls: readTlsDir(read, ['cert', 'key', 'ca']),
-      tools: { backup: findTool(read, sources, 'backup', clones), stream: findTool(read, sources, 'stream', clones) },
+      tools: { backup: findTool(read, sources, 'backup', clones || usesStore), stream: findTool(read, sources, 'stream', clones || usesStore) },
       clone: {
         retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),
         retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY),
         timeouts: { connectMs: read.get(CLONE_CONNECT_TIMEOUT), firstByteMs: read.get(CLONE_FIRST_BYTE_TIMEOUT), idleMs: read.get(CLONE_IDLE_TIMEOUT) },
       },
-      cloneSource: { choice: read.get(CLONE_SOURCE), maxLagSeconds: read.get(CLONE_MAX_LAG) },
+      cloneSource: { choice: cloneSource, maxLagSeconds: read.get(CLONE_MAX_LAG) },
       peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },
       primaryEmptyStart,
       replicationMode: read.get(REPLICATION_MODE),
       volumeClaims: readVolumeClaims(read, pod),
+      restoreFrom,
+      store: usesStore ? store : null,
     };
   },
 };

@@ -21,9 +21,22 @@ export interface CloneInfo {
  * when there is neither. Throws ParseError when the file that speaks does not parse.
  */
 export async function readCloneCoordinates(dir: string): Promise<CloneInfo | null> {
-  const slave = await readFirst(dir, SLAVE_INFO);
+  return chooseCoordinates(await readFirst(dir, SLAVE_INFO), await readFirst(dir, BINLOG_INFO));
+}
+
+/** The same choice over info files already in hand (a stream's, as a backup reads them). */
+export function coordinatesOfFiles(files: ReadonlyMap<string, string>): CloneInfo | null {
+  const first = (names: readonly string[]) => {
+    const name = names.find((n) => files.has(n));
+    return name === undefined ? null : { name, text: files.get(name)! };
+  };
+  return chooseCoordinates(first(SLAVE_INFO), first(BINLOG_INFO));
+}
+
+type InfoFile = { readonly name: string; readonly text: string } | null;
+
+function chooseCoordinates(slave: InfoFile, binlog: InfoFile): CloneInfo | null {
   if (slave && slave.text.trim() !== '') return { file: slave.name, text: slave.text, coordinates: parseSlaveInfo(slave.text, slave.name) };
-  const binlog = await readFirst(dir, BINLOG_INFO);
   if (binlog) return { file: binlog.name, text: binlog.text, coordinates: parseBinlogInfo(binlog.text, binlog.name) };
   return null;
 }

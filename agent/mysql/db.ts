@@ -3,6 +3,7 @@
  * server restarts), the wait for the server to answer, and typed readings of its state.
  */
 import mysql from 'mysql2/promise';
+import { format } from 'mysql2';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { backoffDelay, type Clock, realClock } from '../core/retry.js';
@@ -24,14 +25,15 @@ const QUEUE_LIMIT = 16;
 export interface Connection {
   readonly host: string;
   readonly port: number;
+  /** A Unix socket instead of host and port (the drill's throwaway server listens on one). */
+  readonly socketPath?: string;
   readonly user: string;
   readonly password: string;
 }
 
 export function createDb(connection: Connection): Db {
   const pool = mysql.createPool({
-    host: connection.host,
-    port: connection.port,
+    ...(connection.socketPath ? { socketPath: connection.socketPath } : { host: connection.host, port: connection.port }),
     user: connection.user,
     password: connection.password,
     connectionLimit: 2,
@@ -135,4 +137,32 @@ export function parseReplicaStatus(row: Record<string, unknown> | undefined): Re
 export async function readReplicaStatus(db: Db, version: ServerVersion, timeoutMs?: number): Promise<ReplicaStatus> {
   const rows = await db.query(replicaStatusQuery(version), timeoutMs);
   return parseReplicaStatus(rows[0]);
+}
+
+/** MariaDB's `Gtid_list` event text, `[0-100-5,1-100-3]`, to a GTID state (`''` for `[]`); null when it is not one. */
+export function parseGtidList(info: string): string | null {
+  const m = /^\[([0-9,-]*)\]$/.exec(info.trim());
+  return m ? m[1]! : null;
+}
+
+/**
+ * Where the server's binary logs begin: the GTID state before its oldest binlog (MariaDB: that
+ * file's Gtid_list event; MySQL: gtid_purged). A replica whose GTID covers it can be served from
+ * them; one behind it cannot. null without binary logs or when it cannot be read.
+ */
+export async function readBinlogStart(db: Db, version: ServerVersion, timeoutMs?: number): Promise<string | null> {
+  try {
+    if (version.flavor === 'mysql') {
+      const [row] = await db.query('SELECT @@GLOBAL.gtid_purged AS g', timeoutMs);
+      return String(row?.g ?? '').replace(/\s+/g, '');
+    }
+    const logs = await db.query('SHOW BINARY LOGS', timeoutMs);
+    const first = logs[0]?.Log_name;
+    if (typeof first !== 'string') return null;
+    const events = await db.query(format('SHOW BINLOG EVENTS IN ? LIMIT 4', [first]), timeoutMs);
+    const list = events.find((e) => e.Event_type === 'Gtid_list');
+    return list === undefined ? null : parseGtidList(String(list.Info ?? ''));
+  } catch {
+    return null;
+  }
 }

@@ -15,7 +15,7 @@ import { ConfigError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type TlsMaterial, readTlsContents, serverTlsOptions, tlsProblems, watchTlsFiles } from '../core/tls.js';
 import { type CloneRecord, PRIMARY_START_RECORD, type RecoveryRecord, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
-import { type Db, type ReplicaStatus, createDb, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
+import { type Db, type ReplicaStatus, createDb, readBinlogStart, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
 import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
 import type { BackupService } from './backup.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
@@ -53,6 +53,8 @@ interface ServerReading {
   readonly gtidExecuted: string | null;
   readonly holdsData: boolean;
   readonly recovery: RecoveryRecord | null;
+  /** Primary: the GTID state before its oldest binary log (for replicas seeded from a backup); null when unknown. */
+  readonly binlogStart: string | null;
 }
 
 const READING_MS = 1000;
@@ -74,7 +76,7 @@ class PodStatus implements StatusSource {
   private readingBegun = 0;
   /** Requests waiting for a reading begun after they arrived; taken by the next refresh to begin. */
   private waiting: PromiseWithResolvers<void> | null = null;
-  reading: ServerReading = { at: Date.now(), unanswered: 'not read yet', replica: null, replicaError: null, gtidExecuted: null, holdsData: false, recovery: null };
+  reading: ServerReading = { at: Date.now(), unanswered: 'not read yet', replica: null, replicaError: null, gtidExecuted: null, holdsData: false, recovery: null, binlogStart: null };
 
   constructor(
     private readonly config: SidecarConfig,
@@ -112,6 +114,7 @@ class PodStatus implements StatusSource {
     let replica: ReplicaStatus | null = null;
     let replicaError: string | null = null;
     let gtidExecuted: string | null = null;
+    let binlogStart: string | null = null;
     const server = this.server;
     if (unanswered === null && server !== null) {
       if (this.config.role === 'replica') {
@@ -130,12 +133,13 @@ class PodStatus implements StatusSource {
       } catch {
         gtidExecuted = null;
       }
+      if (this.config.role === 'primary') binlogStart = await readBinlogStart(this.db, server.version, READING_QUERY_TIMEOUT_MS);
     }
     const holdsData = await this.holdsData();
     const recovery = this.config.role === 'primary' ? await readRecoveryRecord(this.config.dataDir) : null;
     if (begun < this.readingBegun) return;
     this.readingBegun = begun;
-    this.reading = { at: Date.now(), unanswered, replica, replicaError, gtidExecuted, holdsData, recovery };
+    this.reading = { at: Date.now(), unanswered, replica, replicaError, gtidExecuted, holdsData, recovery, binlogStart };
   }
 
   private async holdsData(): Promise<boolean> {
@@ -223,7 +227,7 @@ class PodStatus implements StatusSource {
       last_backup: this.backups.last,
       clone: this.records.clone,
       read_at: new Date(reading.at).toISOString(),
-      ...(this.config.role === 'primary' ? { primary_start: this.records.primaryStart, primary_recovery: reading.recovery } : {}),
+      ...(this.config.role === 'primary' ? { primary_start: this.records.primaryStart, primary_recovery: reading.recovery, binlog_start_gtid: reading.binlogStart } : {}),
     };
   }
 }

@@ -1,8 +1,8 @@
 /** `mysql-agent status`: the settings it reads and the frozen config they make. */
 import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
-import { LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, SERVICE_NAME } from '../core/pod-settings.js';
-import { type CommandSpec, type Setting, checkHost, switchFlag, wholeNumber } from '../core/settings.js';
-import { type PeerHosts, type Role, hostOf, parsePodName, roleOf } from '../core/topology.js';
+import { LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, SERVICE_NAME, checkPeerHost } from '../core/pod-settings.js';
+import { type CommandSpec, type Setting, switchFlag, wholeNumber } from '../core/settings.js';
+import { type PeerHosts, type Role, parsePodName, roleOf } from '../core/topology.js';
 import { TLS_DIR, type TlsDir, readTlsDir } from '../core/tls.js';
 import { BACKUP_PORT } from '../stream/settings.js';
 
@@ -54,11 +54,7 @@ export const statusCommand: CommandSpec<StatusConfig> = {
         `PEER_HOST_TEMPLATE="${template}" needs the StatefulSet's name, but POD_NAME="${podName}" has no ordinal: set POD_NAME (e.g. mysql-0), or a template without {set} (e.g. 127.0.0.1{ordinal} for port-forwards)`,
       );
     } else {
-      try {
-        checkHost('PEER_HOST_TEMPLATE', hostOf(peerHosts, 0));
-      } catch (err) {
-        read.problem((err as Error).message);
-      }
+      checkPeerHost(read, peerHosts, 0);
     }
     return {
       command: 'status',

@@ -22,6 +22,8 @@ export const BACKUP_TOKEN: Setting<string | null> = {
 };
 export const XTRABACKUP_BIN = text('XTRABACKUP_BIN', 'backup tool', '', '(xtrabackup, else mariadb-backup, on PATH)');
 export const XBSTREAM_BIN = text('XBSTREAM_BIN', 'stream tool', '', '(xbstream, else mbstream, on PATH)');
+/** The restore drill's throwaway server (verify-backup). */
+export const MYSQLD_BIN = text('MYSQLD_BIN', 'the server the restore drill starts', '', '(mysqld, else mariadbd, on PATH)');
 export const XTRABACKUP_ARGS: Setting<readonly string[]> = {
   name: 'XTRABACKUP_ARGS',
   help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)',
@@ -60,10 +62,11 @@ function defaultIsExecutable(path: string): boolean {
   }
 }
 
-/** The two tools, each a setting and the names looked up on PATH, preferred first. */
+/** The tools, each a setting and the names looked up on PATH, preferred first. */
 export const TOOLS = {
   backup: { setting: XTRABACKUP_BIN, candidates: ['xtrabackup', 'mariadb-backup'] },
   stream: { setting: XBSTREAM_BIN, candidates: ['xbstream', 'mbstream'] },
+  server: { setting: MYSQLD_BIN, candidates: ['mysqld', 'mariadbd'] },
 } as const;
 
 /**

@@ -14,12 +14,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
+import { dropCaches, loadDataset, procUsage, run, timed, watch } from './measure.js';
 import { newBaseDir, waitUntil } from '../rig/helpers.js';
 import { tlsGet } from '../tls/client.js';
 import { type Pki, createPki } from '../tls/pki.js';
@@ -67,84 +67,6 @@ interface Sample {
   readonly sidecar_peak_rss_mb?: number;
 }
 
-/** CPU seconds (user + system) and peak RSS (VmHWM) of one process, read from /proc. */
-async function procUsage(pid: number): Promise<{ cpu: number; peakMb: number } | null> {
-  try {
-    const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-    const ticks = Number(stat[11]) + Number(stat[12]);
-    const hwm = /VmHWM:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
-    return { cpu: ticks / 100, peakMb: Number(hwm?.[1] ?? 0) / 1024 };
-  } catch {
-    return null;
-  }
-}
-
-/** Samples a process every 50 ms until it exits; the last sample is its final usage. */
-function watch(child: ChildProcess): Promise<{ code: number | null; cpu: number; peakMb: number }> {
-  let last = { cpu: 0, peakMb: 0 };
-  let done = false;
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => ((done = true), r(code))));
-  void (async () => {
-    while (!done) {
-      const u = await procUsage(child.pid!);
-      if (u && !done) last = u;
-      await delay(50);
-    }
-  })();
-  return exited.then((code) => ({ code, ...last }));
-}
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
-    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}: ${err.slice(-400)}`))));
-  });
-}
-
-async function dropCaches(): Promise<boolean> {
-  try {
-    await run('sync', []);
-    await writeFile('/proc/sys/vm/drop_caches', '3\n');
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Loads about SIZE_GB of data: three tables with secondary indexes, grown by doubling. */
-async function loadDataset(primary: RigNode): Promise<number> {
-  await primary.sql('CREATE DATABASE IF NOT EXISTS bench');
-  await primary.sql(`CREATE TABLE IF NOT EXISTS bench.customers (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(64), email VARCHAR(128),
-    created DATETIME, KEY (email), KEY (created))`);
-  await primary.sql(`CREATE TABLE IF NOT EXISTS bench.orders (id INT AUTO_INCREMENT PRIMARY KEY, customer_id INT, amount DECIMAL(10,2),
-    status VARCHAR(16), note VARCHAR(200), created DATETIME, KEY (customer_id), KEY (status, created))`);
-  await primary.sql(`CREATE TABLE IF NOT EXISTS bench.events (id INT AUTO_INCREMENT PRIMARY KEY, kind VARCHAR(32), payload VARCHAR(255),
-    KEY (kind))`);
-  await primary.sql("INSERT INTO bench.customers (name, email, created) VALUES ('seed', 'seed@example.org', NOW())");
-  await primary.sql("INSERT INTO bench.orders (customer_id, amount, status, note, created) VALUES (1, 9.99, 'new', 'seed', NOW())");
-  await primary.sql("INSERT INTO bench.events (kind, payload) VALUES ('seed', REPEAT('p', 200))");
-  const target = SIZE_GB * 1e9;
-  // The tablespace files, not information_schema: InnoDB's statistics lag behind the inserts.
-  const size = async () => {
-    let total = 0;
-    for (const file of await readdir(join(primary.dataDir, 'bench'))) total += (await stat(join(primary.dataDir, 'bench', file))).size;
-    return total;
-  };
-  const grow = [
-    "INSERT INTO bench.customers (name, email, created) SELECT CONCAT('n', id + RAND()), CONCAT(MD5(RAND()), '@example.org'), NOW() - INTERVAL FLOOR(RAND() * 1000) DAY FROM bench.customers",
-    "INSERT INTO bench.orders (customer_id, amount, status, note, created) SELECT FLOOR(RAND() * 100000), RAND() * 500, ELT(1 + FLOOR(RAND() * 3), 'new', 'paid', 'sent'), MD5(RAND()), NOW() FROM bench.orders",
-    "INSERT INTO bench.events (kind, payload) SELECT ELT(1 + FLOOR(RAND() * 4), 'click', 'view', 'buy', 'leave'), REPEAT(MD5(RAND()), 6) FROM bench.events",
-  ];
-  for (let i = 0; (await size()) < target; i++) {
-    // Grow the smallest share first so that no table dominates.
-    await primary.sql(grow[i % grow.length]!);
-  }
-  await primary.sql('FLUSH TABLES');
-  return size();
-}
-
 async function resetTarget(node: RigNode): Promise<void> {
   await rm(node.dataDir, { recursive: true, force: true });
   await mkdir(node.dataDir, { recursive: true });
@@ -174,12 +96,6 @@ async function listening(ip: string, port: number): Promise<boolean> {
 
 function backupArgs(primary: RigNode, tmp: string): string[] {
   return [`--defaults-file=${primary.dir}/my.cnf`, '--backup', '--slave-info', '--stream=xbstream', `--host=${primary.ip}`, '--port=3306', `--user=${CREDENTIALS.agentUser}`, `--target-dir=${tmp}`];
-}
-
-async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
-  const t = performance.now();
-  const v = await fn();
-  return [v, (performance.now() - t) / 1000];
 }
 
 /** The agent: plain (A), or over TLS from the primary's TLS sidecar (T). */
@@ -353,7 +269,7 @@ async function main(): Promise<void> {
   try {
     log(`bringing up the primary and loading ${SIZE_GB} GB`);
     await rig.node(0).up();
-    const dataset = await loadDataset(rig.node(0));
+    const dataset = await loadDataset(rig.node(0), SIZE_GB);
     log(`dataset ${f(dataset / 1e9)} GB loaded`);
     tls = await startTls(rig);
     // The load leaves the primary flushing dirty pages: an uncounted clone lets that settle

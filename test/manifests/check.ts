@@ -16,11 +16,14 @@ import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1
 import { StatefulSet as StatefulSetModel } from 'kubernetes-models/apps/v1';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
+import { CronJob as CronJobModel } from 'kubernetes-models/batch/v1';
 import { COMMANDS, type Config } from '../../agent/commands.js';
 import { loadCommand } from '../../agent/core/settings.js';
 import { hostOf } from '../../agent/core/topology.js';
 import type { InitConfig } from '../../agent/init/settings.js';
 import type { SidecarConfig } from '../../agent/sidecar/settings.js';
+import type { BackupConfig, VerifyConfig } from '../../agent/backup/settings.js';
+import { SDK_VARIABLES } from '../../agent/store/settings.js';
 import {
   type Container,
   type Flavor,
@@ -52,6 +55,7 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   // components/tls; cert-manager's own schema (its CRD's types; unknown fields are not caught for it).
   'cert-manager.io/v1/Certificate': Certificate,
+  'batch/v1/CronJob': CronJobModel,
 };
 
 type AttributeMap = { baseName: string; type: string }[];
@@ -394,6 +398,66 @@ export function apiProblems(docs: KubeDoc[], sts: StatefulSet, init: Container, 
   );
   for (const c of podContainers(spec)) {
     if (c !== init) problem(!c.volumeMounts?.some((m) => m.name === mount?.name), `${c.name} mounts the service account token volume ${mount?.name}: only init reads the API`);
+  }
+  return out;
+}
+
+export interface CronJob extends KubeDoc {
+  spec: { schedule: string; concurrencyPolicy?: string; jobTemplate: { spec: { template: { spec: PodSpec } } } };
+}
+
+/**
+ * The backup component's CronJobs against the agent and the StatefulSet they serve: the agent
+ * image the pods run, a command of the agent with only its variables (and the SDK's credentials),
+ * values it accepts, peers named as Kubernetes names them, one run at a time, requests, the
+ * restricted security context, and the drill's scratch directory on a volume.
+ */
+export function cronJobProblems(docs: KubeDoc[]): string[] {
+  const out: string[] = [];
+  const problem = (ok: boolean, text: string) => {
+    if (!ok) out.push(text);
+  };
+  const sts = statefulSet(docs);
+  const agentImage = podContainers(sts.spec.template.spec).find(isAgent)?.image;
+  const secret = secretReader(docs, out);
+  const jobs = docs.filter((d): d is CronJob => d.kind === 'CronJob');
+  problem(jobs.some((j) => j.spec.jobTemplate.spec.template.spec.containers[0]?.args?.[0] === 'backup'), 'no CronJob runs mysql-agent backup');
+  problem(jobs.some((j) => j.spec.jobTemplate.spec.template.spec.containers[0]?.args?.[0] === 'verify-backup'), 'no CronJob runs mysql-agent verify-backup');
+  for (const job of jobs) {
+    const where = `CronJob/${job.metadata.name}`;
+    const spec = job.spec.jobTemplate.spec.template.spec;
+    problem(job.spec.concurrencyPolicy === 'Forbid', `${where}: concurrencyPolicy must be Forbid (one run at a time), it is ${job.spec.concurrencyPolicy}`);
+    const ctx = spec.securityContext;
+    problem(ctx?.runAsNonRoot === true && ctx.runAsUser === 999 && ctx.runAsGroup === 999, `${where}: the pod must run as the image's user 999:999, not root`);
+    const volumes = new Set((spec.volumes ?? []).map((v) => v.name));
+    for (const c of spec.containers) {
+      const command = c.args?.[0] ?? '';
+      problem(c.image === agentImage, `${where}: ${c.name} runs ${c.image}, the StatefulSet's agent is ${agentImage}`);
+      problem(['backup', 'verify-backup'].includes(command), `${where}: ${c.name} runs "${command}", not backup or verify-backup`);
+      for (const v of c.env ?? []) {
+        const readers = Object.values(COMMANDS).filter((s) => s.settings.some((x) => x.name === v.name)).map((s) => s.name);
+        const sdk = (SDK_VARIABLES as readonly string[]).includes(v.name);
+        problem(sdk || readers.includes(command), `${where}: env ${v.name} is ${readers.length > 0 ? `read by ${readers.join('/')} only, not ${command}` : 'not a mysql-agent variable (see README, Configuration)'}`);
+      }
+      const c0 = agentConfig(c, `${job.metadata.name}-28912345-x2k9p`, secret);
+      if (typeof c0 === 'string') out.push(`${where}: ${c0}`);
+      else if (c0.command === 'backup') {
+        const b = c0 as BackupConfig;
+        const host = hostOf(b.peerHosts, 0);
+        problem(host === `${sts.metadata.name}-0.${sts.spec.serviceName}`, `${where}: the agent looks for ordinal 0 at ${host}, Kubernetes names it ${sts.metadata.name}-0.${sts.spec.serviceName}`);
+      } else if (c0.command === 'verify-backup') {
+        const drillDir = (c0 as VerifyConfig).drillDir;
+        problem(!!c.volumeMounts?.some((m) => m.mountPath === drillDir && volumes.has(m.name)), `${where}: DRILL_DIR ${drillDir} is not a volume mount (the restored datadir must not land on the read-only root)`);
+      }
+      problem(!!c.volumeMounts?.some((m) => m.mountPath === '/tmp'), `${where}: ${c.name}: /tmp must be a volume (the root filesystem is read-only)`);
+      for (const m of c.volumeMounts ?? []) problem(volumes.has(m.name), `${where}: mount ${m.mountPath} names volume ${m.name}, which the pod does not have`);
+      const requests = (c.resources as { requests?: Record<string, string> } | undefined)?.requests;
+      problem(!!requests?.cpu && !!requests.memory, `${where}: ${c.name} needs cpu and memory requests`);
+      problem(
+        c.securityContext?.readOnlyRootFilesystem === true && c.securityContext.allowPrivilegeEscalation === false && !!c.securityContext.capabilities?.drop?.includes('ALL'),
+        `${where}: ${c.name} must have the restricted security context (read-only root, no privilege escalation, drop ALL)`,
+      );
+    }
   }
   return out;
 }

@@ -53,6 +53,6 @@ describe('agent/ import graph', () => {
   });
 
   it('names a folder that has no layer yet', () => {
-    expect(layeringProblems(graph({ 'store/s3.ts': [] }))).toEqual(['store/s3.ts: store has no layer (add it to test/layers.ts)']);
+    expect(layeringProblems(graph({ 'vault/s3.ts': [] }))).toEqual(['vault/s3.ts: vault has no layer (add it to test/layers.ts)']);
   });
 });

@@ -595,7 +595,7 @@ describe('README, Configuration', () => {
   it('has a row for every setting, naming the commands that read it', async () => {
     const { readFileSync } = await import('node:fs');
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
-    const rows = readme.split('\n').filter((l) => /^\| [A-Z_]+( \/ [A-Z_]+)* \| /.test(l));
+    const rows = readme.split('\n').filter((l) => /^\| [A-Z][A-Z0-9_]*( \/ [A-Z][A-Z0-9_]*)* \| /.test(l));
     for (const setting of new Set(Object.values(COMMANDS).flatMap((c) => c.settings))) {
       const row = rows.find((r) => r.split(' | ')[0]!.slice(2).split(' / ').includes(setting.name));
       expect(row, setting.name).toBeDefined();

@@ -28,6 +28,7 @@ describe('parsePeerStatus', () => {
       servingBackup: false,
       holdsData: true,
       gtidExecuted: '0-100-28',
+      binlogStartGtid: null,
     });
   });
 

@@ -169,3 +169,61 @@ describe('runInit at ordinal 0 with no mysql/', () => {
     });
   });
 });
+
+describe('RESTORE_FROM at ordinal 0: only where the empty-primary rule would start a new cluster', () => {
+  let store: Server;
+  let storeRequests: string[];
+  beforeEach(async () => {
+    storeRequests = [];
+    // Plays an S3 endpoint whose bucket is missing: any request reaching it is counted.
+    store = createServer((req, res) => {
+      storeRequests.push(`${req.method} ${req.url}`);
+      res.writeHead(404, { 'content-type': 'application/xml' }).end('<?xml version="1.0"?><Error><Code>NoSuchBucket</Code><BucketName>bkt</BucketName></Error>');
+    });
+    await new Promise<void>((r) => store.listen(0, '127.77.0.9', r));
+  });
+  afterEach(async () => {
+    store.closeAllConnections();
+    await new Promise((r) => store.close(r));
+  });
+  const restoring = (env: Record<string, string> = {}) =>
+    primaryConfig({
+      RESTORE_FROM: 'latest',
+      BACKUP_STORE_URL: 's3://bkt/c1',
+      S3_ENDPOINT: `http://127.77.0.9:${(store.address() as AddressInfo).port}`,
+      ...env,
+    });
+  const withKeys = async <T>(run: () => Promise<T>): Promise<T> => {
+    // The SDK reads its credentials from the environment itself, as in a pod.
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
+    process.env.AWS_ACCESS_KEY_ID = 'test';
+    process.env.AWS_SECRET_ACCESS_KEY = 'test-secret';
+    try {
+      return await run();
+    } finally {
+      for (const [name, value] of [['AWS_ACCESS_KEY_ID', saved.id], ['AWS_SECRET_ACCESS_KEY', saved.secret]] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  };
+
+  it('replicas holding data still refuse: the store is never asked, DATA_DIR stays empty', async () => {
+    await expect(withKeys(() => init(restoring()))).rejects.toThrow('replicas hold data');
+    expect(storeRequests).toEqual([]);
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  it('PRIMARY_EMPTY_START=allow with replicas holding data starts empty on purpose: no restore', async () => {
+    await withKeys(() => init(restoring({ PRIMARY_EMPTY_START: 'allow' })));
+    expect(storeRequests).toEqual([]);
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+
+  it('no replica holds data: the backup is looked for in the store (here a missing bucket, named)', async () => {
+    answer = { ...answer, holds_data: false };
+    await expect(withKeys(() => init(restoring()))).rejects.toThrow(/bucket "bkt" does not exist/);
+    expect(storeRequests.length).toBeGreaterThan(0);
+    expect(await readdir(dataDir)).toEqual([]);
+  });
+});

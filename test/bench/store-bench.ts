@@ -1,0 +1,211 @@
+/**
+ * `npm run bench -- --store`: backups to object storage and restores from it, the agent against
+ * the peers' own pipeline, all against the same test store (Ceph RGW) in one run, interleaved in
+ * rotated order, page cache dropped before each run.
+ *
+ * Backup:  A `mysql-agent backup` (sidecar → zstd → multipart upload, SHA-256, manifest)
+ *          B `mariadb-backup --stream=xbstream | gzip | rclone rcat` (bitpoke/mysql-operator)
+ *          C `mariadb-backup --stream=xbstream | zstd -1 | rclone rcat`
+ * Restore: R `mysql-agent init` with RESTORE_FROM (download, SHA-256, decompress, extract, prepare, move)
+ *          S `rclone cat | zstd -d | mbstream -x` then `mariadb-backup --prepare`
+ * Drill:   V `mysql-agent verify-backup` (restore, prepare, throwaway server, CHECK TABLE, counts)
+ *
+ *   npm run bench -- --store [--size GB] [--rounds N] [--out DIR]
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { cpus, hostname, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { newBaseDir } from '../rig/helpers.js';
+import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
+import { listBackups, storeEnv } from '../rig/store-helpers.js';
+import { type Rgw, startRgw } from '../store/rgw.js';
+import { dropCaches, loadDataset, run, timed, watch } from './measure.js';
+
+const { values } = parseArgs({
+  options: {
+    store: { type: 'boolean', default: true },
+    size: { type: 'string', default: '0.25' },
+    rounds: { type: 'string', default: '3' },
+    out: { type: 'string', default: join(REPO, 'test/bench/results') },
+  },
+});
+const SIZE_GB = Number(values.size);
+const ROUNDS = Number(values.rounds);
+const BUCKET = 'bench';
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+
+interface Sample {
+  readonly variant: 'A' | 'B' | 'C' | 'R' | 'S' | 'V';
+  readonly round: number;
+  readonly seconds: number;
+  readonly stored_bytes?: number;
+  readonly peak_rss_mb?: number;
+}
+
+/** rclone 1.60 refuses an http endpoint when AWS_CA_BUNDLE is set (LoadCustomCABundleError): the store here is plain http on loopback. */
+const { AWS_CA_BUNDLE: _caBundle, ...withoutCaBundle } = process.env;
+const rcloneEnv = (rgw: Rgw): NodeJS.ProcessEnv => ({
+  ...withoutCaBundle,
+  RCLONE_CONFIG_RGW_TYPE: 's3',
+  RCLONE_CONFIG_RGW_PROVIDER: 'Ceph',
+  RCLONE_CONFIG_RGW_ENDPOINT: rgw.endpoint,
+  RCLONE_CONFIG_RGW_ACCESS_KEY_ID: rgw.user.accessKeyId,
+  RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY: rgw.user.secretAccessKey,
+  MYSQL_PWD: CREDENTIALS.agent,
+});
+
+async function objectSize(rgw: Rgw, key: string): Promise<number> {
+  const s3 = rgw.client();
+  try {
+    return (await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: key }))).ContentLength ?? 0;
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** A: the agent's backup, its peak RSS sampled from /proc. */
+async function agentBackup(rig: Rig, rgw: Rgw, round: number): Promise<Sample & { id: string }> {
+  const env = storeEnv(rig, rgw, `s3://${BUCKET}/agent`, { BACKUP_SOURCE: 'primary', BACKUP_KEEP: '100' });
+  const started = performance.now();
+  const child = rig.spawnAgent(['backup'], env, join(rig.options.baseDir, 'bench-backup.log'));
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const usage = await watch(child);
+  if (usage.code !== 0) throw new Error(`backup exited ${usage.code}`);
+  const seconds = (performance.now() - started) / 1000;
+  const id = out.trim();
+  const manifest = (await listBackups(rig, env)).find((b) => b.id === id)!;
+  return { variant: 'A', round, seconds, stored_bytes: manifest.data.stored_bytes, peak_rss_mb: usage.peakMb, id };
+}
+
+/** B and C: the backup tool piped through a compressor into `rclone rcat`. */
+async function pipeBackup(primary: RigNode, rgw: Rgw, variant: 'B' | 'C', round: number): Promise<Sample> {
+  const tmp = join(primary.dir, 'bench-tmp');
+  await mkdir(tmp, { recursive: true });
+  const key = `pipe/${variant}-${round}.xbstream.${variant === 'B' ? 'gz' : 'zst'}`;
+  const tool = `mariadb-backup --defaults-file=${primary.dir}/my.cnf --backup --slave-info --stream=xbstream --host=${primary.ip} --port=3306 --user=${CREDENTIALS.agentUser} --target-dir=${tmp}`;
+  const squeeze = variant === 'B' ? 'gzip' : 'zstd -1';
+  const [, seconds] = await timed(() => run('bash', ['-o', 'pipefail', '-c', `${tool} 2>/dev/null | ${squeeze} | rclone rcat rgw:${BUCKET}/${key}`], rcloneEnv(rgw)));
+  await rm(tmp, { recursive: true, force: true });
+  return { variant, round, seconds, stored_bytes: await objectSize(rgw, key) };
+}
+
+/** R: `mysql-agent init` restoring the backup into an empty ordinal 0. */
+async function agentRestore(rig: Rig, rgw: Rgw, id: string, round: number): Promise<Sample> {
+  const node = rig.node(1);
+  await rm(node.dir, { recursive: true, force: true });
+  await node.prepareDirs();
+  const env = node.agentEnv({ POD_NAME: 'mysql-0', BACKUP_STORE_URL: `s3://${BUCKET}/agent`, ...rgw.env(), RESTORE_FROM: id, PEER_PROBE_COUNT: '1', PEER_HOST_TEMPLATE: '127.0.3.9{ordinal}' });
+  const started = performance.now();
+  const child = spawn(process.execPath, [join(REPO, 'dist/cli.js'), 'init'], { env, stdio: 'ignore' });
+  const usage = await watch(child);
+  if (usage.code !== 0) throw new Error(`restore exited ${usage.code}`);
+  return { variant: 'R', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
+}
+
+/** V: `mysql-agent verify-backup` of the round's backup, its peak RSS sampled like A's. */
+async function agentDrill(rig: Rig, rgw: Rgw, id: string, round: number): Promise<Sample> {
+  const drillDir = join(rig.options.baseDir, 'drill');
+  await mkdir(drillDir, { recursive: true });
+  const env = storeEnv(rig, rgw, `s3://${BUCKET}/agent`, { BACKUP_ID: id, DRILL_DIR: drillDir });
+  const started = performance.now();
+  const usage = await watch(rig.spawnAgent(['verify-backup'], env, join(rig.options.baseDir, 'bench-drill.log')));
+  if (usage.code !== 0) throw new Error(`verify-backup exited ${usage.code}`);
+  return { variant: 'V', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
+}
+
+/** S: `rclone cat | zstd -d | mbstream -x`, then prepare. */
+async function pipeRestore(rig: Rig, rgw: Rgw, round: number): Promise<Sample> {
+  const dir = join(rig.options.baseDir, 'pipe-restore');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const [, seconds] = await timed(async () => {
+    await run('bash', ['-o', 'pipefail', '-c', `rclone cat rgw:${BUCKET}/pipe/C-${round}.xbstream.zst | zstd -d | mbstream -x -C ${dir}`], rcloneEnv(rgw));
+    await run('mariadb-backup', ['--prepare', `--target-dir=${dir}`]);
+  });
+  await rm(dir, { recursive: true, force: true });
+  return { variant: 'S', round, seconds };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main(): Promise<void> {
+  const rgw = await startRgw();
+  const rig = new Rig({ baseDir: await newBaseDir('store-bench'), ipPrefix: '127.0.3.2' });
+  try {
+    await rgw.createBucket(BUCKET);
+    const primary = rig.node(0);
+    await primary.up();
+    log(`loading about ${SIZE_GB} GB`);
+    const dataset = await loadDataset(primary, SIZE_GB);
+    log(`dataset ${(dataset / 1e9).toFixed(2)} GB; one warm-up backup`);
+    await agentBackup(rig, rgw, 0);
+    const samples: Sample[] = [];
+    const cold = await dropCaches();
+    for (let round = 1; round <= ROUNDS; round++) {
+      const order = (['A', 'B', 'C'] as const).map((_, i, all) => all[(i + round - 1) % all.length]!);
+      let id = '';
+      for (const v of order) {
+        await dropCaches();
+        const s = v === 'A' ? await agentBackup(rig, rgw, round) : await pipeBackup(primary, rgw, v, round);
+        if (v === 'A') id = (s as Sample & { id: string }).id;
+        samples.push(s);
+        log(`round ${round} ${v}: ${s.seconds.toFixed(2)} s, ${((s.stored_bytes ?? 0) / 1e6).toFixed(1)} MB stored`);
+      }
+      for (const v of round % 2 ? (['R', 'S'] as const) : (['S', 'R'] as const)) {
+        await dropCaches();
+        const s = v === 'R' ? await agentRestore(rig, rgw, id, round) : await pipeRestore(rig, rgw, round);
+        samples.push(s);
+        log(`round ${round} ${v}: ${s.seconds.toFixed(2)} s`);
+      }
+      await dropCaches();
+      const drill = await agentDrill(rig, rgw, id, round);
+      samples.push(drill);
+      log(`round ${round} V: ${drill.seconds.toFixed(2)} s, peak RSS ${drill.peak_rss_mb?.toFixed(1)} MB`);
+    }
+    const of = (v: Sample['variant']) => samples.filter((s) => s.variant === v);
+    const med = (v: Sample['variant'], f: (s: Sample) => number) => median(of(v).map(f));
+    const ratio = (a: Sample['variant'], b: Sample['variant'], f: (s: Sample) => number = (s) => s.seconds) =>
+      of(a).map((s) => f(s) / f(of(b).find((t) => t.round === s.round)!));
+    const f2 = (x: number) => x.toFixed(2);
+    const date = new Date().toISOString();
+    const lines = [
+      `Dataset ${f2(dataset / 1e9)} GB, ${ROUNDS} interleaved rounds (order rotated, after a warm-up backup), page cache ${cold ? 'dropped before each run' : 'NOT dropped'}; ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ${date.slice(0, 10)}; one Ceph RGW (memstore OSD) on this machine.`,
+      '',
+      '| variant | seconds (median, min–max) | stored MB (median) | peak RSS MB |',
+      '|---|---|---|---|',
+      ...(['A', 'B', 'C', 'R', 'S', 'V'] as const).map((v) => {
+        const label = {
+          A: 'A agent `backup`',
+          B: 'B `mariadb-backup | gzip | rclone rcat`',
+          C: 'C `mariadb-backup | zstd -1 | rclone rcat`',
+          R: 'R agent `init` RESTORE_FROM (incl. prepare)',
+          S: 'S `rclone cat | zstd -d | mbstream -x` + prepare',
+          V: 'V agent `verify-backup` (the drill)',
+        }[v];
+        const secs = of(v).map((s) => s.seconds);
+        const stored = of(v)[0]?.stored_bytes === undefined ? '–' : f2(med(v, (s) => s.stored_bytes!) / 1e6);
+        const rss = of(v)[0]?.peak_rss_mb === undefined ? '–' : f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)));
+        return `| ${label} | ${f2(median(secs))} (${f2(Math.min(...secs))}–${f2(Math.max(...secs))}) | ${stored} | ${rss} |`;
+      }),
+      '',
+      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
+    ];
+    const text = lines.join('\n');
+    console.log(text);
+    writeFileSync(join(values.out!, `store-${SIZE_GB}gb.md`), `${text}\n`);
+    writeFileSync(join(values.out!, `store-${SIZE_GB}gb.json`), `${JSON.stringify({ date, host: hostname(), dataset_bytes: dataset, samples }, null, 2)}\n`);
+  } finally {
+    await rig.destroy();
+    await rgw.stop();
+  }
+}
+
+await main();

@@ -1,0 +1,151 @@
+/** The S3 edge (agent/store/s3.ts, lock.ts) against the real store: errors, the lock, aborted uploads. */
+import { Readable } from 'node:stream';
+import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupError, StoreError } from '../../agent/core/errors.js';
+import { type BackupId, lockKey } from '../../agent/store/layout.js';
+import { acquireLock } from '../../agent/store/lock.js';
+import { Store, createS3Client } from '../../agent/store/s3.js';
+import type { StoreConfig } from '../../agent/store/settings.js';
+import { type Rgw, startRgw } from './rgw.js';
+
+let rgw: Rgw;
+const config = (over: Partial<StoreConfig> = {}): StoreConfig => ({ bucket: 'edge', prefix: 'c1/', endpoint: rgw.endpoint, region: 'us-east-1', forcePathStyle: true, ...over });
+/** A Store with explicit credentials (the agent itself takes them from the SDK's chain: the environment). */
+const storeWith = (c: StoreConfig, user = rgw.user) => {
+  const s3 = createS3Client(c);
+  s3.config.credentials = async () => ({ accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey });
+  return new Store(c, s3);
+};
+const message = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('did not fail');
+};
+
+beforeAll(async () => {
+  rgw = await startRgw();
+  await rgw.createBucket('edge');
+});
+afterAll(async () => rgw?.stop());
+
+describe('store errors name the variable or bucket, never the secret', () => {
+  it('a missing bucket', async () => {
+    const err = await message(storeWith(config({ bucket: 'no-such-bucket' })).reach(AbortSignal.timeout(10_000)));
+    expect(err).toBeInstanceOf(StoreError);
+    expect(err.message).toMatch(/bucket "no-such-bucket" does not exist at http:\/\/127\.0\.0\.1:7480: create it, or fix the bucket in BACKUP_STORE_URL/);
+  });
+  it('a wrong secret key and an unknown access key', async () => {
+    const wrongSecret = await message(storeWith(config(), { ...rgw.user, secretAccessKey: 'not-the-secret-at-all' }).reach(AbortSignal.timeout(10_000)));
+    expect(wrongSecret.message).toMatch(/AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID/);
+    expect(wrongSecret.message).not.toContain('not-the-secret-at-all');
+    const unknown = await message(storeWith(config(), { ...rgw.user, accessKeyId: 'AKIDUNKNOWN' }).reach(AbortSignal.timeout(10_000)));
+    expect(unknown.message).toContain('AWS_ACCESS_KEY_ID');
+    expect(unknown.message).not.toContain(rgw.user.secretAccessKey);
+  });
+  it('an unreachable store: retried, then given up with the reason', async () => {
+    const started = Date.now();
+    const err = await message(storeWith(config({ endpoint: 'http://127.0.0.1:1' })).reach(AbortSignal.timeout(60_000)));
+    expect(err.message).toMatch(/store unreachable at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\); gave up after 20 s/);
+    expect(Date.now() - started).toBeGreaterThan(5_000);
+  });
+});
+
+describe('the lock', () => {
+  it('lets exactly one of two runs in, names the holder to the other, and is free after release', async () => {
+    const store = storeWith(config());
+    const results = await Promise.allSettled([
+      acquireLock(store, '20261201T000000Z-00000a' as BackupId, 'a'),
+      acquireLock(store, '20261201T000000Z-00000b' as BackupId, 'b'),
+    ]);
+    const won = results.filter((r) => r.status === 'fulfilled');
+    const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.reason).toBeInstanceOf(BackupError);
+    expect(lost[0]!.reason.message).toMatch(/another backup run holds the store's lock \(backup 20261201T000000Z-00000[ab] from [ab]/);
+    await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release();
+    expect(await store.getText(lockKey('c1/'))).toBeNull();
+  });
+  it('takes over a lock its holder stopped renewing', async () => {
+    const store = storeWith(config());
+    const old = Date.now() - 10 * 60_000;
+    await acquireLock(store, '20261201T000000Z-0000dd' as BackupId, 'dead', () => old);
+    const lock = await acquireLock(store, '20261201T000000Z-0000ee' as BackupId, 'alive');
+    expect(lock.replaced?.host).toBe('dead');
+    await lock.release();
+  });
+  it('cannot be taken over with one conditional request: RGW answers 412 to If-Match even with the ETag HEAD gives', async () => {
+    const store = storeWith(config());
+    const key = lockKey('c2/');
+    await store.putText(key, '{"stale":true}\n');
+    const { ETag } = await store.s3.send(new HeadObjectCommand({ Bucket: 'edge', Key: key }));
+    expect(ETag).toMatch(/^"[0-9a-f]{32}"$/);
+    const err = await message(store.s3.send(new PutObjectCommand({ Bucket: 'edge', Key: key, Body: '{"mine":true}\n', IfMatch: ETag })));
+    expect((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(412);
+    expect(await store.getText(key)).toBe('{"stale":true}\n');
+    await store.delete(key);
+  });
+  it('two runs taking over one stale lock at once: the later one holds it, the earlier steps back before touching anything', async () => {
+    const store = storeWith(config({ prefix: 'c3/' }));
+    await acquireLock(store, '20261201T000000Z-0000d1' as BackupId, 'dead', () => Date.now() - 10 * 60_000);
+    // The unlucky order a delete-then-create takeover allows: B judged the lock stale, then
+    // deletes it only after A has already put its own in place.
+    let aCreated!: () => void;
+    const aHasIt = new Promise<void>((resolve) => (aCreated = resolve));
+    let bRead!: () => void;
+    const bJudged = new Promise<void>((resolve) => (bRead = resolve));
+    const a = Object.assign(Object.create(store) as Store, {
+      delete: async (key: string) => {
+        await bJudged;
+        return store.delete(key);
+      },
+      putText: async (...args: Parameters<Store['putText']>) => {
+        const done = await store.putText(...args);
+        if (done && args[2]?.onlyIfAbsent) aCreated();
+        return done;
+      },
+    });
+    const b = Object.assign(Object.create(store) as Store, {
+      getText: async (key: string) => {
+        const text = await store.getText(key);
+        bRead();
+        return text;
+      },
+      delete: async (key: string) => {
+        await aHasIt;
+        return store.delete(key);
+      },
+    });
+    const results = await Promise.allSettled([
+      acquireLock(a, '20261201T000000Z-0000a1' as BackupId, 'a'),
+      acquireLock(b, '20261201T000000Z-0000b1' as BackupId, 'b'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+    expect(((results[0] as PromiseRejectedResult).reason as Error).message).toMatch(/took over the stale lock at the same moment/);
+    expect(JSON.parse((await store.getText(lockKey('c3/')))!).host).toBe('b');
+    await (results[1] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release();
+  });
+});
+
+describe('uploads', () => {
+  it('a body that fails leaves no object and no unfinished multipart upload', async () => {
+    const store = storeWith(config());
+    let sent = 0;
+    const body = new Readable({
+      read() {
+        if (sent >= 20 * 1024 * 1024) return this.destroy(new Error('source broke'));
+        sent += 1024 * 1024;
+        this.push(Buffer.alloc(1024 * 1024, 7));
+      },
+    });
+    const err = await message(store.upload('c1/mysql-agent/backups/20261201T000000Z-0000ff/data.xbstream', body, AbortSignal.timeout(30_000)));
+    expect(err.message).toContain('source broke');
+    expect(await store.size('c1/mysql-agent/backups/20261201T000000Z-0000ff/data.xbstream')).toBeNull();
+    const uploads = await store.s3.send(new ListMultipartUploadsCommand({ Bucket: 'edge', Prefix: 'c1/' }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+  });
+});
