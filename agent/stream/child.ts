@@ -72,8 +72,6 @@ const ROUTINE = /^\[\d+\] .*(Copying|Streaming|\.\.\.done|Compressing|copied suc
 const TAIL_LINES = 5;
 
 export function spawnOwned(spec: ChildSpec): OwnedChild {
-  // Stryker disable next-line all: installed once per process, so in a test process a mutant
-  // meets the hook of an earlier spawn; child.test.ts proves the hook in a process of its own.
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     process.on('exit', () => {
@@ -108,10 +106,8 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
   let escalation: NodeJS.Timeout | undefined;
   const kill = () => {
     killAll(spec.killWith);
-    // Stryker disable next-line ConditionalExpression,LogicalOperator: a second SIGKILL 5 s after the first reaches no one (the group is gone or no longer ours)
     if (spec.killWith === 'SIGTERM' && !escalation) {
       escalation = setTimeout(() => killAll('SIGKILL'), 5000);
-      // Stryker disable next-line all: only how long a process that is exiting anyway lives
       escalation.unref();
     }
   };
@@ -130,7 +126,6 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
     });
     child.once('close', (code, signal) => {
       if (pgid !== undefined) liveGroups.delete(pgid);
-      // Stryker disable next-line all: a late escalation finds the group no longer ours and signals nothing
       clearTimeout(escalation);
       spec.signal.removeEventListener('abort', onAbort);
       if (code === 0) resolve();
