@@ -1,5 +1,6 @@
 /** The owner of child processes: what a child inherits from the agent's environment, and its process group. */
 import { execFile } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,6 +165,28 @@ describe('spawnOwned and the process group', () => {
     expect((err as Error).message).toBe('sh exited with status 3: line 2 | line 3 | line 4 | line 5 | line 6');
     expect(child.stderrTail()).toBe('line 2 | line 3 | line 4 | line 5 | line 6');
     expect(child.watched()).toBe('disk full: errno 28');
+  });
+
+  it('logs each stderr line with the tool and its pid (per-file chatter at debug), and lets go of the signal when done', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const capture = pino({ level: 'debug' }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    for (const [script, code] of [['echo "[01] Copying ./ibdata1" >&2; echo "InnoDB: news" >&2', 0], ['exit 2', 2]] as const) {
+      const controller = new AbortController();
+      const child = spawnOwned({ command: 'sh', args: ['-c', script], env: {}, stdin: 'ignore', stdout: 'ignore', signal: controller.signal, killWith: 'SIGKILL', log: capture });
+      expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+      await child.done.catch(() => {});
+      expect(getEventListeners(controller.signal, 'abort'), `after exit ${code}`).toHaveLength(0);
+      if (code === 0) {
+        expect(lines.map((l) => [l.level, l.msg, l.tool, l.child_pid, l.stderr])).toEqual([
+          [20, 'tool output', 'sh', child.pid, '[01] Copying ./ibdata1'],
+          [30, 'tool output', 'sh', child.pid, 'InnoDB: news'],
+        ]);
+      }
+    }
+    const failed = new AbortController();
+    const missing = spawnOwned({ command: '/nonexistent/tool', args: [], env: {}, stdin: 'ignore', stdout: 'ignore', signal: failed.signal, killWith: 'SIGKILL', log: capture });
+    await missing.done.catch(() => {});
+    expect(getEventListeners(failed.signal, 'abort')).toHaveLength(0);
   });
 
   it('rejects, naming the tool, when it cannot be started at all', async () => {
