@@ -138,12 +138,17 @@ describe('faults of a backup to object storage', () => {
     expect(next.lines.find((l) => l.msg === 'aborted unfinished uploads of a killed run')).toBeDefined();
     expect(await unfinishedUploads()).toBe(0);
     expect(await ids()).toEqual([next.stdout.trim(), ...before]);
-  }, 180_000);
+    // The sidecar's tool is throttled for the whole file: the next run's full backup alone takes ~150 s here.
+  }, 420_000);
 
   it('SIGTERM mid-upload: exit 143, the upload aborted, no manifest, the lock released at once, the sidecar\'s tool gone', async () => {
     const before = await ids();
     const child = rig.spawnAgent(['backup'], env({ BACKUP_SOURCE: 'primary' }), join(rig.options.baseDir, 'sigterm.log'));
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('close', r));
+    // This run's own upload (the one before may have left one for the next run to abort).
+    await waitUntil(() => stderr.includes('"msg":"source accepted, uploading"'), 'the run to start uploading', 60_000);
     await waitUntil(async () => (await unfinishedUploads()) > 0, 'a multipart upload to begin', 60_000);
     child.kill('SIGTERM');
     expect(await exited).toBe(143);
@@ -156,7 +161,7 @@ describe('faults of a backup to object storage', () => {
     expect(next.lines.find((l) => l.msg === 'took over the lock of a run that stopped renewing it')).toBeUndefined();
     checksumsAt.set(next.stdout.trim(), await checksums());
     expect(await ids()).toEqual([next.stdout.trim(), ...before]);
-  }, 180_000);
+  }, 420_000);
 
   it("after all of them the newest backup restores with the source's checksums at backup time", async () => {
     const [newest] = await ids();
