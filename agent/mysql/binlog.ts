@@ -31,6 +31,8 @@ export const EVENT = {
 
 const MAGIC = Buffer.from([0xfe, 0x62, 0x69, 0x6e]);
 const HEADER = 19;
+/** LOG_EVENT_BINLOG_IN_USE_F, on the format description while the server has the file open. */
+const IN_USE = 0x1;
 /** GTID event flags2: a statement outside BEGIN … COMMIT (DDL, non-transactional). */
 const FL_STANDALONE = 0x1;
 
@@ -88,10 +90,10 @@ export class BinlogFormatError extends Error {}
 
 /**
  * The events of one binary log file, in order. Checks the magic, each event's length and, when
- * the format description says so, its CRC32; a cut last event is an error unless `allowCut`
- * (a file the server still writes may end mid-event).
+ * the format description says so, every CRC32 (the format description's own is computed with its
+ * in-use flag clear: the server sets and clears that flag without rewriting the checksum).
  */
-export async function* readBinlogEvents(name: string, chunks: AsyncIterable<Buffer>, allowCut = false): AsyncGenerator<BinlogEvent> {
+export async function* readBinlogEvents(name: string, chunks: AsyncIterable<Buffer>): AsyncGenerator<BinlogEvent> {
   let buf: Buffer = Buffer.alloc(0);
   let offset = 0; // file offset of buf[0]
   let checksummed = false;
@@ -113,16 +115,20 @@ export async function* readBinlogEvents(name: string, chunks: AsyncIterable<Buff
       if (size < HEADER) fail(offset, `event length ${size} is shorter than its header`);
       if (buf.length < size) break;
       const raw = buf.subarray(0, size);
-      const type = raw[4]!;
-      if (type === EVENT.FORMAT_DESCRIPTION) checksummed = raw[size - 5] === 1;
-      else if (checksummed && raw.readUInt32LE(size - 4) !== crc32(raw.subarray(0, size - 4))) fail(offset, 'CRC32 mismatch');
-      yield decode(raw, offset, checksummed && type !== EVENT.FORMAT_DESCRIPTION ? size - 4 : type === EVENT.FORMAT_DESCRIPTION ? size - 5 : size, fail);
+      let signed = raw.subarray(0, size - 4);
+      if (raw[4] === EVENT.FORMAT_DESCRIPTION) {
+        checksummed = raw[size - 5] === 1;
+        signed = Buffer.from(signed);
+        signed[17] = signed[17]! & ~IN_USE;
+      }
+      if (checksummed && raw.readUInt32LE(size - 4) !== crc32(signed)) fail(offset, 'CRC32 mismatch');
+      yield decode(raw, offset, checksummed ? size - 4 : size, fail);
       buf = buf.subarray(size);
       offset += size;
     }
   }
   if (!started) fail(0, 'not a binary log (shorter than its magic)');
-  if (buf.length > 0 && !allowCut) fail(offset, `file ends inside an event (${buf.length} bytes left)`);
+  if (buf.length > 0) fail(offset, `file ends inside an event (${buf.length} bytes left)`);
 }
 
 function decode(raw: Buffer, at: number, bodyEnd: number, fail: (at: number, why: string) => never): BinlogEvent {

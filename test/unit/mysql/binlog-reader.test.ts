@@ -65,6 +65,12 @@ describe('readBinlogEvents on MariaDB 10.11 files', () => {
     });
   }
 
+  it("checks the open file's format description CRC32 with its in-use flag clear, as the server computed it", async () => {
+    expect(bytes('mysql-bin.000002')[4 + 17]! & 1).toBe(1);
+    expect(bytes('mysql-bin.000001')[4 + 17]! & 1).toBe(0);
+    expect((await events('mysql-bin.000002'))[0]!.type).toBe(EVENT.FORMAT_DESCRIPTION);
+  });
+
   it('reads the same events whatever the chunk size', async () => {
     const one = await events('mysql-bin.000001', undefined, 1);
     expect(await events('mysql-bin.000001', undefined, 1 << 20)).toEqual(one);
