@@ -306,7 +306,7 @@ export interface PitrRefusal {
 /** The plan needs the transactions of this file (the one the target falls in): read it and ask again. */
 export interface PitrNeedsFile {
   readonly kind: 'needs-transactions';
-  readonly file: string;
+  readonly file: BinlogFileSummary;
 }
 
 const fmt = (t: UnixSeconds) => new Date(t * 1000).toISOString().replace('.000Z', 'Z');
@@ -325,6 +325,7 @@ export function planPointInTime(
   backup: BackupCoordinates,
   index: readonly BinlogFileSummary[],
   target: PitrTarget,
+  /** Transactions of files already read, by the file's SHA-256 (names repeat across servers). */
   transactions: ReadonlyMap<string, readonly BinlogTransaction[]> = new Map(),
 ): PitrPlan | PitrRefusal | PitrNeedsFile {
   const refuse = (reason: PitrRefusal['reason'], message: string): PitrRefusal => ({ kind: 'refused', reason, message });
@@ -370,8 +371,8 @@ export function planPointInTime(
   // Walk back from the last file to the last wanted transaction (a file may hold none of them).
   while (files.length > 0) {
     const last = files.at(-1)!;
-    const list = transactions.get(last.name);
-    if (!list) return { kind: 'needs-transactions', file: last.name };
+    const list = transactions.get(last.sha256);
+    if (!list) return { kind: 'needs-transactions', file: last };
     let state = last.startState;
     let lastEvent: BinlogTransaction | null = null;
     let wantedState = state;

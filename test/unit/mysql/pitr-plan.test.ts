@@ -1,9 +1,11 @@
 /** planPointInTime on archive indexes built by hand: which files, which last transaction, which refusal. */
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { type BinlogFileSummary, type BinlogTransaction, advanceState, planPointInTime } from '../../../agent/mysql/binlog.js';
 
 /** A file holding transactions `seqs` of domain 0 (server 100 unless given) committed at `times`, closed at `closedAt`. */
 function file(name: string, start: string, seqs: number[], times: number[], closedAt: number | null, server = 100) {
+  const sha256 = createHash('sha256').update(`${server}/${name}`).digest('hex');
   const transactions: BinlogTransaction[] = seqs.map((s, i) => ({ gtid: `0-${server}-${s}`, commitTime: times[i]!, end: 1000 + i }));
   const summary: BinlogFileSummary = {
     name,
@@ -17,7 +19,7 @@ function file(name: string, start: string, seqs: number[], times: number[], clos
     closedAt,
     transactions: transactions.length,
     size: 5000,
-    sha256: '0'.repeat(64),
+    sha256,
   };
   return { summary, transactions };
 }
@@ -27,13 +29,13 @@ const f2 = file('mysql-bin.000002', '0-100-3', [4, 5, 6], [1004, 1005, 1006], 10
 const f3 = file('mysql-bin.000003', '0-100-6', [7, 8, 9], [1008, 1010, 1009], 1011);
 const all = [f1, f2, f3];
 const index = all.map((f) => f.summary);
-const txs = new Map(all.map((f) => [f.summary.name, f.transactions]));
+const txs = new Map(all.map((f) => [f.summary.sha256, f.transactions]));
 const backup = { gtid: '0-100-2', takenAt: 1001 };
 const names = (p: ReturnType<typeof planPointInTime>) => (p.kind === 'plan' ? p.files.map((f) => f.name) : p);
 
 describe('planPointInTime', () => {
   it('asks for the transactions of the file the moment falls in, then stops at the last one committed by then', () => {
-    expect(planPointInTime(backup, index, { time: 1005 })).toEqual({ kind: 'needs-transactions', file: 'mysql-bin.000002' });
+    expect(planPointInTime(backup, index, { time: 1005 })).toEqual({ kind: 'needs-transactions', file: f2.summary });
     const plan = planPointInTime(backup, index, { time: 1005 }, txs);
     expect(plan).toMatchObject({ kind: 'plan', lastEvent: { gtid: '0-100-5', commitTime: 1005 }, options: ['--start-position=0-100-2', '--stop-position=0-100-5'] });
     expect(names(plan)).toEqual(['mysql-bin.000001', 'mysql-bin.000002']);
@@ -89,15 +91,15 @@ describe('planPointInTime', () => {
 
   it('follows the chain by GTID state across a new server whose file names start again', () => {
     const f4 = file('mysql-bin.000001', '0-100-9', [10, 11], [1012, 1013], 1014, 101);
-    const plan = planPointInTime(backup, [...index, f4.summary], { time: 1012 }, new Map([...txs, ['mysql-bin.000001', f4.transactions]]));
-    // Both histories hold a mysql-bin.000001: the caller keys transactions by archive entry; here the new server's.
+    const plan = planPointInTime(backup, [...index, f4.summary], { time: 1012 }, new Map([...txs, [f4.summary.sha256, f4.transactions]]));
+    // Both histories hold a mysql-bin.000001: transactions are known by the file's SHA-256.
     expect(plan).toMatchObject({ kind: 'plan', lastEvent: { gtid: '0-101-10' }, options: [expect.any(String), '--stop-position=0-101-10'] });
   });
 
   it('a file without transactions (two rotations in a row) is no gap', () => {
     const empty = file('mysql-bin.000004', '0-100-9', [], [], 1012);
     const f5 = file('mysql-bin.000005', '0-100-9', [10], [1013], 1014);
-    const plan = planPointInTime(backup, [...index, empty.summary, f5.summary], { time: 1013 }, new Map([...txs, [f5.summary.name, f5.transactions]]));
+    const plan = planPointInTime(backup, [...index, empty.summary, f5.summary], { time: 1013 }, new Map([...txs, [f5.summary.sha256, f5.transactions]]));
     expect(plan).toMatchObject({ kind: 'plan', lastEvent: { gtid: '0-100-10' } });
   });
 });
