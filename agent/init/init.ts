@@ -22,9 +22,14 @@ import { foreignDataDirError, inspectDataDir, promoteStaging, removeStaging } fr
 import { probePeers, statusOver } from '../cluster/peer-status.js';
 import { agentTransport } from '../core/tls.js';
 import { guardEmptyPrimary } from './primary-guard.js';
-import { restorePrimary, seedReplica } from './restore.js';
 import { ensureRoleConfig } from './role-config.js';
 import type { InitConfig } from './settings.js';
+
+/**
+ * The store's code (the AWS SDK: ~10 MB of RSS) is loaded only by an init that restores or seeds
+ * from a backup; a clone stays under the 100 MB each agent process is held to.
+ */
+const restoreModule = () => import('./restore.js');
 
 export async function runInit(config: InitConfig, log: Logger, signal: AbortSignal, clock?: Clock): Promise<void> {
   const { files } = await ensureRoleConfig(config);
@@ -54,12 +59,12 @@ export async function runInit(config: InitConfig, log: Logger, signal: AbortSign
           config,
           log,
           (plan) => cloneDataDir(config, log, signal, plan, clock),
-          config.restoreFrom === null ? undefined : () => restorePrimary(config, log, signal),
+          config.restoreFrom === null ? undefined : async () => (await restoreModule()).restorePrimary(config, log, signal),
         );
         return;
       }
       if (config.cloneSource.choice.kind === 'backup') {
-        const reason = await seedReplica(config, log, signal);
+        const reason = await (await restoreModule()).seedReplica(config, log, signal);
         if (reason === null) return;
         log.warn({ phase: 'source', reason }, `CLONE_SOURCE=backup: cloning from a peer instead: ${reason}`);
       }
