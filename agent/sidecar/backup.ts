@@ -30,6 +30,8 @@ export interface RunningBackup {
   readonly estimatedBytes: number | null;
   /** Resolves when the tool has exited: null on success, else why it failed. Never rejects. */
   readonly finished: Promise<string | null>;
+  /** Bytes of the stream so far. */
+  bytes(): number;
   abort(reason: string): void;
 }
 
@@ -116,6 +118,6 @@ export class BackupService {
         return failure;
       });
 
-    return { stream: child.stdout!, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
+    return { stream: child.stdout!, estimatedBytes, finished, bytes: () => meter.bytes, abort: (reason) => controller.abort(reason) };
   }
 }

@@ -5,7 +5,8 @@
  * extracted by the real `mbstream -x`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type AddressInfo, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
 import { CloneError } from '../../../agent/core/errors.js';
 import { extractCommand } from '../../../agent/stream/backup-tool.js';
-import { STATUS_TRAILER, SUCCESS } from '../../../agent/stream/protocol.js';
+import { STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
 
 const log = pino({ level: 'silent' });
 /** The defaults of CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT and CLONE_IDLE_TIMEOUT. */
@@ -134,5 +135,122 @@ describe('cloneInto and a slow sender', () => {
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/^peer 127\.0\.0\.1:\d+ did not accept a connection within 1 s \(CLONE_CONNECT_TIMEOUT\)/);
     expect(ms).toBeLessThan(3000);
+  });
+});
+
+/** The stream tool this process runs now: its pid and what its stdin is (`pipe:[…]`, `socket:[…]`). */
+async function streamToolStdin(): Promise<string | null> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const m = /^\d+ \((.*)\) \S (\d+)/.exec(stat);
+    if (m?.[1] === 'mbstream' && Number(m[2]) === process.pid) return readlink(`/proc/${pid}/fd/0`).catch(() => null);
+  }
+  return null;
+}
+
+/**
+ * A sender of this version: HEAD offers the upgrade; an upgraded GET gets `101`, the stream in
+ * two parts (`between` runs in the pause) and `tail` (the verdict chunk by default). A plain GET
+ * gets the chunked body and trailer, as every sender answers.
+ */
+async function upgradingSender(opts: { between?: () => Promise<void>; body?: Buffer; tail?: Buffer; headExtra?: Buffer }): Promise<{ port: number; upgraded: () => number }> {
+  const body = opts.body ?? stream;
+  let upgraded = 0;
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+      return res.end();
+    }
+    sendStream(res, body);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    upgraded++;
+    socket.on('error', () => {});
+    void (async () => {
+      expect(req.headers.upgrade).toBe(STREAM_UPGRADE);
+      socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n\r\n`), opts.headExtra ?? Buffer.alloc(0)]));
+      await delay(100);
+      const half = Math.floor(body.length / 2);
+      socket.write(body.subarray(0, half));
+      await opts.between?.();
+      socket.end(Buffer.concat([body.subarray(half), opts.tail ?? statusChunk(null, body.length)]));
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return { port: (server.address() as AddressInfo).port, upgraded: () => upgraded };
+}
+
+describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
+  it('hands the socket itself to the stream tool (no JavaScript on the data path) and takes the byte count from the verdict', async () => {
+    let stdin: string | null = null;
+    const { port, upgraded } = await upgradingSender({
+      between: async () => {
+        for (let i = 0; i < 50 && stdin === null; i++) {
+          stdin = await streamToolStdin();
+          if (stdin === null) await delay(20);
+        }
+      },
+    });
+    const { result, error, files } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(upgraded()).toBe(1);
+    expect(stdin).toMatch(/^socket:\[\d+\]$/);
+    expect(result!.bytes).toBe(stream.length);
+    // The verdict's file is read and removed: nothing of the protocol is left in the clone.
+    expect(files.sort()).toEqual(['backup-my.cnf', 'mysql', 'xtrabackup_checkpoints', 'xtrabackup_info']);
+  });
+
+  it('pipes the body itself when the answer came with body bytes after the head', async () => {
+    const { port } = await upgradingSender({ headExtra: stream.subarray(0, 100), body: stream.subarray(100), tail: statusChunk(null, stream.length) });
+    const { result, error } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+  });
+
+  it('refuses a stream whose sender reported a failure in the verdict', async () => {
+    const { port } = await upgradingSender({ tail: statusChunk('mariadb-backup exited 1', 0) });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect(error!.message).toMatch(/reported the backup failed after \d+ bytes \(Failed: mariadb-backup exited 1\)/);
+  });
+
+  it('refuses a stream that ends without the verdict (the sender died between two chunks)', async () => {
+    const { port } = await upgradingSender({ tail: Buffer.alloc(0) });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/ended after \d+ bytes without a status trailer \(mysql-agent-backup-status\)/);
+  });
+
+  it('refuses a corrupt stream (one payload byte flipped) as the stream tool does', async () => {
+    const corrupt = Buffer.from(stream);
+    corrupt[corrupt.length - 200]! ^= 0xff;
+    const { port } = await upgradingSender({ body: corrupt });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect(error!.message).toMatch(/extracting the stream from .* failed/);
+  });
+});
+
+describe('cloneInto and an upgrade offered but not answered (a proxy passing headers, not upgrades)', () => {
+  it('falls back to the plain GET in the same attempt', async () => {
+    let gets = 0;
+    const port = await sender((req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+        return res.end();
+      }
+      gets++;
+      sendStream(res);
+    });
+    const { result, error } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(gets).toBe(2);
   });
 });
