@@ -30,7 +30,7 @@ import type { ToolCommand } from '../stream/backup-tool.js';
 import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { CloneError, errorMessage } from '../core/errors.js';
 import { childReadBytes, meterChunks } from '../stream/meter.js';
-import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin } from '../stream/sizes.js';
+import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin, progress } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
 
 export interface CloneSource {
@@ -425,11 +425,10 @@ export async function cloneInto(
   const onAbort = () => local.abort(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
   let transfer: Transfer | null = null;
-  const bytesSoFar = () => transfer?.bytes() ?? 0;
-  const progress = setInterval(() => {
-    const seconds = (Date.now() - started) / 1000;
-    log.info({ phase: 'stream', peer, bytes: bytesSoFar(), rate_mb_s: +(bytesSoFar() / 1e6 / seconds).toFixed(1) }, 'clone progress');
-  }, PROGRESS_INTERVAL_MS);
+  let estimatedBytes: number | null = null;
+  const logProgress = (msg: string) =>
+    log.info({ phase: 'stream', peer, estimated_bytes: estimatedBytes, ...progress(transfer?.bytes() ?? 0, estimatedBytes, Date.now() - started) }, msg);
+  const ticker = setInterval(() => logProgress('clone progress'), PROGRESS_INTERVAL_MS);
   try {
     const tried = await tryUpgraded(source, timeouts, local.signal, log);
     const upgraded = tried === 'fell back' ? null : tried;
@@ -442,6 +441,7 @@ export async function cloneInto(
       throw refusal(status, headers, peer);
     }
     const estimate = Number(headers[ESTIMATE_HEADER] ?? NaN);
+    if (Number.isFinite(estimate)) estimatedBytes = estimate;
     const free = await freeBytes(stagingDir);
     if (Number.isFinite(estimate) && estimate + prepareMargin(estimate) > free) {
       plain?.res.destroy();
@@ -514,9 +514,10 @@ export async function cloneInto(
     if (missing.length > 0) {
       throw new CloneError(`stream from ${peer} is incomplete: no ${missing.join(', ')} after ${t.bytes()} bytes`, true);
     }
+    logProgress('clone progress: stream complete');
     return { bytes: t.bytes(), durationMs: Date.now() - started };
   } finally {
-    clearInterval(progress);
+    clearInterval(ticker);
     transfer?.close();
     signal.removeEventListener('abort', onAbort);
     local.abort();
