@@ -30,6 +30,7 @@ import type { ToolCommand } from '../stream/backup-tool.js';
 import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { CloneError, errorMessage } from '../core/errors.js';
 import { childReadBytes, meterChunks } from '../stream/meter.js';
+import { type Compression, decompressor } from '../stream/compression.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin, progress } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
 
@@ -37,6 +38,8 @@ export interface CloneSource {
   readonly host: string;
   readonly port: number;
   readonly token: string | null;
+  /** What the stream may come compressed with (CLONE_COMPRESSION); only the upgraded framing compresses. */
+  readonly accept?: Compression;
 }
 
 export interface CloneResult {
@@ -261,6 +264,7 @@ function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: 
       if (!settled) reject(expired ?? new UpgradeIgnored(`peer ${peer} closed the upgraded request before answering`));
     });
     const lines = [`GET ${BACKUP_PATH} HTTP/1.1`, `host: ${peer}`, 'connection: upgrade', `upgrade: ${STREAM_UPGRADE}`];
+    if (source.accept === 'zstd') lines.push('accept-encoding: zstd');
     for (const [k, v] of Object.entries(authorization(source))) lines.push(`${k}: ${v}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
   });
@@ -308,38 +312,47 @@ interface Transfer {
   readonly close: () => void;
 }
 
+const contentEncoding = (headers: Readonly<Record<string, string>>): Compression => (headers['content-encoding'] === 'zstd' ? 'zstd' : 'none');
+
 /** Growth of the stream tool's read count past its own start-up reads (libraries, locale): the stream has begun. */
 const STARTED_READING_BYTES = 64 * 1024;
 const POLL_MS = 1000;
 
 /**
- * The upgraded body: the socket handed to the tool (nothing read past the head, the usual case)
- * or, when the head came with body bytes, those bytes and the rest written to its stdin. The
+ * The upgraded body: the socket handed to the tool (raw, nothing read past the head: the usual
+ * case) or, when it came compressed or the head came with body bytes, written to its stdin
+ * through the decompressor (a corrupt frame fails its checksum there). The
  * clocks watch the tool's read count, since no byte passes here to be seen.
  */
-function upgradedTransfer(connection: UpgradedConnection, spawn: (stdin: Socket | 'pipe') => OwnedChild, peer: string, timeouts: StreamTimeouts, stagingDir: string): [OwnedChild, Transfer] {
+function upgradedTransfer(
+  connection: UpgradedConnection,
+  spawn: (stdin: Socket | 'pipe') => OwnedChild,
+  peer: string,
+  timeouts: StreamTimeouts,
+  stagingDir: string,
+): [OwnedChild, Transfer] {
   const { socket, leftover } = connection;
-  const handOver = leftover.length === 0;
+  const encoding = contentEncoding(connection.head.headers);
+  const handOver = leftover.length === 0 && encoding === 'none';
   const child = spawn(handOver ? socket : 'pipe');
+  // Bytes of the xbstream (after decompression), as the sender counts them and the estimate is.
   const counted = { bytes: 0 };
   let delivered: Promise<void>;
   if (handOver) {
     delivered = child.done.then(() => undefined, () => undefined);
   } else {
-    const stdin = child.stdin!;
-    delivered = new Promise((resolve, reject) => {
-      const write = (chunk: Buffer) => {
-        counted.bytes += chunk.length;
-        if (stdin.write(chunk)) return true;
-        stdin.once('drain', () => socket.resume());
-        return false;
-      };
-      write(leftover);
-      connection.body(write);
-      socket.once('end', () => stdin.end(resolve));
-      socket.once('error', reject);
-      stdin.once('error', reject);
-    });
+    const inlet = decompressor(encoding);
+    meterChunks(inlet, counted);
+    delivered = pipeline(inlet, child.stdin!);
+    const write = (chunk: Buffer) => {
+      if (inlet.write(chunk)) return true;
+      inlet.once('drain', () => socket.resume());
+      return false;
+    };
+    if (leftover.length > 0) write(leftover);
+    connection.body(write);
+    socket.once('end', () => inlet.end());
+    socket.once('error', (err) => inlet.destroy(err));
   }
   let expired: CloneError | null = null;
   const startedAt = Date.now();
@@ -452,7 +465,14 @@ export async function cloneInto(
       );
     }
     log.info(
-      { phase: 'stream', peer, estimated_bytes: Number.isFinite(estimate) ? estimate : null, free_bytes: free, framing: upgraded ? STREAM_UPGRADE : 'chunked' },
+      {
+        phase: 'stream',
+        peer,
+        estimated_bytes: Number.isFinite(estimate) ? estimate : null,
+        free_bytes: free,
+        framing: upgraded ? STREAM_UPGRADE : 'chunked',
+        compression: upgraded ? contentEncoding(upgraded.head.headers) : 'none',
+      },
       'peer accepted, streaming',
     );
     const spawn = (stdin: Socket | 'pipe') =>

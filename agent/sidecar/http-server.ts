@@ -19,6 +19,7 @@ import {
   tokensEqual,
 } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
+import { type Compression, compressor } from '../stream/compression.js';
 import type { Logger } from '../core/log.js';
 
 export interface Readiness {
@@ -160,13 +161,21 @@ export function buildHttpServer(deps: {
         if (!finished) run.abort('client disconnected');
       });
       watchIdleClient(socket, () => socket.bytesWritten, app.log.child({ client }), run, deps.idleTimeoutMs);
-      const estimate = run.estimatedBytes === null ? '' : `${ESTIMATE_HEADER}: ${run.estimatedBytes}\r\n`;
-      socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${estimate}\r\n`);
-      run.stream.pipe(socket, { end: false });
+      // Compressed only when the receiver asks (Accept-Encoding: zstd): it then decompresses in
+      // JavaScript rather than handing the socket to its stream tool.
+      const encoding: Compression = /(^|[\s,])zstd($|[\s,;])/i.test(String(req.headers['accept-encoding'] ?? '')) ? 'zstd' : 'none';
+      const extra = [
+        ...(run.estimatedBytes === null ? [] : [`${ESTIMATE_HEADER}: ${run.estimatedBytes}`]),
+        ...(encoding === 'zstd' ? ['content-encoding: zstd'] : []),
+      ];
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`);
+      const outlet = encoding === 'zstd' ? compressor('zstd') : socket;
+      if (outlet !== socket) outlet.pipe(socket);
+      run.stream.pipe(outlet, { end: false });
       // `finished` comes after the tool's stdout ended, so every byte of it is queued before the verdict.
       const failure = await run.finished;
       finished = true;
-      socket.end(statusChunk(failure, run.bytes()));
+      outlet.end(statusChunk(failure, run.bytes()));
     })().catch((err: unknown) => {
       app.log.error({ client, err: err instanceof Error ? err.message : String(err) }, 'upgraded backup request failed');
       socket.destroy();

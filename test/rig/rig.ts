@@ -27,6 +27,8 @@ export interface RigOptions {
   /** Extra environment for every agent process (e.g. CLONE_RETRY_DEADLINE). */
   readonly agentEnv?: Record<string, string>;
   readonly log?: (line: string) => void;
+  /** Another build of the agent for some nodes (ordinal → its cli.js): an older release, for interoperation. */
+  readonly agentCli?: Readonly<Record<number, string>>;
 }
 
 export const CREDENTIALS = {
@@ -73,6 +75,11 @@ export class RigNode {
     this.confDir = join(this.dir, 'conf.d');
     this.configMapDir = join(this.dir, 'config-map');
     this.socket = join(this.dir, 'mysqld.sock');
+  }
+
+  /** The build of the agent this node runs. */
+  get cli(): string {
+    return this.rig.options.agentCli?.[this.ordinal] ?? AGENT_CLI;
   }
 
   get podName(): string {
@@ -138,12 +145,12 @@ export class RigNode {
   /** Runs `mysql-agent init` to completion, as the init container does. */
   async init(extra: Record<string, string> = {}): Promise<AgentRun> {
     await this.prepareDirs();
-    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'));
+    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), this.cli);
   }
 
   /** Spawns `mysql-agent init` without waiting (for tests that interrupt it). */
   spawnInit(extra: Record<string, string> = {}): ChildProcess {
-    return this.rig.spawnAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'));
+    return this.rig.spawnAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), this.cli);
   }
 
   async startServer(): Promise<void> {
@@ -205,7 +212,7 @@ export class RigNode {
 
   startSidecar(extra: Record<string, string> = {}): ChildProcess {
     this.sidecarOutput = '';
-    const child = this.rig.spawnAgent(['sidecar'], this.agentEnv(extra), join(this.dir, 'sidecar.log'));
+    const child = this.rig.spawnAgent(['sidecar'], this.agentEnv(extra), join(this.dir, 'sidecar.log'), this.cli);
     child.stdout!.on('data', (d: Buffer) => (this.sidecarOutput += d.toString()));
     this.sidecar = child;
     return child;
@@ -302,8 +309,8 @@ export class Rig {
     child.once('exit', () => this.children.delete(child));
   }
 
-  spawnAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string): ChildProcess {
-    const child = spawn(process.execPath, [AGENT_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawnAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string, cli = AGENT_CLI): ChildProcess {
+    const child = spawn(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.track(child);
     const file = createWriteStream(logFile, { flags: 'a' });
     child.stdout!.on('data', (d: Buffer) => {
@@ -315,8 +322,8 @@ export class Rig {
     return child;
   }
 
-  runAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string): Promise<AgentRun> {
-    const child = this.spawnAgent(args, env, logFile);
+  runAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string, cli = AGENT_CLI): Promise<AgentRun> {
+    const child = this.spawnAgent(args, env, logFile, cli);
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -115,6 +115,7 @@ describe('loadConfig defaults', () => {
       retryDeadlineMs: 600_000,
       retryMaxDelayMs: 30_000,
       timeouts: { connectMs: 10_000, firstByteMs: 1_800_000, idleMs: 600_000 },
+      compression: 'none',
     });
   });
 
@@ -161,6 +162,7 @@ describe('loadConfig overrides', () => {
       CLONE_CONNECT_TIMEOUT: '4',
       CLONE_FIRST_BYTE_TIMEOUT: '7200',
       CLONE_IDLE_TIMEOUT: '90',
+      CLONE_COMPRESSION: 'zstd',
       LOG_LEVEL: 'debug',
     };
     const c = load({ env });
@@ -175,7 +177,7 @@ describe('loadConfig overrides', () => {
     expect(c.mysql.port).toBe(3310);
     expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000 });
     expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
-    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 } });
+    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 }, compression: 'zstd' });
     expect(c.logLevel).toBe('debug');
   });
 
@@ -223,6 +225,7 @@ describe('loadConfig validation', () => {
     ['CLONE_CONNECT_TIMEOUT', { CLONE_CONNECT_TIMEOUT: '0' }],
     ['CLONE_FIRST_BYTE_TIMEOUT', { CLONE_FIRST_BYTE_TIMEOUT: '30m' }],
     ['CLONE_IDLE_TIMEOUT', { CLONE_IDLE_TIMEOUT: '-5' }],
+    ['CLONE_COMPRESSION', { CLONE_COMPRESSION: 'gzip' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['BACKUP_IDLE_TIMEOUT', { BACKUP_IDLE_TIMEOUT: '0' }],
     ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],

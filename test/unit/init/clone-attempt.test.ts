@@ -11,11 +11,13 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import { type AddressInfo, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants as zlib, zstdCompressSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
 import { CloneError } from '../../../agent/core/errors.js';
 import { extractCommand } from '../../../agent/stream/backup-tool.js';
+import type { Compression } from '../../../agent/stream/compression.js';
 import { STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
 
 const log = pino({ level: 'silent' });
@@ -62,10 +64,10 @@ function sendStream(res: ServerResponse, body = stream): void {
   res.end();
 }
 
-async function attempt(port: number, timeouts: StreamTimeouts) {
+async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression = 'none') {
   const staging = await mkdtemp(join(base, 'staging-'));
   const started = Date.now();
-  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
+  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, accept }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
     (result) => ({ result, error: null }),
     (error: unknown) => ({ result: null, error: error as Error }),
   );
@@ -154,7 +156,15 @@ async function streamToolStdin(): Promise<string | null> {
  * two parts (`between` runs in the pause) and `tail` (the verdict chunk by default). A plain GET
  * gets the chunked body and trailer, as every sender answers.
  */
-async function upgradingSender(opts: { between?: () => Promise<void>; body?: Buffer; tail?: Buffer; headExtra?: Buffer }): Promise<{ port: number; upgraded: () => number }> {
+async function upgradingSender(opts: {
+  between?: () => Promise<void>;
+  body?: Buffer;
+  tail?: Buffer;
+  headExtra?: Buffer;
+  /** Changes the compressed bytes as they go out (a stream corrupted in flight). */
+  corrupt?: (wire: Buffer) => Buffer;
+}): Promise<{ port: number; upgraded: () => number; encodings: () => string[] }> {
+  const encodings: string[] = [];
   const body = opts.body ?? stream;
   let upgraded = 0;
   const server: Server = createServer((req, res) => {
@@ -169,12 +179,21 @@ async function upgradingSender(opts: { between?: () => Promise<void>; body?: Buf
     socket.on('error', () => {});
     void (async () => {
       expect(req.headers.upgrade).toBe(STREAM_UPGRADE);
-      socket.write(Buffer.concat([Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n\r\n`), opts.headExtra ?? Buffer.alloc(0)]));
+      const zstd = req.headers['accept-encoding'] === 'zstd';
+      encodings.push(zstd ? 'zstd' : 'none');
+      const head = `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${zstd ? 'content-encoding: zstd\r\n' : ''}\r\n`;
+      socket.write(Buffer.concat([Buffer.from(head), opts.headExtra ?? Buffer.alloc(0)]));
       await delay(100);
+      const tail = opts.tail ?? statusChunk(null, body.length);
+      if (zstd) {
+        // As the sidecar compresses: level 1 with the frame checksum.
+        const wire = zstdCompressSync(Buffer.concat([body, tail]), { params: { [zlib.ZSTD_c_compressionLevel]: 1, [zlib.ZSTD_c_checksumFlag]: 1 } });
+        return socket.end(opts.corrupt ? opts.corrupt(wire) : wire);
+      }
       const half = Math.floor(body.length / 2);
       socket.write(body.subarray(0, half));
       await opts.between?.();
-      socket.end(Buffer.concat([body.subarray(half), opts.tail ?? statusChunk(null, body.length)]));
+      socket.end(Buffer.concat([body.subarray(half), tail]));
     })();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -182,7 +201,7 @@ async function upgradingSender(opts: { between?: () => Promise<void>; body?: Buf
     server.closeAllConnections();
     return new Promise((resolve) => server.close(resolve));
   });
-  return { port: (server.address() as AddressInfo).port, upgraded: () => upgraded };
+  return { port: (server.address() as AddressInfo).port, upgraded: () => upgraded, encodings: () => encodings };
 }
 
 describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
@@ -234,6 +253,39 @@ describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
     const { error } = await attempt(port, DEFAULTS);
     expect(error).toBeInstanceOf(CloneError);
     expect(error!.message).toMatch(/extracting the stream from .* failed/);
+  });
+});
+
+describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () => {
+  it('gets the stream compressed when it asks, decompresses it into the tool, and counts the xbstream bytes', async () => {
+    const { port, encodings } = await upgradingSender({});
+    const { result, error, files } = await attempt(port, DEFAULTS, 'zstd');
+    expect(error).toBeNull();
+    expect(encodings()).toEqual(['zstd']);
+    expect(result!.bytes).toBe(stream.length);
+    expect(files).toContain('xtrabackup_checkpoints');
+    expect(files).not.toContain('mysql-agent-backup-status');
+  });
+
+  it('does not ask for it with none: the raw stream, socket handed over', async () => {
+    const { port, encodings } = await upgradingSender({});
+    const { error } = await attempt(port, DEFAULTS, 'none');
+    expect(error).toBeNull();
+    expect(encodings()).toEqual(['none']);
+  });
+
+  it('refuses a compressed stream corrupted in flight, as a corrupt raw one, and leaves the attempt retryable', async () => {
+    const { port } = await upgradingSender({
+      corrupt: (wire) => {
+        const b = Buffer.from(wire);
+        b[Math.floor(b.length / 2)]! ^= 0xff;
+        return b;
+      },
+    });
+    const { error } = await attempt(port, DEFAULTS, 'zstd');
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/stream from .* broke after \d+ bytes|extracting the stream from .* failed/);
   });
 });
 
