@@ -31,6 +31,7 @@ import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { CloneError, errorMessage } from '../core/errors.js';
 import { childReadBytes, meterChunks } from '../stream/meter.js';
 import { type Compression, decompressor } from '../stream/compression.js';
+import { rateCap } from '../stream/rate.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin, progress } from '../stream/sizes.js';
 import type { Logger } from '../core/log.js';
 
@@ -40,6 +41,8 @@ export interface CloneSource {
   readonly token: string | null;
   /** What the stream may come compressed with (CLONE_COMPRESSION); only the upgraded framing compresses. */
   readonly accept?: Compression;
+  /** CLONE_MAX_RATE: MB/s read off the wire, or null. */
+  readonly maxRateMbS?: number | null;
 }
 
 export interface CloneResult {
@@ -330,10 +333,12 @@ function upgradedTransfer(
   peer: string,
   timeouts: StreamTimeouts,
   stagingDir: string,
+  maxRateMbS: number | null | undefined,
 ): [OwnedChild, Transfer] {
   const { socket, leftover } = connection;
   const encoding = contentEncoding(connection.head.headers);
-  const handOver = leftover.length === 0 && encoding === 'none';
+  const cap = maxRateMbS ?? null;
+  const handOver = leftover.length === 0 && encoding === 'none' && cap === null;
   const child = spawn(handOver ? socket : 'pipe');
   // Bytes of the xbstream (after decompression), as the sender counts them and the estimate is.
   const counted = { bytes: 0 };
@@ -341,9 +346,11 @@ function upgradedTransfer(
   if (handOver) {
     delivered = child.done.then(() => undefined, () => undefined);
   } else {
-    const inlet = decompressor(encoding);
-    meterChunks(inlet, counted);
-    delivered = pipeline(inlet, child.stdin!);
+    // wire → [cap] → [zstd] → tool, counted after decompression
+    const unpack = decompressor(encoding);
+    meterChunks(unpack, counted);
+    const inlet = cap === null ? unpack : rateCap(cap);
+    delivered = inlet === unpack ? pipeline(unpack, child.stdin!) : pipeline(inlet, unpack, child.stdin!);
     const write = (chunk: Buffer) => {
       if (inlet.write(chunk)) return true;
       inlet.once('drain', () => socket.resume());
@@ -407,12 +414,12 @@ function upgradedTransfer(
 }
 
 /** The plain body: piped from the response into the tool's stdin, counted on the way; the verdict is the trailer. */
-function plainTransfer(connection: Connection, child: OwnedChild): Transfer {
+function plainTransfer(connection: Connection, child: OwnedChild, cap: number | null): Transfer {
   const counter = { bytes: 0 };
   connection.streaming(() => counter.bytes);
   meterChunks(connection.res, counter);
   return {
-    delivered: pipeline(connection.res, child.stdin!),
+    delivered: cap === null ? pipeline(connection.res, child.stdin!) : pipeline(connection.res, rateCap(cap), child.stdin!),
     bytes: () => counter.bytes,
     expired: () => connection.expired(),
     verdict: async () => connection.res.trailers[STATUS_TRAILER],
@@ -478,10 +485,10 @@ export async function cloneInto(
     const spawn = (stdin: Socket | 'pipe') =>
       spawnOwned({ ...extract, stdin, stdout: 'ignore', signal: local.signal, killWith: 'SIGKILL', log, watchFor: NO_SPACE });
     let child: OwnedChild;
-    if (upgraded) [child, transfer] = upgradedTransfer(upgraded, spawn, peer, timeouts, stagingDir);
+    if (upgraded) [child, transfer] = upgradedTransfer(upgraded, spawn, peer, timeouts, stagingDir, source.maxRateMbS);
     else {
       child = spawn('pipe');
-      transfer = plainTransfer(plain!, child);
+      transfer = plainTransfer(plain!, child, source.maxRateMbS ?? null);
     }
     const t = transfer;
     // On every path out of the stream tool, a full volume is named: retrying would fill it again.

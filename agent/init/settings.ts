@@ -45,6 +45,8 @@ export interface InitConfig extends PodConfig {
     readonly timeouts: StreamTimeouts;
     /** What the stream is asked to come compressed with. */
     readonly compression: Compression;
+    /** MB/s read off the wire, or null. */
+    readonly maxRateMbS: number | null;
   };
   /** On a replica: where to clone from, and how far behind a replica source may be. */
   readonly cloneSource: { readonly choice: CloneSourceChoice; readonly maxLagSeconds: number };
@@ -75,6 +77,7 @@ export const CLONE_FIRST_BYTE_TIMEOUT = wholeNumber(
 export const CLONE_IDLE_TIMEOUT = wholeNumber('CLONE_IDLE_TIMEOUT', 'seconds a peer may send nothing mid-stream', 600, 1, WEEK, 1000);
 /** CLONE_COMPRESSION: `auto` is `none` until a measured rule for the link replaces it (README, Performance). */
 export const CLONE_COMPRESSION = oneOf('CLONE_COMPRESSION', 'zstd asks the peer to compress the stream on the wire; none; auto (none for now)', ['auto', 'zstd', 'none'], 'auto');
+export const CLONE_MAX_RATE = wholeNumber('CLONE_MAX_RATE', 'MB/s cap on the bytes a clone reads off the wire (0: none)', 0, 0, 100_000);
 export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
   name: 'CLONE_SOURCE',
   help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, or a host',
@@ -152,7 +155,7 @@ export const initCommand: CommandSpec<InitConfig> = {
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
-    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
+    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_MAX_RATE, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
     SERVICE_ACCOUNT_DIR, LOG_LEVEL,
   ],
@@ -176,6 +179,7 @@ export const initCommand: CommandSpec<InitConfig> = {
         retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY),
         timeouts: { connectMs: read.get(CLONE_CONNECT_TIMEOUT), firstByteMs: read.get(CLONE_FIRST_BYTE_TIMEOUT), idleMs: read.get(CLONE_IDLE_TIMEOUT) },
         compression: read.get(CLONE_COMPRESSION) === 'zstd' ? 'zstd' : 'none',
+        maxRateMbS: read.get(CLONE_MAX_RATE) || null,
       },
       cloneSource: { choice: read.get(CLONE_SOURCE), maxLagSeconds: read.get(CLONE_MAX_LAG) },
       peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },

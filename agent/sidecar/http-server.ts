@@ -20,6 +20,7 @@ import {
 } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
 import { type Compression, compressor } from '../stream/compression.js';
+import { rateCap } from '../stream/rate.js';
 import type { Logger } from '../core/log.js';
 
 export interface Readiness {
@@ -70,6 +71,8 @@ function answerRaw(socket: Socket, status: number, headers: Record<string, strin
 export function buildHttpServer(deps: {
   /** A backup whose client reads nothing for this long is ended. */
   readonly idleTimeoutMs: number;
+  /** BACKUP_MAX_RATE: MB/s on the wire, or null. */
+  readonly maxRateMbS?: number | null;
   readonly token: string | null;
   readonly backups: BackupService;
   readonly status: StatusSource;
@@ -135,7 +138,7 @@ export function buildHttpServer(deps: {
     // The headers go out as the stream is piped, not with the tool's first byte, which may come
     // minutes later (locks, a checkpoint): the receiver learns at once that it was accepted.
     reply.raw.once('pipe', () => reply.raw.flushHeaders());
-    return reply.send(run.stream);
+    return reply.send(deps.maxRateMbS ? run.stream.pipe(rateCap(deps.maxRateMbS)) : run.stream);
   });
 
   // GET /backup upgraded to the bare xbstream (protocol.ts): the same checks and answers, then
@@ -169,8 +172,10 @@ export function buildHttpServer(deps: {
         ...(encoding === 'zstd' ? ['content-encoding: zstd'] : []),
       ];
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`);
-      const outlet = encoding === 'zstd' ? compressor('zstd') : socket;
-      if (outlet !== socket) outlet.pipe(socket);
+      // tool → [zstd] → [cap on wire bytes] → socket
+      const stages = [...(encoding === 'zstd' ? [compressor('zstd')] : []), ...(deps.maxRateMbS ? [rateCap(deps.maxRateMbS)] : [])];
+      const outlet: Writable = stages[0] ?? socket;
+      [...stages, socket].reduce((from, to) => from.pipe(to));
       run.stream.pipe(outlet, { end: false });
       // `finished` comes after the tool's stdout ended, so every byte of it is queued before the verdict.
       const failure = await run.finished;

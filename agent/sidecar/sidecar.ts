@@ -239,7 +239,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     pod: { role: config.role, ordinal: config.ordinal },
   });
   backups.countInto(metrics);
-  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, backups, status, log, metrics });
+  const app = buildHttpServer({ token: config.backup.token, idleTimeoutMs: config.backup.idleTimeoutMs, maxRateMbS: config.backup.maxRateMbS, backups, status, log, metrics });
   await app.listen({ host: config.backup.bind, port: config.backup.port });
   log.info({ phase: 'http', bind: config.backup.bind, port: config.backup.port }, 'serving');
 

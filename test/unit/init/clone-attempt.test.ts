@@ -64,10 +64,10 @@ function sendStream(res: ServerResponse, body = stream): void {
   res.end();
 }
 
-async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression = 'none') {
+async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression = 'none', maxRateMbS: number | null = null) {
   const staging = await mkdtemp(join(base, 'staging-'));
   const started = Date.now();
-  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, accept }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
+  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, accept, maxRateMbS }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
     (result) => ({ result, error: null }),
     (error: unknown) => ({ result: null, error: error as Error }),
   );
@@ -140,13 +140,20 @@ describe('cloneInto and a slow sender', () => {
   });
 });
 
-/** The stream tool this process runs now: its pid and what its stdin is (`pipe:[…]`, `socket:[…]`). */
-async function streamToolStdin(): Promise<string | null> {
+/**
+ * What the stream tool this process runs now reads: `tcp` (a connection's socket, handed over) or
+ * `local` (the pipe Node makes for a child's stdin: a socketpair, so told apart by /proc/net/tcp).
+ */
+async function streamToolStdin(): Promise<'tcp' | 'local' | null> {
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
     const m = /^\d+ \((.*)\) \S (\d+)/.exec(stat);
-    if (m?.[1] === 'mbstream' && Number(m[2]) === process.pid) return readlink(`/proc/${pid}/fd/0`).catch(() => null);
+    if (m?.[1] !== 'mbstream' || Number(m[2]) !== process.pid) continue;
+    const link = await readlink(`/proc/${pid}/fd/0`).catch(() => '');
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    const tcp = inode !== undefined && (await readFile('/proc/net/tcp', 'utf8')).split('\n').some((l) => l.trim().split(/\s+/)[9] === inode);
+    return tcp ? 'tcp' : 'local';
   }
   return null;
 }
@@ -206,7 +213,7 @@ async function upgradingSender(opts: {
 
 describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
   it('hands the socket itself to the stream tool (no JavaScript on the data path) and takes the byte count from the verdict', async () => {
-    let stdin: string | null = null;
+    let stdin: 'tcp' | 'local' | null = null;
     const { port, upgraded } = await upgradingSender({
       between: async () => {
         for (let i = 0; i < 50 && stdin === null; i++) {
@@ -218,7 +225,7 @@ describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
     const { result, error, files } = await attempt(port, DEFAULTS);
     expect(error).toBeNull();
     expect(upgraded()).toBe(1);
-    expect(stdin).toMatch(/^socket:\[\d+\]$/);
+    expect(stdin).toBe('tcp');
     expect(result!.bytes).toBe(stream.length);
     // The verdict's file is read and removed: nothing of the protocol is left in the clone.
     expect(files.sort()).toEqual(['backup-my.cnf', 'mysql', 'xtrabackup_checkpoints', 'xtrabackup_info']);
@@ -286,6 +293,20 @@ describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () =>
     expect(error).toBeInstanceOf(CloneError);
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/stream from .* broke after \d+ bytes|extracting the stream from .* failed/);
+  });
+});
+
+describe('cloneInto with CLONE_MAX_RATE', () => {
+  it('reads the upgraded stream through the cap (not by the tool off the socket) at the rate', async () => {
+    let stdin: 'tcp' | 'local' | null = null;
+    const { port } = await upgradingSender({ between: async () => void (stdin = await streamToolStdin()) });
+    const rate = 0.05;
+    const { result, error, ms } = await attempt(port, DEFAULTS, 'none', rate);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(stdin).toBe('local');
+    // The first chunk goes at once, the rest at the rate.
+    expect(ms).toBeGreaterThanOrEqual(((stream.length - 64 * 1024) / (rate * 1e6)) * 1000 * 0.9);
   });
 });
 
