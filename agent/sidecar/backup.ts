@@ -13,16 +13,21 @@ import { spawnOwned } from '../stream/child.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { meterChunks } from '../stream/meter.js';
-import { estimateBackupBytes } from '../stream/sizes.js';
+import { type Progress, estimateBackupBytes, progress } from '../stream/sizes.js';
 
 export interface BackupRecord {
   readonly client: string;
   readonly started_at: string;
   readonly finished_at: string | null;
   readonly bytes: number;
+  /** What the backup announced it would weigh; null when it could not be measured. */
+  readonly estimated_bytes: number | null;
   /** null while running; else null on success or the reason it failed. */
   readonly failure: string | null;
 }
+
+/** The running backup in /status: its record and, against its estimate, percent, rate and ETA. */
+export type RunningRecord = BackupRecord & Progress;
 
 export interface RunningBackup {
   readonly stream: Readable;
@@ -36,7 +41,7 @@ export interface RunningBackup {
 }
 
 export class BackupService {
-  private running: { record: BackupRecord; meter: { bytes: number } } | null = null;
+  private running: { record: BackupRecord; meter: { bytes: number }; startedMs: number } | null = null;
   private lastRecord: BackupRecord | null = null;
 
   constructor(
@@ -45,8 +50,10 @@ export class BackupService {
     private readonly shutdown: AbortSignal,
   ) {}
 
-  get inProgress(): BackupRecord | null {
-    return this.running ? { ...this.running.record, bytes: this.running.meter.bytes } : null;
+  get inProgress(): RunningRecord | null {
+    if (!this.running) return null;
+    const { record, meter, startedMs } = this.running;
+    return { ...record, ...progress(meter.bytes, record.estimated_bytes, Date.now() - startedMs) };
   }
 
   get last(): BackupRecord | null {
@@ -70,15 +77,18 @@ export class BackupService {
    */
   async start(client: string): Promise<RunningBackup | 'busy'> {
     if (this.running || this.shutdown.aborted) return 'busy';
-    const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
+    let record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, estimated_bytes: null, failure: null };
     const meter = { bytes: 0 };
-    this.running = { record, meter };
+    const running = { record, meter, startedMs: Date.now() };
+    this.running = running;
     const controller = new AbortController();
     const onShutdown = () => controller.abort('agent shutting down');
     this.shutdown.addEventListener('abort', onShutdown, { once: true });
     const log = this.log.child({ phase: 'backup', client });
     const started = Date.now();
     const estimatedBytes = await this.estimate(log);
+    record = { ...record, estimated_bytes: estimatedBytes };
+    running.record = record;
     let tmp: string;
     try {
       tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));

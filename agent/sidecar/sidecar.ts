@@ -234,7 +234,10 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   const metrics = new AgentMetrics({
     replication: () => status.replicaStatus(),
     ready: async () => (await status.readiness()).ready,
-    backupInProgress: () => backups.inProgress !== null,
+    backupInProgress: () => {
+      const running = backups.inProgress;
+      return running === null ? null : { bytes: running.bytes, estimatedBytes: running.estimated_bytes };
+    },
     clone,
     pod: { role: config.role, ordinal: config.ordinal },
   });

@@ -5,8 +5,8 @@
  */
 import { Transform } from 'node:stream';
 
-/** Lateness forgiven per chunk (timer slop): a stall longer than this is not made up for with a burst. */
-const SLACK_MS = 10;
+/** Lateness forgiven (timer slop on a busy machine): a stall longer than this is not made up for with a burst. */
+const SLACK_MS = 50;
 
 /**
  * When a chunk of `bytes` may go, and when the one after it may: time owed accumulates, time

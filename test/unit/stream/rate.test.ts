@@ -9,13 +9,13 @@ import { nextTurn, rateCap } from '../../../agent/stream/rate.js';
 describe('nextTurn', () => {
   it('spaces chunks by their size at the rate', () => {
     // The first chunk goes at once (the slack is forgiven lateness, not a wait).
-    expect(nextTurn(0, 1000, 1e6, 10e6)).toEqual({ at: 990, due: 1090 });
-    expect(nextTurn(1090, 1050, 1e6, 10e6)).toEqual({ at: 1090, due: 1190 });
+    expect(nextTurn(0, 1000, 1e6, 10e6)).toEqual({ at: 950, due: 1050 });
+    expect(nextTurn(1050, 1020, 1e6, 10e6)).toEqual({ at: 1050, due: 1150 });
   });
 
   it('makes up for no stall longer than the slack: no catch-up burst', () => {
     // Due at 1100, but the source was idle until 5000: the next chunk goes at once, the one after a full turn later.
-    expect(nextTurn(1100, 5000, 1e6, 10e6)).toEqual({ at: 4990, due: 5090 });
+    expect(nextTurn(1100, 5000, 1e6, 10e6)).toEqual({ at: 4950, due: 5050 });
   });
 });
 
