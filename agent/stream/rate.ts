@@ -5,8 +5,8 @@
  */
 import { Transform } from 'node:stream';
 
-/** Lateness forgiven (timer slop on a busy machine): a stall longer than this is not made up for with a burst. */
-const SLACK_MS = 50;
+/** Lateness forgiven (a busy event loop, timer slop): a stall longer than this is not made up for; the burst after one is at most this long at the cap. */
+const SLACK_MS = 250;
 
 /**
  * When a chunk of `bytes` may go, and when the one after it may: time owed accumulates, time
@@ -20,12 +20,13 @@ export function nextTurn(due: number, now: number, bytes: number, bytesPerSecond
 /** A pass-through held to `mbPerSecond` (MB = 10^6 bytes). */
 export function rateCap(mbPerSecond: number, now: () => number = () => performance.now()): Transform {
   const rate = mbPerSecond * 1e6;
-  let due = 0;
+  // The first chunk's turn is now: no credit before the stream begins.
+  let due: number | null = null;
   return new Transform({
     // One chunk in flight: highWaterMark 0 on the writable side keeps the queue here empty.
     writableHighWaterMark: 0,
     transform(chunk: Buffer, _encoding, done) {
-      const turn = nextTurn(due, now(), chunk.length, rate);
+      const turn = nextTurn(due ?? now(), now(), chunk.length, rate);
       due = turn.due;
       const wait = turn.at - now();
       if (wait <= 0) return done(null, chunk);

@@ -8,14 +8,15 @@ import { nextTurn, rateCap } from '../../../agent/stream/rate.js';
 
 describe('nextTurn', () => {
   it('spaces chunks by their size at the rate', () => {
-    // The first chunk goes at once (the slack is forgiven lateness, not a wait).
-    expect(nextTurn(0, 1000, 1e6, 10e6)).toEqual({ at: 950, due: 1050 });
-    expect(nextTurn(1050, 1020, 1e6, 10e6)).toEqual({ at: 1050, due: 1150 });
+    expect(nextTurn(1000, 1000, 1e6, 10e6)).toEqual({ at: 1000, due: 1100 });
+    expect(nextTurn(1100, 1050, 1e6, 10e6)).toEqual({ at: 1100, due: 1200 });
+    // A little late (a busy event loop): the lateness is made up for.
+    expect(nextTurn(1200, 1230, 1e6, 10e6)).toEqual({ at: 1200, due: 1300 });
   });
 
   it('makes up for no stall longer than the slack: no catch-up burst', () => {
     // Due at 1100, but the source was idle until 5000: the next chunk goes at once, the one after a full turn later.
-    expect(nextTurn(1100, 5000, 1e6, 10e6)).toEqual({ at: 4950, due: 5050 });
+    expect(nextTurn(1100, 5000, 1e6, 10e6)).toEqual({ at: 4750, due: 4850 });
   });
 });
 
