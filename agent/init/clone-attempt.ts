@@ -133,25 +133,34 @@ const authorization = (source: CloneSource): Record<string, string> => (source.t
 const PROBE_MS = 2000;
 
 /**
- * Whether the peer's HEAD /backup offers the bare-xbstream upgrade. Anything else (an older
- * sender, a refusal, no answer) means the plain GET, which reports what is wrong in its own words.
+ * Whether the peer's HEAD /backup offers the bare-xbstream upgrade: how long it took to say so
+ * (the GET measures the datadir the same way), or null. Anything else (an older sender, a
+ * refusal, no answer) means the plain GET, which reports what is wrong in its own words.
  */
-function offersUpgrade(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<boolean> {
+function offersUpgrade(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<number | null> {
+  const asked = Date.now();
   return new Promise((resolve) => {
     const req = request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'HEAD', headers: authorization(source), signal, timeout: Math.min(PROBE_MS, timeouts.connectMs, timeouts.firstByteMs / 2, timeouts.idleMs / 2) });
     req.once('response', (res) => {
       res.resume();
       const offered = String(res.headers[UPGRADES_HEADER] ?? '').split(',').map((t) => t.trim().toLowerCase());
-      resolve(res.statusCode === 200 && offered.includes(STREAM_UPGRADE));
+      resolve(res.statusCode === 200 && offered.includes(STREAM_UPGRADE) ? Date.now() - asked : null);
     });
     req.once('timeout', () => req.destroy());
-    req.once('error', () => resolve(false));
+    req.once('error', () => resolve(null));
     req.end();
   });
 }
 
 /** The upgraded request got no upgraded answer, nor a refusal: the plain GET is tried instead. */
 class UpgradeIgnored extends Error {}
+
+/**
+ * How long the upgraded GET may take to answer beyond twice what HEAD took: `101` is written
+ * as soon as the tool is spawned. Something between that passed the request on and never
+ * answered (a proxy that drops the 101) gets the plain GET instead of CLONE_FIRST_BYTE_TIMEOUT.
+ */
+const UPGRADE_ANSWER_MS = 5000;
 
 /** How long a fallback to the plain GET waits for the sender to end the backup the ignored upgrade started. */
 const FALLBACK_BUSY_WAIT_MS = 5000;
@@ -161,9 +170,10 @@ const FALLBACK_BUSY_WAIT_MS = 5000;
  * network errors, clocks and refusals are the attempt's failure.
  */
 async function tryUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal, log: Logger): Promise<UpgradedConnection | null | 'fell back'> {
-  if (!(await offersUpgrade(source, timeouts, signal))) return null;
+  const probeMs = await offersUpgrade(source, timeouts, signal);
+  if (probeMs === null) return null;
   try {
-    return await connectUpgraded(source, timeouts, signal);
+    return await connectUpgraded(source, timeouts, signal, UPGRADE_ANSWER_MS + 2 * probeMs);
   } catch (err) {
     if (!(err instanceof UpgradeIgnored)) throw err;
     log.warn({ phase: 'stream', peer: `${source.host}:${source.port}`, err: err.message }, 'upgrade ignored: using the plain GET');
@@ -198,7 +208,7 @@ const READ_BUFFER_BYTES = 64 * 1024;
  * (`onread`) so that pausing really stops reading: a plain socket reads ahead into its queue,
  * and those bytes would never reach the stream tool that gets the socket.
  */
-function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<UpgradedConnection> {
+function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal, answerMs: number): Promise<UpgradedConnection> {
   const peer = `${source.host}:${source.port}`;
   return new Promise((resolve, reject) => {
     let expired: CloneError | null = null;
@@ -206,9 +216,14 @@ function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: 
     let take: ((chunk: Buffer) => boolean) | null = null;
     let settled = false;
     let clock: NodeJS.Timeout | undefined;
-    const runClock = (ms: number, why: string) => {
+    const runClock = (ms: number, why: string | UpgradeIgnored) => {
       clearTimeout(clock);
       clock = setTimeout(() => {
+        if (why instanceof UpgradeIgnored) {
+          settled = true;
+          socket.destroy();
+          return reject(why);
+        }
         expired = new CloneError(why, true);
         socket.destroy(expired);
       }, ms);
@@ -255,7 +270,9 @@ function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: 
       },
     });
     socket.once('connect', () =>
-      runClock(timeouts.firstByteMs, `peer ${peer} sent no byte of the backup within ${seconds(timeouts.firstByteMs)} of connecting (CLONE_FIRST_BYTE_TIMEOUT)`),
+      timeouts.firstByteMs <= answerMs
+        ? runClock(timeouts.firstByteMs, `peer ${peer} sent no byte of the backup within ${seconds(timeouts.firstByteMs)} of connecting (CLONE_FIRST_BYTE_TIMEOUT)`)
+        : runClock(answerMs, new UpgradeIgnored(`peer ${peer} did not answer the upgraded request within ${seconds(answerMs)}`)),
     );
     // Kept for the socket's life: later errors (the peer resetting it mid-stream) end the tool's input, not the agent.
     socket.on('error', (err: NodeJS.ErrnoException) => {

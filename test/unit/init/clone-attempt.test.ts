@@ -20,7 +20,7 @@ import { extractCommand } from '../../../agent/stream/backup-tool.js';
 import type { Compression } from '../../../agent/stream/compression.js';
 import { STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
 
-const log = pino({ level: 'silent' });
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 /** The defaults of CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT and CLONE_IDLE_TIMEOUT. */
 const DEFAULTS: StreamTimeouts = { connectMs: 10_000, firstByteMs: 1_800_000, idleMs: 600_000 };
 
@@ -325,5 +325,29 @@ describe('cloneInto and an upgrade offered but not answered (a proxy passing hea
     expect(error).toBeNull();
     expect(result!.bytes).toBe(stream.length);
     expect(gets).toBe(2);
+  });
+
+  it('falls back to the plain GET when the upgraded request gets no answer at all (a proxy that drops the 101)', async () => {
+    const server: Server = createServer((req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+        return res.end();
+      }
+      sendStream(res);
+    });
+    // Upgraded sockets leave the server's books: closeAllConnections does not end them.
+    const silent: Socket[] = [];
+    server.on('upgrade', (_req, socket: Socket) => silent.push(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => {
+      silent.forEach((s) => s.destroy());
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    const { result, error, ms } = await attempt((server.address() as AddressInfo).port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(ms).toBeGreaterThanOrEqual(5000);
+    expect(ms).toBeLessThan(8000);
   });
 });
