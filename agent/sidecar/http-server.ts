@@ -163,6 +163,9 @@ export function buildHttpServer(deps: {
       socket.once('close', () => {
         if (!finished) run.abort('client disconnected');
       });
+      // The server keeps sockets half-open; a receiver never ends its side while it reads, so
+      // its end is its going away (else writes into the void go on until a reset comes back).
+      socket.once('end', () => socket.destroy());
       watchIdleClient(socket, () => socket.bytesWritten, app.log.child({ client }), run, deps.idleTimeoutMs);
       // Compressed only when the receiver asks (Accept-Encoding: zstd): it then decompresses in
       // JavaScript rather than handing the socket to its stream tool.
@@ -176,11 +179,14 @@ export function buildHttpServer(deps: {
       const stages = [...(encoding === 'zstd' ? [compressor('zstd')] : []), ...(deps.maxRateMbS ? [rateCap(deps.maxRateMbS)] : [])];
       const outlet: Writable = stages[0] ?? socket;
       [...stages, socket].reduce((from, to) => from.pipe(to));
+      // The client gone (or a stage failing) ends them all: no write reaches a closed socket unhandled.
+      for (const stage of stages) stage.on('error', () => socket.destroy());
+      socket.once('close', () => stages.forEach((stage) => stage.destroy()));
       run.stream.pipe(outlet, { end: false });
       // `finished` comes after the tool's stdout ended, so every byte of it is queued before the verdict.
       const failure = await run.finished;
       finished = true;
-      outlet.end(statusChunk(failure, run.bytes()));
+      if (!socket.destroyed) outlet.end(statusChunk(failure, run.bytes()));
     })().catch((err: unknown) => {
       app.log.error({ client, err: err instanceof Error ? err.message : String(err) }, 'upgraded backup request failed');
       socket.destroy();
