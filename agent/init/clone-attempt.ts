@@ -29,6 +29,7 @@ import {
 import type { ToolCommand } from '../stream/backup-tool.js';
 import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { CloneError, errorMessage } from '../core/errors.js';
+import { getText } from '../core/http-get.js';
 import { childReadBytes, meterChunks } from '../stream/meter.js';
 import { type Compression, decompressor } from '../stream/compression.js';
 import { rateCap } from '../stream/rate.js';
@@ -290,6 +291,30 @@ function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: 
   });
 }
 
+const CLOCK_SKEW_MS = 30_000;
+
+/**
+ * Why the sender's last backup failed, from its /status, or null: on the upgraded framing the
+ * verdict is inside the stream, and a tool killed mid-chunk leaves a stream the stream tool
+ * refuses before it gets there. The sender records the failure before it ends the stream.
+ */
+async function senderFailure(source: CloneSource, since: number): Promise<string | null> {
+  try {
+    const { status, text } = await getText((onResponse) => request({ host: source.host, port: source.port, path: '/status' }, onResponse), {
+      timeoutMs: PROBE_MS,
+      maxChars: 1024 * 1024,
+      timeout: () => new Error('timeout'),
+      tooLarge: () => new Error('too large'),
+    });
+    const last = status === 200 ? (JSON.parse(text) as { last_backup?: { failure?: unknown; started_at?: unknown } | null }).last_backup : null;
+    // Ours, not an older one: started after this attempt began, give or take the nodes' clocks.
+    const ours = typeof last?.started_at === 'string' && Date.parse(last.started_at) >= since - CLOCK_SKEW_MS;
+    return ours && typeof last?.failure === 'string' ? last.failure : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Maps a non-200 answer to a retryable or fatal CloneError. */
 function refusal(status: number, headers: IncomingHttpHeaders | Readonly<Record<string, string>>, peer: string): CloneError {
   if (status === 401 || status === 403) {
@@ -508,6 +533,11 @@ export async function cloneInto(
       transfer = plainTransfer(plain!, child, source.maxRateMbS ?? null);
     }
     const t = transfer;
+    // On the upgraded framing, a stream refused before its verdict file: the sender's own word, when it has one.
+    const reportedFailure = async (): Promise<CloneError | null> => {
+      const failure = upgraded ? await senderFailure(source, started) : null;
+      return failure === null ? null : new CloneError(`sender ${peer} reported the backup failed after ${t.bytes()} bytes (Failed: ${failure})`, true);
+    };
     // On every path out of the stream tool, a full volume is named: retrying would fill it again.
     const filledUpError = async (messages: readonly (string | null)[], cause?: unknown): Promise<CloneError | null> => {
       if (local.signal.aborted || !filledUp([...messages, child.watched()], await freeBytes(stagingDir).catch(() => Infinity))) return null;
@@ -528,6 +558,7 @@ export async function cloneInto(
       const toolErr = await child.done.then(() => null, (e: unknown) => e);
       const toolSays = toolErr === null ? child.stderrTail() : errorMessage(toolErr);
       throw (await filledUpError([toolSays, errorMessage(err)], err)) ??
+        (await reportedFailure()) ??
         new CloneError(`stream from ${peer} broke after ${t.bytes()} bytes: ${toolSays === '' ? errorMessage(err) : `${errorMessage(err)}; ${toolSays}`}`, true, { cause: err });
     }
     try {
@@ -536,16 +567,24 @@ export async function cloneInto(
       const expired = t.expired();
       if (expired) throw expired;
       // The whole stream was read, then the tool failed: writing its last buffers, say.
-      throw (await filledUpError([errorMessage(err)], err)) ?? new CloneError(`extracting the stream from ${peer} failed: ${errorMessage(err)}`, true, { cause: err });
+      throw (await filledUpError([errorMessage(err)], err)) ??
+        (await reportedFailure()) ??
+        new CloneError(`extracting the stream from ${peer} failed: ${errorMessage(err)}`, true, { cause: err });
     }
     const expired = t.expired();
     if (expired) throw expired;
     // mbstream exits 0 after "File exists" or "invalid filename" and stops extracting; on
     // success it prints nothing, so anything on its stderr fails the clone.
     if (child.stderrTail() !== '') {
-      throw (await filledUpError([child.stderrTail()])) ?? new CloneError(`extracting the stream from ${peer} failed: ${child.stderrTail()}`, true);
+      throw (await filledUpError([child.stderrTail()])) ??
+        (await reportedFailure()) ??
+        new CloneError(`extracting the stream from ${peer} failed: ${child.stderrTail()}`, true);
     }
     const verdict = await t.verdict();
+    if (verdict === undefined) {
+      const reported = await reportedFailure();
+      if (reported) throw reported;
+    }
     if (verdict !== SUCCESS) {
       throw new CloneError(
         verdict === undefined

@@ -170,6 +170,8 @@ async function upgradingSender(opts: {
   headExtra?: Buffer;
   /** Changes the compressed bytes as they go out (a stream corrupted in flight). */
   corrupt?: (wire: Buffer) => Buffer;
+  /** What /status says of the last backup's failure. */
+  lastFailure?: string;
 }): Promise<{ port: number; upgraded: () => number; encodings: () => string[] }> {
   const encodings: string[] = [];
   const body = opts.body ?? stream;
@@ -178,6 +180,10 @@ async function upgradingSender(opts: {
     if (req.method === 'HEAD') {
       res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
       return res.end();
+    }
+    if (req.url === '/status') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ last_backup: opts.lastFailure ? { started_at: new Date().toISOString(), failure: opts.lastFailure } : null }));
     }
     sendStream(res, body);
   });
@@ -251,6 +257,15 @@ describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
     expect(error).toBeInstanceOf(CloneError);
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/ended after \d+ bytes without a status trailer \(mysql-agent-backup-status\)/);
+  });
+
+  it('names the sender\'s failure from its /status when its tool was killed mid-chunk (the stream tool refuses the cut before the verdict)', async () => {
+    const cut = stream.subarray(0, Math.floor(stream.length / 2) + 7);
+    const { port } = await upgradingSender({ body: cut, tail: statusChunk('mariadb-backup was killed by SIGKILL', cut.length), lastFailure: 'mariadb-backup was killed by SIGKILL' });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/reported the backup failed after \d+ bytes \(Failed: mariadb-backup was killed by SIGKILL\)/);
   });
 
   it('refuses a corrupt stream (one payload byte flipped) as the stream tool does', async () => {
