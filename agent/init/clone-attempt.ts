@@ -18,6 +18,7 @@ import {
   CLOSING_FILES,
   ESTIMATE_HEADER,
   type ResponseHead,
+  STARTED_HEADER,
   STATUS_FILE,
   STATUS_TRAILER,
   STREAM_UPGRADE,
@@ -291,14 +292,13 @@ function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: 
   });
 }
 
-const CLOCK_SKEW_MS = 30_000;
-
 /**
  * Why the sender's last backup failed, from its /status, or null: on the upgraded framing the
  * verdict is inside the stream, and a tool killed mid-chunk leaves a stream the stream tool
  * refuses before it gets there. The sender records the failure before it ends the stream.
  */
-async function senderFailure(source: CloneSource, since: number): Promise<string | null> {
+async function senderFailure(source: CloneSource, startedAt: string | undefined): Promise<string | null> {
+  if (startedAt === undefined) return null;
   try {
     const { status, text } = await getText((onResponse) => request({ host: source.host, port: source.port, path: '/status' }, onResponse), {
       timeoutMs: PROBE_MS,
@@ -307,9 +307,8 @@ async function senderFailure(source: CloneSource, since: number): Promise<string
       tooLarge: () => new Error('too large'),
     });
     const last = status === 200 ? (JSON.parse(text) as { last_backup?: { failure?: unknown; started_at?: unknown } | null }).last_backup : null;
-    // Ours, not an older one: started after this attempt began, give or take the nodes' clocks.
-    const ours = typeof last?.started_at === 'string' && Date.parse(last.started_at) >= since - CLOCK_SKEW_MS;
-    return ours && typeof last?.failure === 'string' ? last.failure : null;
+    // Ours (the 101 named it), not an earlier one; none while ours still runs.
+    return last?.started_at === startedAt && typeof last.failure === 'string' ? last.failure : null;
   } catch {
     return null;
   }
@@ -535,7 +534,7 @@ export async function cloneInto(
     const t = transfer;
     // On the upgraded framing, a stream refused before its verdict file: the sender's own word, when it has one.
     const reportedFailure = async (): Promise<CloneError | null> => {
-      const failure = upgraded ? await senderFailure(source, started) : null;
+      const failure = upgraded ? await senderFailure(source, upgraded.head.headers[STARTED_HEADER]) : null;
       return failure === null ? null : new CloneError(`sender ${peer} reported the backup failed after ${t.bytes()} bytes (Failed: ${failure})`, true);
     };
     // On every path out of the stream tool, a full volume is named: retrying would fill it again.

@@ -37,6 +37,8 @@ export interface RunningBackup {
   readonly finished: Promise<string | null>;
   /** Bytes of the stream so far. */
   bytes(): number;
+  /** Its record's started_at: names it in /status. */
+  readonly startedAt: string;
   abort(reason: string): void;
 }
 
@@ -128,6 +130,6 @@ export class BackupService {
         return failure;
       });
 
-    return { stream: child.stdout!, estimatedBytes, finished, bytes: () => meter.bytes, abort: (reason) => controller.abort(reason) };
+    return { stream: child.stdout!, estimatedBytes, finished, bytes: () => meter.bytes, startedAt: record.started_at, abort: (reason) => controller.abort(reason) };
   }
 }

@@ -11,6 +11,7 @@ import {
   BACKUP_PATH,
   ESTIMATE_HEADER,
   STATUS_TRAILER,
+  STARTED_HEADER,
   STREAM_UPGRADE,
   UPGRADES_HEADER,
   bearerToken,
@@ -171,6 +172,7 @@ export function buildHttpServer(deps: {
       // JavaScript rather than handing the socket to its stream tool.
       const encoding: Compression = /(^|[\s,])zstd($|[\s,;])/i.test(String(req.headers['accept-encoding'] ?? '')) ? 'zstd' : 'none';
       const extra = [
+        `${STARTED_HEADER}: ${run.startedAt}`,
         ...(run.estimatedBytes === null ? [] : [`${ESTIMATE_HEADER}: ${run.estimatedBytes}`]),
         ...(encoding === 'zstd' ? ['content-encoding: zstd'] : []),
       ];

@@ -26,6 +26,8 @@ export const ESTIMATE_HEADER = 'x-backup-estimated-bytes';
 /** The Upgrade token of the bare-xbstream framing; a sender's HEAD /backup names it in UPGRADES_HEADER. */
 export const STREAM_UPGRADE = 'mysql-agent-xbstream';
 export const UPGRADES_HEADER = 'x-backup-upgrades';
+/** In the 101: when this backup started, as the sender's /status names it (last_backup.started_at). */
+export const STARTED_HEADER = 'x-backup-started-at';
 /** The verdict's file in the upgraded framing: `Success <bytes>` or `Failed: <why>`. */
 export const STATUS_FILE = 'mysql-agent-backup-status';
 

@@ -158,6 +158,8 @@ async function streamToolStdin(): Promise<'tcp' | 'local' | null> {
   return null;
 }
 
+const STARTED = '2026-12-01T12:00:00.000Z';
+
 /**
  * A sender of this version: HEAD offers the upgrade; an upgraded GET gets `101`, the stream in
  * two parts (`between` runs in the pause) and `tail` (the verdict chunk by default). A plain GET
@@ -170,8 +172,9 @@ async function upgradingSender(opts: {
   headExtra?: Buffer;
   /** Changes the compressed bytes as they go out (a stream corrupted in flight). */
   corrupt?: (wire: Buffer) => Buffer;
-  /** What /status says of the last backup's failure. */
+  /** What /status says of the last backup's failure, and when that one started (default: this one). */
   lastFailure?: string;
+  lastStartedAt?: string;
 }): Promise<{ port: number; upgraded: () => number; encodings: () => string[] }> {
   const encodings: string[] = [];
   const body = opts.body ?? stream;
@@ -183,7 +186,7 @@ async function upgradingSender(opts: {
     }
     if (req.url === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
-      return res.end(JSON.stringify({ last_backup: opts.lastFailure ? { started_at: new Date().toISOString(), failure: opts.lastFailure } : null }));
+      return res.end(JSON.stringify({ last_backup: opts.lastFailure ? { started_at: opts.lastStartedAt ?? STARTED, failure: opts.lastFailure } : null }));
     }
     sendStream(res, body);
   });
@@ -194,7 +197,7 @@ async function upgradingSender(opts: {
       expect(req.headers.upgrade).toBe(STREAM_UPGRADE);
       const zstd = req.headers['accept-encoding'] === 'zstd';
       encodings.push(zstd ? 'zstd' : 'none');
-      const head = `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${zstd ? 'content-encoding: zstd\r\n' : ''}\r\n`;
+      const head = `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\nx-backup-started-at: ${STARTED}\r\n${zstd ? 'content-encoding: zstd\r\n' : ''}\r\n`;
       socket.write(Buffer.concat([Buffer.from(head), opts.headExtra ?? Buffer.alloc(0)]));
       await delay(100);
       const tail = opts.tail ?? statusChunk(null, body.length);
@@ -266,6 +269,14 @@ describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
     expect(error).toBeInstanceOf(CloneError);
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/reported the backup failed after \d+ bytes \(Failed: mariadb-backup was killed by SIGKILL\)/);
+  });
+
+  it('does not take an earlier backup\'s failure in /status for this one\'s', async () => {
+    const cut = stream.subarray(0, Math.floor(stream.length / 2) + 7);
+    const { port } = await upgradingSender({ body: cut, tail: Buffer.alloc(0), lastFailure: 'an older failure', lastStartedAt: '2026-12-01T11:59:00.000Z' });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error!.message).not.toMatch(/an older failure/);
+    expect(error!.message).toMatch(/extracting the stream from .* failed|broke after/);
   });
 
   it('refuses a corrupt stream (one payload byte flipped) as the stream tool does', async () => {
