@@ -99,7 +99,10 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   const peer = `${candidate.host}:${config.backup.port}`;
   const connection = await connect({ host: candidate.host, port: config.backup.port, token: config.backup.token, transport: agentTransport(config.tls) }, config.source.timeouts, signal);
   const { res } = connection;
-  if (res.statusCode !== 200) throw refusal(res, peer);
+  if (res.statusCode !== 200) {
+    res.resume();
+    throw refusal(res.statusCode ?? 0, res.headers, peer);
+  }
   log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key }, 'source accepted, uploading');
   const raw = { bytes: 0 };
   const stored = { bytes: 0 };

@@ -101,7 +101,14 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
         const outcome = await cloneFromFirst(
           ranking,
           async (c) => {
-            const source: CloneSource = { host: c.host, port: config.backup.port, token: config.backup.token, transport: agentTransport(config.tls) };
+            const source: CloneSource = {
+              host: c.host,
+              port: config.backup.port,
+              token: config.backup.token,
+              transport: agentTransport(config.tls),
+              accept: config.clone.compression,
+              maxRateMbS: config.clone.maxRateMbS,
+            };
             const dir = await resetStaging(config.dataDir);
             log.info({ phase: 'stream', peer: hostPort(c.host, source.port), peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
             return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts);

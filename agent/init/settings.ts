@@ -12,6 +12,7 @@ import type { KubernetesApi } from './volume-claims.js';
 import { REPLICATION_MODE } from '../mysql/settings.js';
 import { type BackupId, isBackupId } from '../store/layout.js';
 import { STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
+import type { Compression } from '../stream/compression.js';
 import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
 
 /** CLONE_SOURCE: probe the lower ordinals and pick (auto), or a fixed peer. */
@@ -49,6 +50,10 @@ export interface InitConfig extends PodConfig {
     readonly retryDeadlineMs: number;
     readonly retryMaxDelayMs: number;
     readonly timeouts: StreamTimeouts;
+    /** What the stream is asked to come compressed with. */
+    readonly compression: Compression;
+    /** MB/s read off the wire, or null. */
+    readonly maxRateMbS: number | null;
   };
   /** On a replica: where to clone from, and how far behind a replica source may be. */
   readonly cloneSource: { readonly choice: CloneSourceChoice; readonly maxLagSeconds: number };
@@ -84,6 +89,9 @@ export const CLONE_FIRST_BYTE_TIMEOUT = wholeNumber(
   1000,
 );
 export const CLONE_IDLE_TIMEOUT = wholeNumber('CLONE_IDLE_TIMEOUT', 'seconds a peer may send nothing mid-stream', 600, 1, WEEK, 1000);
+/** CLONE_COMPRESSION: `auto` is `none` until a measured rule for the link replaces it (README, Performance). */
+export const CLONE_COMPRESSION = oneOf('CLONE_COMPRESSION', 'zstd asks the peer to compress the stream on the wire; none; auto (none for now)', ['auto', 'zstd', 'none'], 'auto');
+export const CLONE_MAX_RATE = wholeNumber('CLONE_MAX_RATE', 'MB/s cap on the bytes a clone reads off the wire (0: none)', 0, 0, 100_000);
 export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
   name: 'CLONE_SOURCE',
   help: 'auto (a caught-up replica of a lower ordinal, else the primary), previous, primary, backup (the newest in the object store), or a host',
@@ -172,7 +180,7 @@ export const initCommand: CommandSpec<InitConfig> = {
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
-    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
+    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_MAX_RATE, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
     SERVICE_ACCOUNT_DIR, TLS_DIR, RESTORE_FROM, ...STORE_SETTINGS, LOG_LEVEL,
   ],
@@ -201,6 +209,8 @@ export const initCommand: CommandSpec<InitConfig> = {
         retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),
         retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY),
         timeouts: { connectMs: read.get(CLONE_CONNECT_TIMEOUT), firstByteMs: read.get(CLONE_FIRST_BYTE_TIMEOUT), idleMs: read.get(CLONE_IDLE_TIMEOUT) },
+        compression: read.get(CLONE_COMPRESSION) === 'zstd' ? 'zstd' : 'none',
+        maxRateMbS: read.get(CLONE_MAX_RATE) || null,
       },
       cloneSource: { choice: cloneSource, maxLagSeconds: read.get(CLONE_MAX_LAG) },
       peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },

@@ -13,16 +13,21 @@ import { spawnOwned } from '../stream/child.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { meterChunks } from '../stream/meter.js';
-import { estimateBackupBytes } from '../stream/sizes.js';
+import { type Progress, estimateBackupBytes, progress } from '../stream/sizes.js';
 
 export interface BackupRecord {
   readonly client: string;
   readonly started_at: string;
   readonly finished_at: string | null;
   readonly bytes: number;
+  /** What the backup announced it would weigh; null when it could not be measured. */
+  readonly estimated_bytes: number | null;
   /** null while running; else null on success or the reason it failed. */
   readonly failure: string | null;
 }
+
+/** The running backup in /status: its record and, against its estimate, percent, rate and ETA. */
+export type RunningRecord = BackupRecord & Progress;
 
 export interface RunningBackup {
   readonly stream: Readable;
@@ -30,11 +35,15 @@ export interface RunningBackup {
   readonly estimatedBytes: number | null;
   /** Resolves when the tool has exited: null on success, else why it failed. Never rejects. */
   readonly finished: Promise<string | null>;
+  /** Bytes of the stream so far. */
+  bytes(): number;
+  /** Its record's started_at: names it in /status. */
+  readonly startedAt: string;
   abort(reason: string): void;
 }
 
 export class BackupService {
-  private running: { record: BackupRecord; meter: { bytes: number } } | null = null;
+  private running: { record: BackupRecord; meter: { bytes: number }; startedMs: number } | null = null;
   private lastRecord: BackupRecord | null = null;
 
   constructor(
@@ -43,8 +52,10 @@ export class BackupService {
     private readonly shutdown: AbortSignal,
   ) {}
 
-  get inProgress(): BackupRecord | null {
-    return this.running ? { ...this.running.record, bytes: this.running.meter.bytes } : null;
+  get inProgress(): RunningRecord | null {
+    if (!this.running) return null;
+    const { record, meter, startedMs } = this.running;
+    return { ...record, ...progress(meter.bytes, record.estimated_bytes, Date.now() - startedMs) };
   }
 
   get last(): BackupRecord | null {
@@ -68,15 +79,18 @@ export class BackupService {
    */
   async start(client: string): Promise<RunningBackup | 'busy'> {
     if (this.running || this.shutdown.aborted) return 'busy';
-    const record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, failure: null };
+    let record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, estimated_bytes: null, failure: null };
     const meter = { bytes: 0 };
-    this.running = { record, meter };
+    const running = { record, meter, startedMs: Date.now() };
+    this.running = running;
     const controller = new AbortController();
     const onShutdown = () => controller.abort('agent shutting down');
     this.shutdown.addEventListener('abort', onShutdown, { once: true });
     const log = this.log.child({ phase: 'backup', client });
     const started = Date.now();
     const estimatedBytes = await this.estimate(log);
+    record = { ...record, estimated_bytes: estimatedBytes };
+    running.record = record;
     let tmp: string;
     try {
       tmp = mkdtempSync(join(tmpdir(), 'mysql-agent-backup-'));
@@ -116,6 +130,6 @@ export class BackupService {
         return failure;
       });
 
-    return { stream: child.stdout!, estimatedBytes, finished, abort: (reason) => controller.abort(reason) };
+    return { stream: child.stdout!, estimatedBytes, finished, bytes: () => meter.bytes, startedAt: record.started_at, abort: (reason) => controller.abort(reason) };
   }
 }

@@ -5,12 +5,28 @@
  * TLS_CLIENT_AUTH=require. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type ClientAuth, type TlsMaterial, serverTlsOptions } from '../core/tls.js';
-import { BACKUP_PATH, ESTIMATE_HEADER, STATUS_TRAILER, bearerToken, statusTrailer, tokensEqual } from '../stream/protocol.js';
+import {
+  BACKUP_PATH,
+  ESTIMATE_HEADER,
+  STATUS_TRAILER,
+  STARTED_HEADER,
+  STREAM_UPGRADE,
+  UPGRADES_HEADER,
+  bearerToken,
+  statusChunk,
+  statusTrailer,
+  tokensEqual,
+} from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
+import { type Compression, compressor } from '../stream/compression.js';
+import { rateCap } from '../stream/rate.js';
 import type { Logger } from '../core/log.js';
 
 export interface Readiness {
@@ -49,32 +65,40 @@ export const HTTP_TIMEOUTS = {
 } as const;
 
 /**
- * Ends a backup whose client stopped reading: the response stays backpressured (nothing
- * drains) for `timeoutMs`. A tool that is merely slow to produce output does not count.
+ * Ends a backup whose client stopped reading: `out` stays backpressured (nothing drains) for
+ * `timeoutMs`. A tool that is merely slow to produce output does not count.
  */
-function watchIdleClient(reply: FastifyReply, run: RunningBackup, timeoutMs: number): void {
+function watchIdleClient(out: Writable, written: () => number, log: FastifyBaseLogger, run: RunningBackup, timeoutMs: number): void {
   const step = Math.min(1000, timeoutMs);
   let stalledFor = 0;
-  let written = -1;
+  let last = -1;
   const timer = setInterval(() => {
-    const res = reply.raw;
-    const progress = res.socket?.bytesWritten ?? 0;
-    stalledFor = res.writableNeedDrain && progress === written ? stalledFor + step : 0;
-    written = progress;
+    const progress = written();
+    stalledFor = out.writableNeedDrain && progress === last ? stalledFor + step : 0;
+    last = progress;
     if (stalledFor >= timeoutMs) {
       clearInterval(timer);
-      reply.log.warn({ client: reply.request.ip, idle_ms: stalledFor }, 'backup client stopped reading: ending the backup');
+      log.warn({ idle_ms: stalledFor }, 'backup client stopped reading: ending the backup');
       run.abort(`client stopped reading for ${Math.round(stalledFor / 1000)} s`);
-      res.destroy();
+      out.destroy();
     }
   }, step);
   timer.unref();
-  reply.raw.once('close', () => clearInterval(timer));
+  out.once('close', () => clearInterval(timer));
+}
+
+/** A whole HTTP/1.1 answer written on a raw socket (the upgrade path), then the connection closed. */
+function answerRaw(socket: Socket, status: number, headers: Record<string, string>, body: unknown): void {
+  const text = JSON.stringify(body);
+  const lines = Object.entries({ ...headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)), connection: 'close' });
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${lines.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n${text}`);
 }
 
 export function buildHttpServer(deps: {
   /** A backup whose client reads nothing for this long is ended. */
   readonly idleTimeoutMs: number;
+  /** BACKUP_MAX_RATE: MB/s on the wire, or null. */
+  readonly maxRateMbS?: number | null;
   readonly token: string | null;
   readonly backups: BackupService;
   readonly status: StatusSource;
@@ -111,26 +135,36 @@ export function buildHttpServer(deps: {
     );
   }
 
-  const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (tls?.clientAuth === 'require') {
-      const socket = req.raw.socket as TLSSocket;
-      if (!socket.authorized) {
-        const reason = socket.getPeerCertificate().subject === undefined ? 'no client certificate' : `client certificate refused: ${String(socket.authorizationError)}`;
-        req.log.warn({ client: req.ip, url: req.url, reason }, 'backup request refused');
-        return reply.code(403).send({ error: `${reason}: TLS_CLIENT_AUTH=require serves /backup only to a certificate of this cluster's CA` });
-      }
-    }
-    if (deps.token === null) return;
+  /** Why a client certificate is refused under TLS_CLIENT_AUTH=require (logged), or null when it passes. */
+  const refusedCertificate = (req: IncomingMessage, client: string): string | null => {
+    if (tls?.clientAuth !== 'require') return null;
+    const socket = req.socket as TLSSocket;
+    if (socket.authorized) return null;
+    const reason = socket.getPeerCertificate().subject === undefined ? 'no client certificate' : `client certificate refused: ${String(socket.authorizationError)}`;
+    app.log.warn({ client, url: req.url, reason }, 'backup request refused');
+    return reason;
+  };
+  /** Why a request's credentials are refused (logged), or null when they pass. */
+  const refusedToken = (req: IncomingMessage, client: string): string | null => {
+    if (deps.token === null) return null;
     const given = bearerToken(req.headers.authorization);
-    if (given === null || !tokensEqual(given, deps.token)) {
-      req.log.warn({ client: req.ip, url: req.url, reason: given === null ? 'no bearer token' : 'wrong token' }, 'backup request refused');
-      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid bearer token is required' });
-    }
+    if (given !== null && tokensEqual(given, deps.token)) return null;
+    const reason = given === null ? 'no bearer token' : 'wrong token';
+    app.log.warn({ client, url: req.url, reason }, 'backup request refused');
+    return reason;
+  };
+  const UNAUTHORIZED = { error: 'a valid bearer token is required' };
+  const certificateRequired = (reason: string) => ({ error: `${reason}: TLS_CLIENT_AUTH=require serves /backup only to a certificate of this cluster's CA` });
+  const authenticate = async (req: FastifyRequest, reply: FastifyReply) => {
+    const certificate = refusedCertificate(req.raw, req.ip);
+    if (certificate !== null) return reply.code(403).send(certificateRequired(certificate));
+    if (refusedToken(req.raw, req.ip) !== null) return reply.code(401).header('www-authenticate', 'Bearer').send(UNAUTHORIZED);
   };
 
   const notReady = (reply: FastifyReply, refusal: string) =>
     reply.code(503).header('retry-after', String(RETRY_NOT_READY_S)).send({ error: refusal });
-  const busy = (reply: FastifyReply) => reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send({ error: 'a backup is already running' });
+  const BUSY = { error: 'a backup is already running' };
+  const busy = (reply: FastifyReply) => reply.code(429).header('retry-after', String(RETRY_BUSY_S)).send(BUSY);
 
   // HEAD says what a GET would get now (the status, the size estimate) and starts nothing. By
   // default fastify answers HEAD with the GET handler: a whole backup, thrown away, holding the slot.
@@ -140,6 +174,8 @@ export function buildHttpServer(deps: {
     if (deps.backups.inProgress !== null) return busy(reply);
     const estimate = await deps.backups.estimate();
     if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
+    // Over TLS no stream tool can be handed the socket (it carries ciphertext): the upgrade is not offered.
+    if (!tls) reply.header(UPGRADES_HEADER, STREAM_UPGRADE);
     return reply.header('content-type', 'application/octet-stream').send();
   });
 
@@ -154,7 +190,7 @@ export function buildHttpServer(deps: {
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) run.abort('client disconnected');
     });
-    watchIdleClient(reply, run, deps.idleTimeoutMs);
+    watchIdleClient(reply.raw, () => reply.raw.socket?.bytesWritten ?? 0, reply.log.child({ client: req.ip }), run, deps.idleTimeoutMs);
     // From here to send() nothing awaits: the tool's output must be piped in the turn it started.
     if (run.estimatedBytes !== null) reply.header(ESTIMATE_HEADER, String(run.estimatedBytes));
     reply.header('content-type', 'application/octet-stream');
@@ -162,7 +198,61 @@ export function buildHttpServer(deps: {
     // The headers go out as the stream is piped, not with the tool's first byte, which may come
     // minutes later (locks, a checkpoint): the receiver learns at once that it was accepted.
     reply.raw.once('pipe', () => reply.raw.flushHeaders());
-    return reply.send(run.stream);
+    return reply.send(deps.maxRateMbS ? run.stream.pipe(rateCap(deps.maxRateMbS)) : run.stream);
+  });
+
+  // GET /backup upgraded to the bare xbstream (protocol.ts): the same checks and answers, then
+  // the tool's bytes as they come and the verdict as the stream's last file.
+  app.server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    const client = socket.remoteAddress ?? 'unknown';
+    void (async () => {
+      if (req.method !== 'GET' || req.url !== BACKUP_PATH || req.headers.upgrade?.toLowerCase() !== STREAM_UPGRADE) {
+        return answerRaw(socket, 404, {}, { error: `only GET ${BACKUP_PATH} upgrades, to ${STREAM_UPGRADE}` });
+      }
+      if (tls) return answerRaw(socket, 400, {}, { error: `${STREAM_UPGRADE} is served over plain HTTP only; over TLS use the plain GET ${BACKUP_PATH}` });
+      if (refusedToken(req, client) !== null) return answerRaw(socket, 401, { 'www-authenticate': 'Bearer' }, UNAUTHORIZED);
+      const refusal = deps.status.backupRefusal();
+      if (refusal !== null) return answerRaw(socket, 503, { 'retry-after': String(RETRY_NOT_READY_S) }, { error: refusal });
+      const run = await deps.backups.start(client);
+      if (run === 'busy') {
+        app.log.info({ client }, 'backup refused: another one is running');
+        return answerRaw(socket, 429, { 'retry-after': String(RETRY_BUSY_S) }, BUSY);
+      }
+      // From here on nothing awaits before the pipe: the tool's output must be piped in the turn it started.
+      let finished = false;
+      socket.once('close', () => {
+        if (!finished) run.abort('client disconnected');
+      });
+      // The server keeps sockets half-open; a receiver never ends its side while it reads, so
+      // its end is its going away (else writes into the void go on until a reset comes back).
+      socket.once('end', () => socket.destroy());
+      watchIdleClient(socket, () => socket.bytesWritten, app.log.child({ client }), run, deps.idleTimeoutMs);
+      // Compressed only when the receiver asks (Accept-Encoding: zstd): it then decompresses in
+      // JavaScript rather than handing the socket to its stream tool.
+      const encoding: Compression = /(^|[\s,])zstd($|[\s,;])/i.test(String(req.headers['accept-encoding'] ?? '')) ? 'zstd' : 'none';
+      const extra = [
+        `${STARTED_HEADER}: ${run.startedAt}`,
+        ...(run.estimatedBytes === null ? [] : [`${ESTIMATE_HEADER}: ${run.estimatedBytes}`]),
+        ...(encoding === 'zstd' ? ['content-encoding: zstd'] : []),
+      ];
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`);
+      // tool → [zstd] → [cap on wire bytes] → socket
+      const stages = [...(encoding === 'zstd' ? [compressor('zstd')] : []), ...(deps.maxRateMbS ? [rateCap(deps.maxRateMbS)] : [])];
+      const outlet: Writable = stages[0] ?? socket;
+      [...stages, socket].reduce((from, to) => from.pipe(to));
+      // The client gone (or a stage failing) ends them all: no write reaches a closed socket unhandled.
+      for (const stage of stages) stage.on('error', () => socket.destroy());
+      socket.once('close', () => stages.forEach((stage) => stage.destroy()));
+      run.stream.pipe(outlet, { end: false });
+      // `finished` comes after the tool's stdout ended, so every byte of it is queued before the verdict.
+      const failure = await run.finished;
+      finished = true;
+      if (!socket.destroyed) outlet.end(statusChunk(failure, run.bytes()));
+    })().catch((err: unknown) => {
+      app.log.error({ client, err: err instanceof Error ? err.message : String(err) }, 'upgraded backup request failed');
+      socket.destroy();
+    });
   });
 
   app.get('/healthz', async () => ({ ok: true }));

@@ -19,7 +19,8 @@ export interface MetricSources {
   /** null on the primary, or when the server cannot be asked. */
   replication(): Promise<ReplicaStatus | null>;
   ready(): Promise<boolean>;
-  backupInProgress(): boolean;
+  /** The running backup's bytes so far and the estimate it announced; null when none runs. */
+  backupInProgress(): { readonly bytes: number; readonly estimatedBytes: number | null } | null;
   /** The clone that made this datadir (init's record), or null. */
   readonly clone: CloneRecord | null;
   /** Who this pod is: rules tell the primary from the replicas by it, not by its name. */
@@ -88,9 +89,22 @@ export class AgentMetrics {
       help: '1 while a backup is being served, else 0.',
       registers,
       collect() {
-        this.set(bool(inProgress()));
+        this.set(bool(inProgress() !== null));
       },
     });
+    // A dashboard draws the running backup's progress from these two; both 0 between backups.
+    const running = (name: string, help: string, value: (p: NonNullable<ReturnType<MetricSources['backupInProgress']>>) => number | null) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        registers,
+        collect() {
+          const p = inProgress();
+          this.set((p === null ? null : value(p)) ?? 0);
+        },
+      });
+    running('backup_running_bytes', 'Bytes the running backup has sent so far (before compression); 0 when none runs.', (p) => p.bytes);
+    running('backup_running_estimated_bytes', 'The size the running backup announced (X-Backup-Estimated-Bytes); 0 when none runs or it is unknown.', (p) => p.estimatedBytes);
 
     // The clone happened before this process started and the datadir cannot change under it:
     // constant gauges, present only when init recorded a clone.

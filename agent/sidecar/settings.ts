@@ -17,6 +17,8 @@ export interface SidecarConfig extends PodConfig, ServerAccess {
     /** null only when BACKUP_AUTH=none. */
     readonly token: string | null;
     readonly idleTimeoutMs: number;
+    /** MB/s cap on the bytes a backup puts on the wire; null: none. */
+    readonly maxRateMbS: number | null;
   };
   /** HTTPS only, from TLS_DIR; null: plain HTTP. */
   readonly tls: { readonly dir: TlsDir; readonly clientAuth: ClientAuth } | null;
@@ -28,6 +30,7 @@ export interface SidecarConfig extends PodConfig, ServerAccess {
 
 export const BACKUP_BIND = host('BACKUP_BIND', 'address the sidecar serves on; :: is every address of both families', '::');
 export const BACKUP_IDLE_TIMEOUT = wholeNumber('BACKUP_IDLE_TIMEOUT', 'seconds a backup client may read nothing before the backup is ended', 120, 1, 24 * 3600, 1000);
+export const BACKUP_MAX_RATE = wholeNumber('BACKUP_MAX_RATE', 'MB/s cap on the bytes a backup sends, whoever asks (0: none)', 0, 0, 100_000);
 export const READY_MAX_LAG = wholeNumber('READY_MAX_LAG', 'a replica is ready only while at most this many seconds behind', 30, 0, 7 * 24 * 3600);
 
 export const sidecarCommand: CommandSpec<SidecarConfig> = {
@@ -35,7 +38,7 @@ export const sidecarCommand: CommandSpec<SidecarConfig> = {
   summary: 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status and /metrics.',
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE, ...SERVER_ACCESS,
-    BACKUP_BIND, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, BACKUP_IDLE_TIMEOUT, XTRABACKUP_BIN, XTRABACKUP_ARGS,
+    BACKUP_BIND, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, BACKUP_IDLE_TIMEOUT, BACKUP_MAX_RATE, XTRABACKUP_BIN, XTRABACKUP_ARGS,
     READY_MAX_LAG, REPLICATION_MODE, TLS_DIR, TLS_CLIENT_AUTH, LOG_LEVEL,
   ],
   build: (read, sources) => {
@@ -53,7 +56,13 @@ export const sidecarCommand: CommandSpec<SidecarConfig> = {
       dataDir: read.get(DATA_DIR),
       ...readServerAccess(read, readPeerHosts(read, pod), tlsDir),
       tls: tlsDir === null ? null : { dir: tlsDir, clientAuth },
-      backup: { bind: read.get(BACKUP_BIND), port: read.get(BACKUP_PORT), token: readToken(read, true), idleTimeoutMs: read.get(BACKUP_IDLE_TIMEOUT) },
+      backup: {
+        bind: read.get(BACKUP_BIND),
+        port: read.get(BACKUP_PORT),
+        token: readToken(read, true),
+        idleTimeoutMs: read.get(BACKUP_IDLE_TIMEOUT),
+        maxRateMbS: read.get(BACKUP_MAX_RATE) || null,
+      },
       tools: { backup: findTool(read, sources, 'backup', true), extraArgs: read.get(XTRABACKUP_ARGS) },
       readyMaxLagSeconds: read.get(READY_MAX_LAG),
       replicationMode: read.get(REPLICATION_MODE),

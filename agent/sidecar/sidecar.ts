@@ -314,7 +314,10 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   const metrics = new AgentMetrics({
     replication: async () => status.reading.replica,
     ready: async () => (await status.readiness()).ready,
-    backupInProgress: () => backups.inProgress !== null,
+    backupInProgress: () => {
+      const running = backups.inProgress;
+      return running === null ? null : { bytes: running.bytes, estimatedBytes: running.estimated_bytes };
+    },
     clone,
     pod: { role: config.role, ordinal: config.ordinal },
   });
@@ -331,6 +334,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   const app = buildHttpServer({
     token: config.backup.token,
     idleTimeoutMs: config.backup.idleTimeoutMs,
+    maxRateMbS: config.backup.maxRateMbS,
     backups,
     status,
     log,

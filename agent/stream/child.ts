@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { SubprocessError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -17,7 +18,8 @@ export interface ChildSpec {
   readonly args: readonly string[];
   /** The child's own variables; it inherits only `INHERITED` from the agent besides. */
   readonly env: Readonly<Record<string, string>>;
-  readonly stdin: 'pipe' | 'ignore';
+  /** A socket is handed over as the child's stdin: it reads the peer directly, no JavaScript between. */
+  readonly stdin: 'pipe' | 'ignore' | Socket;
   readonly stdout: 'pipe' | 'ignore';
   readonly signal: AbortSignal;
   /** mariadb-backup and xtrabackup block SIGTERM: they must get SIGKILL. */

@@ -1,8 +1,7 @@
 /**
  * A backup stream's compression: zstd (Node 24's own zlib binding, level 1: the speed of
  * `zstd -1` at about the same size) or none. Both directions are streams, so memory stays flat.
- * The stored form of a backup (BACKUP_COMPRESSION) uses it; it sits with the stream so that any
- * other leg of a backup's stream can use the same codec.
+ * The stored form of a backup (BACKUP_COMPRESSION) and a clone's wire (CLONE_COMPRESSION) use it.
  */
 import { PassThrough, type Transform } from 'node:stream';
 import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';

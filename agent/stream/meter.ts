@@ -6,6 +6,7 @@
  * A young-generation collection every few MB of stream keeps them to a few MB; it costs well
  * under a millisecond, since almost nothing in the young generation is alive.
  */
+import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -57,4 +58,18 @@ export function meterChunks(stream: Readable, meter: { bytes: number }): void {
     meter.bytes += chunk.length;
     collect(chunk.length);
   });
+}
+
+/** `rchar` of /proc/PID/io: bytes the process has read so far (a stream tool: its stdin). */
+export function parseReadBytes(procIo: string): number | null {
+  const m = /^rchar: (\d+)$/m.exec(procIo);
+  return m ? Number(m[1]) : null;
+}
+
+/**
+ * Bytes a child has read, for a stream handed to it whole (no chunk passes here to be counted);
+ * null once it is gone.
+ */
+export async function childReadBytes(pid: number): Promise<number | null> {
+  return readFile(`/proc/${pid}/io`, 'utf8').then(parseReadBytes, () => null);
 }

@@ -72,3 +72,27 @@ const FULL_BELOW_BYTES = MiB;
 export function filledUp(messages: readonly (string | null)[], freeBytesNow: number): boolean {
   return freeBytesNow < FULL_BELOW_BYTES || messages.some((m) => m !== null && NO_SPACE.test(m));
 }
+
+/** A progress line's numbers: bytes, rate, and against the sender's estimate, percent and ETA. */
+export interface Progress {
+  readonly bytes: number;
+  readonly rate_mb_s: number;
+  /** null without an estimate; never above 100: past the estimate it stays 100 and `estimate_short` says so. */
+  readonly percent: number | null;
+  readonly eta_s: number | null;
+  readonly estimate_short: boolean;
+}
+
+export function progress(bytes: number, estimatedBytes: number | null, elapsedMs: number): Progress {
+  const rate = elapsedMs > 0 ? bytes / (elapsedMs / 1000) : 0;
+  const known = estimatedBytes !== null && Number.isFinite(estimatedBytes) && estimatedBytes > 0;
+  const short = known && bytes > estimatedBytes;
+  return {
+    bytes,
+    rate_mb_s: +(rate / 1e6).toFixed(1),
+    percent: known ? Math.min(100, +((bytes / estimatedBytes) * 100).toFixed(1)) : null,
+    // Past a short estimate the end is not known: no ETA rather than a negative one.
+    eta_s: known && !short && rate > 0 ? Math.round((estimatedBytes - bytes) / rate) : null,
+    estimate_short: short,
+  };
+}

@@ -12,13 +12,16 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { type Server as HttpServer, createServer as createHttpServer } from 'node:http';
 import { type Server, createServer } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, script, waitUntil } from '../rig/helpers.js';
 import { tlsGet } from '../tls/client.js';
 import { type Pki, createPki } from '../tls/pki.js';
+import { STREAM_UPGRADE } from '../../agent/stream/protocol.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli.js');
 const TOKEN = 'tls-test-token-0123456789abcdef';
@@ -173,6 +176,29 @@ describe('the sidecar with TLS_DIR', () => {
     expect(ok.status).toBe(200);
     expect(ok.trailers['x-backup-status']).toBe('Success');
     expect(await backupRuns()).toBe(1);
+  });
+});
+
+describe('the bare-xbstream upgrade with TLS_DIR', () => {
+  it('is not offered (HEAD has no X-Backup-Upgrades) and an upgraded GET gets 400, starting no backup: a TLS socket carries ciphertext no stream tool can read', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const head = await tlsGet(url('/backup'), { ca: pki.caCert, client: dirs.client }, { headers: auth, method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers['x-backup-upgrades']).toBeUndefined();
+    const before = await backupRuns();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect(
+        { host: '127.0.0.1', port, ca: readFileSync(pki.caCert), cert: readFileSync(join(dirs.client, 'tls.crt')), key: readFileSync(join(dirs.client, 'tls.key')) },
+        () => socket.write(`GET /backup HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`),
+      );
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('served over plain HTTP only');
+    expect(await backupRuns()).toBe(before);
   });
 });
 

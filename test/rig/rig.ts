@@ -16,9 +16,11 @@ import { tlsGet } from '../tls/client.js';
 
 const execFileP = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '../..');
-/** How an agent process is started: `hostsFile` is bind-mounted over /etc/hosts in its own mount namespace. */
+/** How an agent process is started: `hostsFile` is bind-mounted over /etc/hosts in its own mount namespace; `cli` another build. */
 export interface SpawnOptions {
   readonly hostsFile?: string;
+  /** Another build of the agent (its cli.js): an older release, for interoperation. */
+  readonly cli?: string;
 }
 
 export const AGENT_CLI = join(REPO, 'dist/cli.js');
@@ -38,6 +40,8 @@ export interface RigOptions {
    * fetches over TLS, and its server gets ssl_cert, ssl_key and ssl_ca from the same files.
    */
   readonly tlsDirOf?: (ordinal: number) => string;
+  /** Another build of the agent for some nodes (ordinal → its cli.js): an older release, for interoperation. */
+  readonly agentCli?: Readonly<Record<number, string>>;
 }
 
 export const CREDENTIALS = {
@@ -88,6 +92,11 @@ export class RigNode {
 
   get tlsDir(): string | null {
     return this.rig.options.tlsDirOf?.(this.ordinal) ?? null;
+  }
+
+  /** The build of the agent this node runs. */
+  get cli(): string {
+    return this.rig.options.agentCli?.[this.ordinal] ?? AGENT_CLI;
   }
 
   get podName(): string {
@@ -158,12 +167,12 @@ export class RigNode {
    */
   async init(extra: Record<string, string> = {}, options: SpawnOptions = {}): Promise<AgentRun> {
     await this.prepareDirs();
-    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), options);
+    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), { cli: this.cli, ...options });
   }
 
   /** Spawns `mysql-agent init` without waiting (for tests that interrupt it). */
   spawnInit(extra: Record<string, string> = {}): ChildProcess {
-    return this.rig.spawnAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'));
+    return this.rig.spawnAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), { cli: this.cli });
   }
 
   async startServer(): Promise<void> {
@@ -225,7 +234,7 @@ export class RigNode {
 
   startSidecar(extra: Record<string, string> = {}): ChildProcess {
     this.sidecarOutput = '';
-    const child = this.rig.spawnAgent(['sidecar'], this.agentEnv(extra), join(this.dir, 'sidecar.log'));
+    const child = this.rig.spawnAgent(['sidecar'], this.agentEnv(extra), join(this.dir, 'sidecar.log'), { cli: this.cli });
     child.stdout!.on('data', (d: Buffer) => (this.sidecarOutput += d.toString()));
     this.sidecar = child;
     return child;
@@ -326,7 +335,7 @@ export class Rig {
   }
 
   spawnAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string, options: SpawnOptions = {}): ChildProcess {
-    const command = [process.execPath, AGENT_CLI, ...args];
+    const command = [process.execPath, options.cli ?? AGENT_CLI, ...args];
     // unshare and sh exec into node: the child's pid is the agent's, signals reach it directly.
     const [program, ...argv] = options.hostsFile
       ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', options.hostsFile, ...command]

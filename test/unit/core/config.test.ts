@@ -107,8 +107,8 @@ describe('loadConfig defaults', () => {
     ).toEqual({ user: 'repl', password: 'r', tls: { mode: 'off', caFile: null } });
   });
 
-  it('serves backups on :: (IPv4 and IPv6), port 3307, with the token', () => {
-    expect(load().backup).toEqual({ bind: '::', port: 3307, token: TOKEN, idleTimeoutMs: 120_000 });
+  it('serves backups on :: (IPv4 and IPv6), port 3307, with the token and no rate cap', () => {
+    expect(load().backup).toEqual({ bind: '::', port: 3307, token: TOKEN, idleTimeoutMs: 120_000, maxRateMbS: null });
   });
 
   it('uses clone retry defaults of 600 s and 30 s, and stream timeouts of 10 s, 30 min and 10 min, in milliseconds', () => {
@@ -116,6 +116,8 @@ describe('loadConfig defaults', () => {
       retryDeadlineMs: 600_000,
       retryMaxDelayMs: 30_000,
       timeouts: { connectMs: 10_000, firstByteMs: 1_800_000, idleMs: 600_000 },
+      compression: 'none',
+      maxRateMbS: null,
     });
   });
 
@@ -156,12 +158,15 @@ describe('loadConfig overrides', () => {
       BACKUP_BIND: '127.0.0.1',
       BACKUP_PORT: '9000',
       BACKUP_IDLE_TIMEOUT: '15',
+      BACKUP_MAX_RATE: '25',
       XTRABACKUP_ARGS: '--throttle=20  --parallel=2',
       CLONE_RETRY_DEADLINE: '60',
       CLONE_RETRY_MAX_DELAY: '5',
       CLONE_CONNECT_TIMEOUT: '4',
       CLONE_FIRST_BYTE_TIMEOUT: '7200',
       CLONE_IDLE_TIMEOUT: '90',
+      CLONE_COMPRESSION: 'zstd',
+      CLONE_MAX_RATE: '40',
       LOG_LEVEL: 'debug',
     };
     const c = load({ env });
@@ -174,9 +179,9 @@ describe('loadConfig overrides', () => {
     expect(c.primaryHost).toBe('primary.example.org');
     expect(c.mysql.host).toBe('localhost');
     expect(c.mysql.port).toBe(3310);
-    expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000 });
+    expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000, maxRateMbS: 25 });
     expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
-    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 } });
+    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 }, compression: 'zstd', maxRateMbS: 40 });
     expect(c.logLevel).toBe('debug');
   });
 
@@ -249,6 +254,9 @@ describe('loadConfig validation', () => {
     ['CLONE_CONNECT_TIMEOUT', { CLONE_CONNECT_TIMEOUT: '0' }],
     ['CLONE_FIRST_BYTE_TIMEOUT', { CLONE_FIRST_BYTE_TIMEOUT: '30m' }],
     ['CLONE_IDLE_TIMEOUT', { CLONE_IDLE_TIMEOUT: '-5' }],
+    ['CLONE_COMPRESSION', { CLONE_COMPRESSION: 'gzip' }],
+    ['CLONE_MAX_RATE', { CLONE_MAX_RATE: '1.5' }],
+    ['BACKUP_MAX_RATE', { BACKUP_MAX_RATE: 'fast' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['BACKUP_IDLE_TIMEOUT', { BACKUP_IDLE_TIMEOUT: '0' }],
     ['SERVICE_NAME', { SERVICE_NAME: 'My_Service' }],

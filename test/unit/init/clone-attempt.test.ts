@@ -5,20 +5,23 @@
  * extracted by the real `mbstream -x`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { type AddressInfo, type Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants as zlib, zstdCompressSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
 import { CloneError } from '../../../agent/core/errors.js';
-import { PLAIN_HTTP } from '../../../agent/core/tls.js';
+import { type AgentTransport, PLAIN_HTTP } from '../../../agent/core/tls.js';
 import { extractCommand } from '../../../agent/stream/backup-tool.js';
-import { STATUS_TRAILER, SUCCESS } from '../../../agent/stream/protocol.js';
+import type { Compression } from '../../../agent/stream/compression.js';
+import { STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
 
-const log = pino({ level: 'silent' });
+const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 /** The defaults of CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT and CLONE_IDLE_TIMEOUT. */
 const DEFAULTS: StreamTimeouts = { connectMs: 10_000, firstByteMs: 1_800_000, idleMs: 600_000 };
 
@@ -57,18 +60,22 @@ async function sender(handler: (req: IncomingMessage, res: ServerResponse) => vo
   return (server.address() as AddressInfo).port;
 }
 
-/** Sends the stream and the trailer (Success unless told; null: none). */
+/** Sends the stream and the trailer (Success unless told; null: none); HEAD gets what a sender without the upgrade answers. */
 function sendStream(res: ServerResponse, body = stream, trailer: string | null = SUCCESS): void {
+  if (res.req.method === 'HEAD') {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' }).end();
+    return;
+  }
   res.writeHead(200, { 'content-type': 'application/octet-stream', trailer: STATUS_TRAILER });
   res.write(body);
   if (trailer !== null) res.addTrailers({ [STATUS_TRAILER]: trailer });
   res.end();
 }
 
-async function attempt(port: number, timeouts: StreamTimeouts) {
+async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression = 'none', maxRateMbS: number | null = null, transport: AgentTransport = PLAIN_HTTP) {
   const staging = await mkdtemp(join(base, 'staging-'));
   const started = Date.now();
-  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, transport: PLAIN_HTTP }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
+  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, transport, accept, maxRateMbS }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
     (result) => ({ result, error: null }),
     (error: unknown) => ({ result: null, error: error as Error }),
   );
@@ -206,5 +213,257 @@ describe('cloneInto and a faulty sender: each switch of the fake donor', () => {
     const brokenError = (await attempt(broken, DEFAULTS)).error as CloneError & { retryAfterMs?: number };
     expect(brokenError.message).toMatch(/answered HTTP 500$/);
     expect([brokenError.retryable, brokenError.retryAfterMs]).toEqual([true, undefined]);
+  });
+});
+
+/**
+ * What the stream tool this process runs now reads: `tcp` (a connection's socket, handed over) or
+ * `local` (the pipe Node makes for a child's stdin: a socketpair, so told apart by /proc/net/tcp).
+ */
+async function streamToolStdin(): Promise<'tcp' | 'local' | null> {
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const m = /^\d+ \((.*)\) \S (\d+)/.exec(stat);
+    if (m?.[1] !== 'mbstream' || Number(m[2]) !== process.pid) continue;
+    const link = await readlink(`/proc/${pid}/fd/0`).catch(() => '');
+    const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1];
+    const tcp = inode !== undefined && (await readFile('/proc/net/tcp', 'utf8')).split('\n').some((l) => l.trim().split(/\s+/)[9] === inode);
+    return tcp ? 'tcp' : 'local';
+  }
+  return null;
+}
+
+const STARTED = '2026-12-01T12:00:00.000Z';
+
+/**
+ * A sender of this version: HEAD offers the upgrade; an upgraded GET gets `101`, the stream in
+ * two parts (`between` runs in the pause) and `tail` (the verdict chunk by default). A plain GET
+ * gets the chunked body and trailer, as every sender answers.
+ */
+async function upgradingSender(opts: {
+  between?: () => Promise<void>;
+  body?: Buffer;
+  tail?: Buffer;
+  headExtra?: Buffer;
+  /** Changes the compressed bytes as they go out (a stream corrupted in flight). */
+  corrupt?: (wire: Buffer) => Buffer;
+  /** What /status says of the last backup's failure, and when that one started (default: this one). */
+  lastFailure?: string;
+  lastStartedAt?: string;
+}): Promise<{ port: number; upgraded: () => number; encodings: () => string[] }> {
+  const encodings: string[] = [];
+  const body = opts.body ?? stream;
+  let upgraded = 0;
+  const server: Server = createServer((req, res) => {
+    if (req.method === 'HEAD') {
+      res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+      return res.end();
+    }
+    if (req.url === '/status') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return res.end(JSON.stringify({ last_backup: opts.lastFailure ? { started_at: opts.lastStartedAt ?? STARTED, failure: opts.lastFailure } : null }));
+    }
+    sendStream(res, body);
+  });
+  server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    upgraded++;
+    socket.on('error', () => {});
+    void (async () => {
+      expect(req.headers.upgrade).toBe(STREAM_UPGRADE);
+      const zstd = req.headers['accept-encoding'] === 'zstd';
+      encodings.push(zstd ? 'zstd' : 'none');
+      const head = `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\nx-backup-started-at: ${STARTED}\r\n${zstd ? 'content-encoding: zstd\r\n' : ''}\r\n`;
+      socket.write(Buffer.concat([Buffer.from(head), opts.headExtra ?? Buffer.alloc(0)]));
+      await delay(100);
+      const tail = opts.tail ?? statusChunk(null, body.length);
+      if (zstd) {
+        // As the sidecar compresses: level 1 with the frame checksum.
+        const wire = zstdCompressSync(Buffer.concat([body, tail]), { params: { [zlib.ZSTD_c_compressionLevel]: 1, [zlib.ZSTD_c_checksumFlag]: 1 } });
+        return socket.end(opts.corrupt ? opts.corrupt(wire) : wire);
+      }
+      const half = Math.floor(body.length / 2);
+      socket.write(body.subarray(0, half));
+      await opts.between?.();
+      socket.end(Buffer.concat([body.subarray(half), tail]));
+    })();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => {
+    server.closeAllConnections();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return { port: (server.address() as AddressInfo).port, upgraded: () => upgraded, encodings: () => encodings };
+}
+
+describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
+  it('hands the socket itself to the stream tool (no JavaScript on the data path) and takes the byte count from the verdict', async () => {
+    let stdin: 'tcp' | 'local' | null = null;
+    const { port, upgraded } = await upgradingSender({
+      between: async () => {
+        for (let i = 0; i < 50 && stdin === null; i++) {
+          stdin = await streamToolStdin();
+          if (stdin === null) await delay(20);
+        }
+      },
+    });
+    const { result, error, files } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(upgraded()).toBe(1);
+    expect(stdin).toBe('tcp');
+    expect(result!.bytes).toBe(stream.length);
+    // The verdict's file is read and removed: nothing of the protocol is left in the clone.
+    expect(files.sort()).toEqual(['backup-my.cnf', 'mysql', 'xtrabackup_checkpoints', 'xtrabackup_info']);
+  });
+
+  it('pipes the body itself when the answer came with body bytes after the head', async () => {
+    const { port } = await upgradingSender({ headExtra: stream.subarray(0, 100), body: stream.subarray(100), tail: statusChunk(null, stream.length) });
+    const { result, error } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+  });
+
+  it('refuses a stream whose sender reported a failure in the verdict', async () => {
+    const { port } = await upgradingSender({ tail: statusChunk('mariadb-backup exited 1', 0) });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect(error!.message).toMatch(/reported the backup failed after \d+ bytes \(Failed: mariadb-backup exited 1\)/);
+  });
+
+  it('refuses a stream that ends without the verdict (the sender died between two chunks)', async () => {
+    const { port } = await upgradingSender({ tail: Buffer.alloc(0) });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/ended after \d+ bytes without a status trailer \(mysql-agent-backup-status\)/);
+  });
+
+  it('names the sender\'s failure from its /status when its tool was killed mid-chunk (the stream tool refuses the cut before the verdict)', async () => {
+    const cut = stream.subarray(0, Math.floor(stream.length / 2) + 7);
+    const { port } = await upgradingSender({ body: cut, tail: statusChunk('mariadb-backup was killed by SIGKILL', cut.length), lastFailure: 'mariadb-backup was killed by SIGKILL' });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/reported the backup failed after \d+ bytes \(Failed: mariadb-backup was killed by SIGKILL\)/);
+  });
+
+  it('does not take an earlier backup\'s failure in /status for this one\'s', async () => {
+    const cut = stream.subarray(0, Math.floor(stream.length / 2) + 7);
+    const { port } = await upgradingSender({ body: cut, tail: Buffer.alloc(0), lastFailure: 'an older failure', lastStartedAt: '2026-12-01T11:59:00.000Z' });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error!.message).not.toMatch(/an older failure/);
+    expect(error!.message).toMatch(/extracting the stream from .* failed|broke after/);
+  });
+
+  it('refuses a corrupt stream (one payload byte flipped) as the stream tool does', async () => {
+    const corrupt = Buffer.from(stream);
+    corrupt[corrupt.length - 200]! ^= 0xff;
+    const { port } = await upgradingSender({ body: corrupt });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect(error!.message).toMatch(/extracting the stream from .* failed/);
+  });
+});
+
+describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () => {
+  it('gets the stream compressed when it asks, decompresses it into the tool, and counts the xbstream bytes', async () => {
+    const { port, encodings } = await upgradingSender({});
+    const { result, error, files } = await attempt(port, DEFAULTS, 'zstd');
+    expect(error).toBeNull();
+    expect(encodings()).toEqual(['zstd']);
+    expect(result!.bytes).toBe(stream.length);
+    expect(files).toContain('xtrabackup_checkpoints');
+    expect(files).not.toContain('mysql-agent-backup-status');
+  });
+
+  it('does not ask for it with none: the raw stream, socket handed over', async () => {
+    const { port, encodings } = await upgradingSender({});
+    const { error } = await attempt(port, DEFAULTS, 'none');
+    expect(error).toBeNull();
+    expect(encodings()).toEqual(['none']);
+  });
+
+  it('refuses a compressed stream corrupted in flight, as a corrupt raw one, and leaves the attempt retryable', async () => {
+    const { port } = await upgradingSender({
+      corrupt: (wire) => {
+        const b = Buffer.from(wire);
+        b[Math.floor(b.length / 2)]! ^= 0xff;
+        return b;
+      },
+    });
+    const { error } = await attempt(port, DEFAULTS, 'zstd');
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/stream from .* broke after \d+ bytes|extracting the stream from .* failed/);
+  });
+});
+
+describe('cloneInto with CLONE_MAX_RATE', () => {
+  it('reads the upgraded stream through the cap (not by the tool off the socket) at the rate', async () => {
+    let stdin: 'tcp' | 'local' | null = null;
+    const { port } = await upgradingSender({ between: async () => void (stdin = await streamToolStdin()) });
+    const rate = 0.05;
+    const { result, error, ms } = await attempt(port, DEFAULTS, 'none', rate);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(stdin).toBe('local');
+    // The first chunk goes at once, the rest at the rate.
+    expect(ms).toBeGreaterThanOrEqual(((stream.length - 64 * 1024) / (rate * 1e6)) * 1000 * 0.9);
+  });
+});
+
+describe('cloneInto and an upgrade offered but not answered (a proxy passing headers, not upgrades)', () => {
+  it('falls back to the plain GET in the same attempt', async () => {
+    let gets = 0;
+    const port = await sender((req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+        return res.end();
+      }
+      gets++;
+      sendStream(res);
+    });
+    const { result, error } = await attempt(port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(gets).toBe(2);
+  });
+
+  it('falls back to the plain GET when the upgraded request gets no answer at all (a proxy that drops the 101)', async () => {
+    const server: Server = createServer((req, res) => {
+      if (req.method === 'HEAD') {
+        res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+        return res.end();
+      }
+      sendStream(res);
+    });
+    // Upgraded sockets leave the server's books: closeAllConnections does not end them.
+    const silent: Socket[] = [];
+    server.on('upgrade', (_req, socket: Socket) => silent.push(socket.on('error', () => {})));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => {
+      silent.forEach((s) => s.destroy());
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    });
+    const { result, error, ms } = await attempt((server.address() as AddressInfo).port, DEFAULTS);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(ms).toBeGreaterThanOrEqual(5000);
+    expect(ms).toBeLessThan(8000);
+  });
+});
+
+describe('cloneInto over TLS (TLS_DIR)', () => {
+  it('never asks for the upgrade: the socket carries ciphertext no stream tool can read, so the plain GET carries the stream', async () => {
+    const { port, upgraded } = await upgradingSender({});
+    const methods: string[] = [];
+    // An https-scheme transport speaking plain HTTP underneath: what is asked, not the cipher, is under test.
+    const tlsLike: AgentTransport = { scheme: 'https', request: (options, onResponse) => (methods.push(options.method ?? 'GET'), PLAIN_HTTP.request(options, onResponse)) };
+    const { result, error } = await attempt(port, DEFAULTS, 'zstd', null, tlsLike);
+    expect(error).toBeNull();
+    expect(result!.bytes).toBe(stream.length);
+    expect(methods).toEqual(['GET']);
+    expect(upgraded()).toBe(0);
   });
 });

@@ -32,7 +32,7 @@ function metrics(over: Partial<MetricSources> = {}): { m: AgentMetrics; state: {
       return state.replication;
     },
     ready: async () => true,
-    backupInProgress: () => state.busy,
+    backupInProgress: () => (state.busy ? { bytes: 4_000_000, estimatedBytes: 10_000_000 } : null),
     clone: null,
     pod: { role: 'replica', ordinal: 2 },
     ...over,
@@ -109,9 +109,24 @@ describe('AgentMetrics', () => {
     expect(valueOf(e, 'mysql_agent_backups_failed_total')).toBe(1);
     expect(valueOf(e, 'mysql_agent_backup_bytes_total')).toBe(3300);
     expect(valueOf(e, 'mysql_agent_backup_in_progress')).toBe(1);
+    expect(valueOf(e, 'mysql_agent_backup_running_bytes')).toBe(4_000_000);
+    expect(valueOf(e, 'mysql_agent_backup_running_estimated_bytes')).toBe(10_000_000);
     expect(valueOf(e, 'mysql_agent_backup_duration_seconds_count')).toBe(3);
     expect(valueOf(e, 'mysql_agent_backup_duration_seconds_sum')).toBe(43.5);
     expect(valueOf(e, 'mysql_agent_backup_duration_seconds_bucket', { le: '5' })).toBe(2);
+  });
+
+  it('sets the running backup\'s bytes and estimate to 0 once it ends', async () => {
+    const { m, state } = metrics();
+    state.busy = true;
+    await m.render();
+    state.busy = false;
+    // The next scrape after the rendered text of RENDER_MS expires.
+    await new Promise((r) => setTimeout(r, RENDER_MS + 100));
+    const e = parseExposition(await m.render());
+    expect(valueOf(e, 'mysql_agent_backup_in_progress')).toBe(0);
+    expect(valueOf(e, 'mysql_agent_backup_running_bytes')).toBe(0);
+    expect(valueOf(e, 'mysql_agent_backup_running_estimated_bytes')).toBe(0);
   });
 
   it('says which role and ordinal this pod has, for rules that need the primary', async () => {

@@ -1,6 +1,21 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { SUCCESS, bearerToken, statusTrailer, tokensEqual } from '../../../agent/stream/protocol.js';
+import { parseReadBytes } from '../../../agent/stream/meter.js';
+import {
+  MAX_HEAD_BYTES,
+  STATUS_FILE,
+  SUCCESS,
+  bearerToken,
+  parseResponseHead,
+  parseStatusFile,
+  statusChunk,
+  statusTrailer,
+  tokensEqual,
+} from '../../../agent/stream/protocol.js';
 
 // The real comparison, watched: the contract is what it is given.
 vi.mock('node:crypto', async (importOriginal) => {
@@ -95,5 +110,57 @@ describe('statusTrailer', () => {
   it('keeps at most 200 characters of the reason', () => {
     const trailer = statusTrailer('x'.repeat(1000));
     expect(trailer).toBe(`Failed: ${'x'.repeat(200)}`);
+  });
+});
+
+describe('statusChunk (the verdict as the stream\'s last file)', () => {
+  const extract = (bytes: Buffer) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mysql-agent-status-chunk-'));
+    try {
+      const r = spawnSync('mbstream', ['-x', '-C', dir], { input: bytes });
+      return { code: r.status, stderr: String(r.stderr), text: r.status === 0 ? readFileSync(join(dir, STATUS_FILE), 'utf8') : null };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('is extracted by the real mbstream into STATUS_FILE, which parses back to the verdict and the byte count', () => {
+    const ok = extract(statusChunk(null, 1099687667));
+    expect(ok.code).toBe(0);
+    expect(parseStatusFile(ok.text!)).toEqual({ status: SUCCESS, bytes: 1099687667 });
+    const failed = extract(statusChunk('mariadb-backup exited 1: Access denied\n', 5));
+    expect(parseStatusFile(failed.text!)).toEqual({ status: 'Failed: mariadb-backup exited 1: Access denied', bytes: null });
+  });
+
+  it('carries a CRC-32 that mbstream checks: a flipped payload byte fails the extraction', () => {
+    const chunk = statusChunk(null, 42);
+    chunk[chunk.indexOf('Success')]! ^= 0x01;
+    const r = extract(chunk);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/checksum/i);
+  });
+});
+
+describe('parseResponseHead', () => {
+  it('reads the status, the headers (lower-cased) and the head length, leaving the body', () => {
+    const b = Buffer.from('HTTP/1.1 101 Switching Protocols\r\nUpgrade: mysql-agent-xbstream\r\nX-Backup-Estimated-Bytes: 12\r\n\r\nXBSTCK01');
+    const head = parseResponseHead(b)!;
+    expect(head.status).toBe(101);
+    expect(head.headers).toEqual({ upgrade: 'mysql-agent-xbstream', 'x-backup-estimated-bytes': '12' });
+    expect(b.subarray(head.length).toString()).toBe('XBSTCK01');
+  });
+
+  it('waits for the rest of an incomplete head and refuses garbage and endless heads', () => {
+    expect(parseResponseHead(Buffer.from('HTTP/1.1 200 OK\r\ncontent-type: x'))).toBeNull();
+    expect(() => parseResponseHead(Buffer.from('SSH-2.0-OpenSSH\r\n\r\n'))).toThrow(/not an HTTP response/);
+    expect(() => parseResponseHead(Buffer.from('HTTP/1.1 200 OK\r\nno colon here\r\n\r\n'))).toThrow(/malformed header line/);
+    expect(() => parseResponseHead(Buffer.alloc(MAX_HEAD_BYTES + 1, 'a'))).toThrow(/longer than/);
+  });
+});
+
+describe('parseReadBytes', () => {
+  it('reads rchar of /proc/PID/io', () => {
+    expect(parseReadBytes('rchar: 1099700000\nwchar: 17\nsyscr: 3\n')).toBe(1099700000);
+    expect(parseReadBytes('wchar: 17\n')).toBeNull();
   });
 });

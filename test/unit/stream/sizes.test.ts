@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STAGING_NAME } from '../../../agent/init/datadir.js';
-import { NO_SPACE, estimateBackupBytes, filledUp, freeBytes, prepareMargin } from '../../../agent/stream/sizes.js';
+import { NO_SPACE, estimateBackupBytes, filledUp, freeBytes, prepareMargin, progress } from '../../../agent/stream/sizes.js';
 
 let dataDir: string;
 
@@ -75,5 +75,20 @@ describe('filledUp', () => {
 
   it('does not blame the disk for other failures', () => {
     expect(filledUp(['mbstream: failed to open ./xtrabackup_info: File exists', 'error 280 in something', 'Errcode: 2 "No such file or directory"', null], 5 * 1024 * 1024)).toBe(false);
+  });
+});
+
+describe('progress', () => {
+  it('gives percent, rate and ETA against the estimate', () => {
+    expect(progress(250e6, 1000e6, 2000)).toEqual({ bytes: 250e6, rate_mb_s: 125, percent: 25, eta_s: 6, estimate_short: false });
+  });
+
+  it('never shows more than 100% when the estimate was short: it says so and gives no ETA', () => {
+    expect(progress(1100e6, 1000e6, 4000)).toEqual({ bytes: 1100e6, rate_mb_s: 275, percent: 100, eta_s: null, estimate_short: true });
+  });
+
+  it('has no percent or ETA without an estimate, and no rate before any time passed', () => {
+    expect(progress(5e6, null, 1000)).toMatchObject({ percent: null, eta_s: null, estimate_short: false, rate_mb_s: 5 });
+    expect(progress(0, 1e9, 0)).toMatchObject({ rate_mb_s: 0, percent: 0, eta_s: null });
   });
 });

@@ -1,0 +1,112 @@
+/**
+ * The sidecar's upgraded GET /backup on loopback, with a real child as the backup tool (a shell
+ * that writes a real xbstream, slowly): the same refusals as the plain GET, the verdict as the
+ * last file, zstd when asked, and a client that goes away mid-stream ends the tool.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type Socket, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { zstdDecompressSync } from 'node:zlib';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupService } from '../../../agent/sidecar/backup.js';
+import { buildHttpServer } from '../../../agent/sidecar/http-server.js';
+import { STATUS_FILE, STREAM_UPGRADE, parseResponseHead, statusChunk } from '../../../agent/stream/protocol.js';
+
+const TOKEN = 'upgraded-test-token-0123456789';
+let dir: string;
+let stream: Buffer;
+let app: FastifyInstance;
+let port: number;
+let backups: BackupService;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mysql-agent-upgraded-'));
+  const files = join(dir, 'files');
+  await mkdir(join(files, 'db'), { recursive: true });
+  for (const f of ['db/t.ibd', 'backup-my.cnf']) await writeFile(join(files, f), `${f}\n`.repeat(20000));
+  stream = execFileSync('mbstream', ['-c', 'db/t.ibd', 'backup-my.cnf'], { cwd: files });
+  await writeFile(join(dir, 'stream.xb'), stream);
+  // The tool: half the stream, a pause (a client can leave then), the rest.
+  const half = Math.floor(stream.length / 2);
+  const script = `head -c ${half} ${dir}/stream.xb; sleep 3; tail -c +${half + 1} ${dir}/stream.xb`;
+  const data = join(dir, 'data');
+  await mkdir(data);
+  backups = new BackupService(
+    { tools: { backup: '/bin/sh', extraArgs: ['-c', script] }, mysql: { host: '127.0.0.1', port: 3306, user: 'u', password: 'p' }, dataDir: data },
+    pino({ level: 'silent' }),
+    new AbortController().signal,
+  );
+  app = buildHttpServer({
+    idleTimeoutMs: 60_000,
+    token: TOKEN,
+    backups,
+    status: { readiness: async () => ({ ready: true, reason: null }), status: async () => ({}), backupRefusal: () => null },
+    log: pino({ level: 'silent' }),
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  port = (app.server.address() as { port: number }).port;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Sends an upgraded GET and collects everything that comes back until the server closes. */
+async function upgradedGet(headers: Record<string, string>, leaveAfterBytes?: number): Promise<Buffer> {
+  const socket: Socket = connect(port, '127.0.0.1');
+  const parts: Buffer[] = [];
+  let got = 0;
+  socket.on('data', (d: Buffer) => {
+    parts.push(d);
+    got += d.length;
+    if (leaveAfterBytes !== undefined && got >= leaveAfterBytes) socket.destroy();
+  });
+  const lines = [`GET /backup HTTP/1.1`, `host: x`, 'connection: upgrade', `upgrade: ${STREAM_UPGRADE}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+  await new Promise((r) => socket.once('close', r));
+  return Buffer.concat(parts);
+}
+
+describe('GET /backup upgraded to the bare xbstream', () => {
+  it('refuses a wrong token with a plain 401 and starts nothing', async () => {
+    const answer = await upgradedGet({ authorization: 'Bearer wrong-token-0123456789' });
+    expect(parseResponseHead(answer)?.status).toBe(401);
+    expect(backups.last).toBeNull();
+  });
+
+  it('sends 101, the tool\'s bytes as they are, then the verdict file with the exact count', async () => {
+    const answer = await upgradedGet({ authorization: `Bearer ${TOKEN}` });
+    const head = parseResponseHead(answer)!;
+    expect(head.status).toBe(101);
+    expect(head.headers['content-encoding']).toBeUndefined();
+    expect(Buffer.compare(answer.subarray(head.length), Buffer.concat([stream, statusChunk(null, stream.length)]))).toBe(0);
+  });
+
+  it('compresses with zstd when asked: the stream and the verdict inside one checksummed frame', async () => {
+    const answer = await upgradedGet({ authorization: `Bearer ${TOKEN}`, 'accept-encoding': 'zstd' });
+    const head = parseResponseHead(answer)!;
+    expect(head.headers['content-encoding']).toBe('zstd');
+    const body = zstdDecompressSync(answer.subarray(head.length));
+    expect(Buffer.compare(body, Buffer.concat([stream, statusChunk(null, stream.length)]))).toBe(0);
+    expect(answer.length - head.length).toBeLessThan(stream.length / 2);
+    expect(body.includes(Buffer.from(STATUS_FILE))).toBe(true);
+  });
+
+  it('ends the tool when the client leaves mid-stream, with or without zstd, and stays up for the next', async () => {
+    for (const extra of [{}, { 'accept-encoding': 'zstd' }]) {
+      await upgradedGet({ authorization: `Bearer ${TOKEN}`, ...extra }, 200);
+      for (let i = 0; i < 200 && backups.inProgress !== null; i++) await delay(50);
+      expect(backups.inProgress).toBeNull();
+      expect(backups.last?.failure).toMatch(/client disconnected/);
+    }
+    const answer = await upgradedGet({ authorization: `Bearer ${TOKEN}` });
+    expect(parseResponseHead(answer)?.status).toBe(101);
+    expect(backups.last?.failure).toBeNull();
+  });
+});
