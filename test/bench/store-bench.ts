@@ -101,7 +101,7 @@ async function agentRestore(rig: Rig, rgw: Rgw, id: string, round: number): Prom
   await node.prepareDirs();
   const env = node.agentEnv({ POD_NAME: 'mysql-0', BACKUP_STORE_URL: `s3://${BUCKET}/agent`, ...rgw.env(), RESTORE_FROM: id, PEER_PROBE_COUNT: '1', PEER_HOST_TEMPLATE: '127.0.3.9{ordinal}' });
   const started = performance.now();
-  const child = spawn(process.execPath, [join(REPO, 'dist/cli.js'), 'init'], { env, stdio: 'ignore' });
+  const child = spawn(join(REPO, 'dist/cli.js'), ['init'], { env, stdio: 'ignore' });
   const usage = await watch(child);
   if (usage.code !== 0) throw new Error(`restore exited ${usage.code}`);
   return { variant: 'R', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };

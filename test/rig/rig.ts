@@ -335,7 +335,10 @@ export class Rig {
   }
 
   spawnAgent(args: string[], env: NodeJS.ProcessEnv, logFile: string, options: SpawnOptions = {}): ChildProcess {
-    const command = [process.execPath, options.cli ?? AGENT_CLI, ...args];
+    // This build runs as the image runs it, through its own `#!` line (its node options with it);
+    // another build with this test's node.
+    const cli = options.cli ?? AGENT_CLI;
+    const command = cli === AGENT_CLI ? [AGENT_CLI, ...args] : [process.execPath, cli, ...args];
     // unshare and sh exec into node: the child's pid is the agent's, signals reach it directly.
     const [program, ...argv] = options.hostsFile
       ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', options.hostsFile, ...command]
