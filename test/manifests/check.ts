@@ -412,7 +412,8 @@ export interface CronJob extends KubeDoc {
  * values it accepts, peers named as Kubernetes names them, one run at a time, requests, the
  * restricted security context, and the drill's scratch directory on a volume.
  */
-export function cronJobProblems(docs: KubeDoc[]): string[] {
+/** With `tlsStandIn`, TLS_DIR points at real files of the Secret's shape (agentConfig). */
+export function cronJobProblems(docs: KubeDoc[], tlsStandIn?: string): string[] {
   const out: string[] = [];
   const problem = (ok: boolean, text: string) => {
     if (!ok) out.push(text);
@@ -439,7 +440,7 @@ export function cronJobProblems(docs: KubeDoc[]): string[] {
         const sdk = (SDK_VARIABLES as readonly string[]).includes(v.name);
         problem(sdk || readers.includes(command), `${where}: env ${v.name} is ${readers.length > 0 ? `read by ${readers.join('/')} only, not ${command}` : 'not a mysql-agent variable (see README, Configuration)'}`);
       }
-      const c0 = agentConfig(c, `${job.metadata.name}-28912345-x2k9p`, secret);
+      const c0 = agentConfig(c, `${job.metadata.name}-28912345-x2k9p`, secret, tlsStandIn);
       if (typeof c0 === 'string') out.push(`${where}: ${c0}`);
       else if (c0.command === 'backup') {
         const b = c0 as BackupConfig;

@@ -8,8 +8,8 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pki, createPki } from '../tls/pki.js';
-import { consistencyProblems, dockerfileFacts, plant, plantedProblems, schemaProblems } from './check.js';
-import { FLAVORS, type Flavor, type KubeDoc, MANIFESTS, renderFlavor } from './render.js';
+import { consistencyProblems, cronJobProblems, dockerfileFacts, plant, plantedProblems, schemaProblems } from './check.js';
+import { FLAVORS, type Flavor, type KubeDoc, MANIFESTS, findDoc, renderFlavor } from './render.js';
 import { issuerMentions, networkPolicyProblems, tlsProblems } from './tls.js';
 import { readVersions } from './versions.js';
 
@@ -57,6 +57,29 @@ describe('the base NetworkPolicy', () => {
     ['a misspelt field', 'policyTypes:', 'policyType:', 'policyType is not a field of NetworkPolicy'],
   ])('catches %s', async (_what, from, to, expected) => {
     expect((await plantedProblems('base/network-policy.yaml', from, to)).join('\n')).toContain(expected);
+  });
+});
+
+/** The flavor with the backup component and then the TLS one (or the other way round). */
+const renderWithBackupsAndTls = (flavor: Flavor, order: 'backup first' | 'tls first') =>
+  renderFlavor(flavor, async (dir) => {
+    await writeFile(join(dir, 'components/backup/store.env'), 'aws-access-key-id=test-access-key\naws-secret-access-key=test-secret-key\n');
+    const path = join(dir, flavor, 'kustomization.yaml');
+    const components = order === 'backup first' ? ['backup', 'tls'] : ['tls', 'backup'];
+    await writeFile(path, `${await readFile(path, 'utf8')}components:\n${components.map((c) => `  - ../components/${c}\n`).join('')}`);
+  });
+
+describe.each(FLAVORS)('manifests/components/tls with components/backup on %s', (flavor) => {
+  it('gives the backup Job the Secret and TLS_DIR, and the agent accepts its config', async () => {
+    const docs = await renderWithBackupsAndTls(flavor, 'backup first');
+    expect([...problemsOf(docs), ...cronJobProblems(docs, mounted)]).toEqual([]);
+    const job = findDoc(docs, 'CronJob', 'mysql-backup') as unknown as { spec: { jobTemplate: { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } } } };
+    expect(job.spec.jobTemplate.spec.template.spec.containers[0]!.env).toContainEqual({ name: 'TLS_DIR', value: '/etc/mysql-agent/tls' });
+  });
+
+  it('listed before the backup component, the Job would fetch in plain HTTP: the check names it', async () => {
+    const docs = await renderWithBackupsAndTls(flavor, 'tls first');
+    expect(tlsProblems(docs).join('\n')).toContain("CronJob/mysql-backup: backup: TLS_DIR must be the sidecar's /etc/mysql-agent/tls (it is undefined)");
   });
 });
 

@@ -49,7 +49,22 @@ export function tlsProblems(docs: KubeDoc[]): string[] {
     problem(covers(names, hostOf(hosts, n)), `Certificate ${cert.metadata.name}: dnsNames ${JSON.stringify(names)} do not cover ${hostOf(hosts, n)}, the name peers and replicas (verify-identity) check`);
   }
   for (const usage of ['server auth', 'client auth']) problem(!!cert.spec.usages?.includes(usage), `Certificate ${cert.metadata.name}: usages must include ${usage}`);
+  // A backup Job fetches from the sidecars, which then serve HTTPS only (and /backup to a client certificate).
+  for (const job of docs.filter((d): d is CronJobDoc => d.kind === 'CronJob')) {
+    const pod = job.spec.jobTemplate.spec.template.spec;
+    for (const c of pod.containers.filter((c) => c.args?.[0] === 'backup')) {
+      const where = `CronJob/${job.metadata.name}: ${c.name}`;
+      problem(envOf(c, 'TLS_DIR') === tlsDir, `${where}: TLS_DIR must be the sidecar's ${tlsDir} (it is ${envOf(c, 'TLS_DIR')}): the sidecars serve HTTPS only`);
+      const jobVolume = (pod.volumes ?? []).find((v) => (v as { secret?: { secretName?: string } }).secret?.secretName === cert.spec.secretName);
+      const mount = c.volumeMounts?.find((m) => m.name === jobVolume?.name);
+      problem(mount?.mountPath === tlsDir && mount?.readOnly === true, `${where}: the Secret ${cert.spec.secretName} must be mounted read-only at TLS_DIR ${tlsDir}`);
+    }
+  }
   return out;
+}
+
+interface CronJobDoc extends KubeDoc {
+  spec: { jobTemplate: { spec: { template: { spec: { containers: Container[]; volumes?: { name: string }[] } } } } };
 }
 
 interface PolicyDoc extends KubeDoc {
