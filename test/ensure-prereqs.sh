@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 parts=("$@")
-[ "${#parts[@]}" -gt 0 ] || parts=(server ncat store docker prometheus)
+[ "${#parts[@]}" -gt 0 ] || parts=(server ncat link store docker prometheus)
 packages=() bare=() missing=() docker=0 prometheus=0
 for part in "${parts[@]}"; do
   # debs: installed with their recommends; bares: without (the store's recommend daemons and GUIs).
@@ -23,10 +23,11 @@ for part in "${parts[@]}"; do
   case "$part" in
     server) bins=(mariadbd mariadb-install-db mariadb-backup mbstream) debs=(mariadb-server mariadb-backup) ;;
     ncat) bins=(ncat) debs=(ncat) ;;
+    link) bins=(ip tc curl) debs=(iproute2 curl) ;;
     store) bins=(radosgw radosgw-admin ceph-mon ceph-osd monmaptool ceph rclone zstd) debs=() bares=(radosgw ceph-mon ceph-osd rclone zstd) ;;
     docker) docker=1; continue ;;
     prometheus) prometheus=1; continue ;;
-    *) echo "ensure-prereqs: unknown part '$part': name server, ncat, store, docker or prometheus" >&2; exit 2 ;;
+    *) echo "ensure-prereqs: unknown part '$part': name server, ncat, link, store, docker or prometheus" >&2; exit 2 ;;
   esac
   absent=()
   for bin in "${bins[@]}"; do

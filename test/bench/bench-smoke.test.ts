@@ -1,10 +1,11 @@
 /**
- * The benchmark still works (CI smoke): a tiny dataset, one round of A, B and C. Its figures
+ * The benchmarks still work (CI smoke): a tiny dataset, one round of each variant. Its figures
  * are asserted only to be positive numbers (they mean nothing at this size and on a shared
  * machine): this proves that every variant ran and the report carries every field the README
  * quotes, not that any figure is right or that a change made the agent faster or slower.
  */
 import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,5 +43,30 @@ describe('npm run bench (smoke)', () => {
     expect(report.agent.init_peak_rss_mb).toBeGreaterThan(0);
     expect(report.agent.sidecar_peak_rss_mb).toBeGreaterThan(0);
     expect(await readFile(join(out, 'bench-0.02gb.md'), 'utf8')).toMatch(/\| A agent .*\n\| B raw pipe .*\n\| C tutorial .*\n\| T agent over TLS /);
+  }, 300_000);
+});
+
+describe('npm run bench -- --link (smoke)', () => {
+  it('makes the two namespaces, runs A, A0, C, B and the cap on both links, writes the reports, and leaves no namespace behind', async () => {
+    out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
+    const code = await new Promise<number>((resolve) =>
+      execFile(
+        process.execPath,
+        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/link-bench.ts'), '--size', '0.02', '--rounds', '1', '--out', out],
+        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
+        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+      ),
+    );
+    expect(code).toBe(0);
+    const report = JSON.parse(await readFile(join(out, 'link-0.02gb.json'), 'utf8'));
+    const kinds = report.samples.map((s: { link: string; variant: string }) => `${s.link} ${s.variant}`).sort();
+    expect(kinds).toEqual(['1 Gbit/s A', '1 Gbit/s A0', '1 Gbit/s C', '1 Gbit/s cap', 'unshaped A', 'unshaped A0', 'unshaped B', 'unshaped C', 'unshaped cap']);
+    for (const s of report.samples) expect(s.stream_s).toBeGreaterThan(0);
+    // zstd puts fewer bytes on the link than the raw stream (the one figure that holds at any size).
+    const wire = (v: string) => report.samples.find((s: { link: string; variant: string }) => s.link === 'unshaped' && s.variant === v).wire_bytes;
+    expect(wire('A')).toBeLessThan(wire('A0'));
+    expect(report.caps).toHaveLength(2);
+    const { stdout } = await promisify(execFile)('ip', ['netns', 'list']);
+    expect(stdout).not.toMatch(/-snd|-rcv/);
   }, 300_000);
 });

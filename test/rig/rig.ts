@@ -21,6 +21,8 @@ export interface SpawnOptions {
   readonly hostsFile?: string;
   /** Another build of the agent (its cli.js): an older release, for interoperation. */
   readonly cli?: string;
+  /** A network namespace of the run's own to run it in (`ip netns exec`: the pid stays the agent's). */
+  readonly netns?: string;
 }
 
 export const AGENT_CLI = join(REPO, 'dist/cli.js');
@@ -40,6 +42,8 @@ export interface RigOptions {
    * fetches over TLS, and its server gets ssl_cert, ssl_key and ssl_ca from the same files.
    */
   readonly tlsDirOf?: (ordinal: number) => string;
+  /** Node N's network namespace (one the run created, test/bench/netns.ts): its server and agents run there. */
+  readonly netnsOf?: (ordinal: number) => string | undefined;
   /** Another build of the agent for some nodes (ordinal → its cli.js): an older release, for interoperation. */
   readonly agentCli?: Readonly<Record<number, string>>;
 }
@@ -92,6 +96,15 @@ export class RigNode {
 
   get tlsDir(): string | null {
     return this.rig.options.tlsDirOf?.(this.ordinal) ?? null;
+  }
+
+  get netns(): string | undefined {
+    return this.rig.options.netnsOf?.(this.ordinal);
+  }
+
+  /** How this node's agent processes are started: its build, its namespace. */
+  private get spawning(): SpawnOptions {
+    return { cli: this.cli, ...(this.netns ? { netns: this.netns } : {}) };
   }
 
   /** The build of the agent this node runs. */
@@ -167,12 +180,12 @@ export class RigNode {
    */
   async init(extra: Record<string, string> = {}, options: SpawnOptions = {}): Promise<AgentRun> {
     await this.prepareDirs();
-    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), { cli: this.cli, ...options });
+    return this.rig.runAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), { ...this.spawning, ...options });
   }
 
   /** Spawns `mysql-agent init` without waiting (for tests that interrupt it). */
   spawnInit(extra: Record<string, string> = {}): ChildProcess {
-    return this.rig.spawnAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), { cli: this.cli });
+    return this.rig.spawnAgent(['init'], this.agentEnv(extra), join(this.dir, 'init.log'), this.spawning);
   }
 
   async startServer(): Promise<void> {
@@ -181,7 +194,9 @@ export class RigNode {
     if (fresh) {
       await execFileP('mariadb-install-db', [`--defaults-file=${join(this.dir, 'my.cnf')}`, '--auth-root-authentication-method=normal', '--skip-test-db']);
     }
-    this.server = spawn('mariadbd', [`--defaults-file=${join(this.dir, 'my.cnf')}`], { stdio: 'ignore' });
+    const server = ['mariadbd', `--defaults-file=${join(this.dir, 'my.cnf')}`];
+    const [program, ...args] = this.netns ? ['ip', 'netns', 'exec', this.netns, ...server] : server;
+    this.server = spawn(program!, args, { stdio: 'ignore' });
     this.rig.track(this.server);
     await this.waitForServer();
     if (fresh) await this.bootstrapPrimary();
@@ -215,10 +230,12 @@ export class RigNode {
       await c.query(`DELETE FROM mysql.global_priv WHERE User = ''`);
       await c.query(`CREATE USER ?@'%' IDENTIFIED BY ?`, [CREDENTIALS.replicationUser, CREDENTIALS.replication]);
       await c.query(`GRANT REPLICATION SLAVE ON *.* TO ?@'%'`, [CREDENTIALS.replicationUser]);
-      await c.query(`CREATE USER ?@'127.0.0.%' IDENTIFIED BY ?`, [CREDENTIALS.agentUser, CREDENTIALS.agent]);
+      // The agents connect from the node's address: loopback, or a namespace's link (test/bench/netns.ts).
+      const agentHost = this.ip.startsWith('127.') ? '127.0.0.%' : this.ip.replace(/\.\d+$/, '.%');
+      await c.query(`CREATE USER ?@? IDENTIFIED BY ?`, [CREDENTIALS.agentUser, agentHost, CREDENTIALS.agent]);
       await c.query(
-        `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, REPLICATION MASTER ADMIN ON *.* TO ?@'127.0.0.%'`,
-        [CREDENTIALS.agentUser],
+        `GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR, SLAVE MONITOR, REPLICATION SLAVE ADMIN, READ_ONLY ADMIN, REPLICATION MASTER ADMIN ON *.* TO ?@?`,
+        [CREDENTIALS.agentUser, agentHost],
       );
       await c.query('FLUSH PRIVILEGES');
     } finally {
@@ -234,7 +251,7 @@ export class RigNode {
 
   startSidecar(extra: Record<string, string> = {}): ChildProcess {
     this.sidecarOutput = '';
-    const child = this.rig.spawnAgent(['sidecar'], this.agentEnv(extra), join(this.dir, 'sidecar.log'), { cli: this.cli });
+    const child = this.rig.spawnAgent(['sidecar'], this.agentEnv(extra), join(this.dir, 'sidecar.log'), this.spawning);
     child.stdout!.on('data', (d: Buffer) => (this.sidecarOutput += d.toString()));
     this.sidecar = child;
     return child;
@@ -338,7 +355,8 @@ export class Rig {
     // This build runs as the image runs it, through its own `#!` line (its node options with it);
     // another build with this test's node.
     const cli = options.cli ?? AGENT_CLI;
-    const command = cli === AGENT_CLI ? [AGENT_CLI, ...args] : [process.execPath, cli, ...args];
+    const agent = cli === AGENT_CLI ? [AGENT_CLI, ...args] : [process.execPath, cli, ...args];
+    const command = options.netns ? ['ip', 'netns', 'exec', options.netns, ...agent] : agent;
     // unshare and sh exec into node: the child's pid is the agent's, signals reach it directly.
     const [program, ...argv] = options.hostsFile
       ? ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', options.hostsFile, ...command]
