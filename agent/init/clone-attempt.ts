@@ -8,6 +8,7 @@
  * here. Any other peer gets the plain GET, piped through (chunked body, trailer).
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
 import { type Socket, connect as connectSocket } from 'node:net';
 import { join } from 'node:path';
@@ -16,7 +17,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   BACKUP_PATH,
   CLOSING_FILES,
+  ENCODINGS_HEADER,
   ESTIMATE_HEADER,
+  PROBE_BYTES,
+  PROBE_PATH,
   type ResponseHead,
   STARTED_HEADER,
   STATUS_FILE,
@@ -45,10 +49,12 @@ export interface CloneSource {
   readonly token: string | null;
   /** Plain HTTP, or HTTPS verified against TLS_DIR's ca.crt and the host name (core/tls.ts). */
   readonly transport: AgentTransport;
-  /** What the stream may come compressed with (CLONE_COMPRESSION); only the upgraded framing compresses. */
-  readonly accept?: Compression;
+  /** What the stream may come compressed with (CLONE_COMPRESSION; auto: zstd on a slow link); only the upgraded framing compresses. */
+  readonly accept?: Compression | 'auto';
   /** CLONE_MAX_RATE: MB/s read off the wire, or null. */
   readonly maxRateMbS?: number | null;
+  /** CLONE_COMPRESSION_AUTO_BELOW: with `auto`, zstd is asked for when the link times below this (default AUTO_ZSTD_BELOW_MB_S). */
+  readonly autoZstdBelowMbS?: number;
 }
 
 export interface CloneResult {
@@ -146,19 +152,112 @@ const PROBE_MS = 2000;
  * (the GET measures the datadir the same way), or null. Anything else (an older sender, a
  * refusal, no answer) means the plain GET, which reports what is wrong in its own words.
  */
-function offersUpgrade(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<number | null> {
+function offersUpgrade(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<{ readonly ms: number; readonly zstd: boolean } | null> {
   const asked = Date.now();
   return new Promise((resolve) => {
     const req = source.transport.request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'HEAD', headers: authorization(source), signal, timeout: Math.min(PROBE_MS, timeouts.connectMs, timeouts.firstByteMs / 2, timeouts.idleMs / 2) });
     req.once('response', (res) => {
       res.resume();
-      const offered = String(res.headers[UPGRADES_HEADER] ?? '').split(',').map((t) => t.trim().toLowerCase());
-      resolve(res.statusCode === 200 && offered.includes(STREAM_UPGRADE) ? Date.now() - asked : null);
+      const list = (name: string) => String(res.headers[name] ?? '').split(',').map((t) => t.trim().toLowerCase());
+      const zstd = list(ENCODINGS_HEADER).includes('zstd');
+      resolve(res.statusCode === 200 && list(UPGRADES_HEADER).includes(STREAM_UPGRADE) ? { ms: Date.now() - asked, zstd } : null);
     });
     req.once('timeout', () => req.destroy());
     req.once('error', () => resolve(null));
     req.end();
   });
+}
+
+/**
+ * CLONE_COMPRESSION_AUTO_BELOW's default, MB/s: a 1 Gbit/s link times at ~117, where zstd -1 (at
+ * 400–700 MB/s a core) sends a smaller stream sooner; past a few Gbit/s the compressor and the
+ * decompression in init are the bottleneck (README, Performance: `npm run bench -- --link`).
+ */
+export const AUTO_ZSTD_BELOW_MB_S = 150;
+/** Past this share of the timing spent running or waiting for a CPU, the receiver, not the link, set the rate. */
+const BUSY_SHARE = 0.5;
+/** Timing the link takes at most this long; what arrived by then gives the rate (a slow link, then). */
+const LINK_PROBE_MS = 3000;
+
+/** Nanoseconds this thread has run and waited for a CPU (the kernel's schedstat), or null where unreadable. */
+function schedNs(): number | null {
+  try {
+    const [run, wait] = readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ').map(Number);
+    return Number.isFinite(run) && Number.isFinite(wait) ? run! + wait! : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A timed link: MB/s, and the share of that time this process was running or waiting for a CPU (null: unknown). */
+interface LinkTiming {
+  readonly mbS: number;
+  readonly busy: number | null;
+}
+
+/**
+ * The link's rate in MB/s, as the sender's PROBE_PATH times it from the first byte to the last
+ * (TCP's ramp-up left out with the first chunk), or null when it could not be timed.
+ */
+function timeLink(source: CloneSource, signal: AbortSignal): Promise<LinkTiming | null> {
+  return new Promise((resolve) => {
+    let first: { at: number; bytes: number; sched: number | null } | null = null;
+    let bytes = 0;
+    const rate = (): LinkTiming | null => {
+      if (!first || bytes <= first.bytes) return null;
+      const seconds = Math.max(0.001, (performance.now() - first.at) / 1000);
+      const sched = schedNs();
+      return { mbS: (bytes - first.bytes) / 1e6 / seconds, busy: sched === null || first.sched === null ? null : (sched - first.sched) / 1e9 / seconds };
+    };
+    const req = source.transport.request({ host: source.host, port: source.port, path: `${PROBE_PATH}?bytes=${PROBE_BYTES.default}`, method: 'GET', headers: authorization(source), signal });
+    const clock = setTimeout(() => {
+      resolve(rate());
+      req.destroy();
+    }, LINK_PROBE_MS);
+    const done = (value: LinkTiming | null) => {
+      clearTimeout(clock);
+      resolve(value);
+    };
+    req.once('response', (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        return done(null);
+      }
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        first ??= { at: performance.now(), bytes, sched: schedNs() };
+      });
+      res.once('end', () => done(rate()));
+      res.once('error', () => done(null));
+    });
+    req.once('error', () => done(null));
+    req.end();
+  });
+}
+
+/** What to ask the sender to compress the upgraded stream with: CLONE_COMPRESSION, `auto` decided by timing the link. */
+async function chooseEncoding(source: CloneSource, offersZstd: boolean, signal: AbortSignal, log: Logger): Promise<Compression> {
+  const wanted = source.accept ?? 'none';
+  if (wanted !== 'auto') return wanted;
+  if (!offersZstd) return 'none';
+  const timed = await timeLink(source, signal);
+  const below = source.autoZstdBelowMbS ?? AUTO_ZSTD_BELOW_MB_S;
+  // A receiver that was busy most of the time (running, or waiting for a CPU) timed itself, not
+  // the link: decompressing would only take more of the CPU it lacks.
+  const linkBound = timed !== null && (timed.busy === null || timed.busy < BUSY_SHARE);
+  const chosen: Compression = linkBound && timed.mbS < below ? 'zstd' : 'none';
+  log.info(
+    {
+      phase: 'stream',
+      peer: hostPort(source.host, source.port),
+      link_mb_s: timed === null ? null : +timed.mbS.toFixed(1),
+      busy: timed?.busy == null ? null : +timed.busy.toFixed(2),
+      compression: chosen,
+      zstd_below_mb_s: below,
+    },
+    'CLONE_COMPRESSION=auto: timed the link',
+  );
+  return chosen;
 }
 
 /** The upgraded request got no upgraded answer, nor a refusal: the plain GET is tried instead. */
@@ -179,10 +278,11 @@ const FALLBACK_BUSY_WAIT_MS = 5000;
  * network errors, clocks and refusals are the attempt's failure.
  */
 async function tryUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal, log: Logger): Promise<UpgradedConnection | null | 'fell back'> {
-  const probeMs = await offersUpgrade(source, timeouts, signal);
-  if (probeMs === null) return null;
+  const offer = await offersUpgrade(source, timeouts, signal);
+  if (offer === null) return null;
+  const encoding = await chooseEncoding(source, offer.zstd, signal, log);
   try {
-    return await connectUpgraded(source, timeouts, signal, UPGRADE_ANSWER_MS + 2 * probeMs);
+    return await connectUpgraded(source, encoding, timeouts, signal, UPGRADE_ANSWER_MS + 2 * offer.ms);
   } catch (err) {
     if (!(err instanceof UpgradeIgnored)) throw err;
     log.warn({ phase: 'stream', peer: hostPort(source.host, source.port), err: err.message }, 'upgrade ignored: using the plain GET');
@@ -217,7 +317,7 @@ const READ_BUFFER_BYTES = 64 * 1024;
  * (`onread`) so that pausing really stops reading: a plain socket reads ahead into its queue,
  * and those bytes would never reach the stream tool that gets the socket.
  */
-function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal, answerMs: number): Promise<UpgradedConnection> {
+function connectUpgraded(source: CloneSource, encoding: Compression, timeouts: StreamTimeouts, signal: AbortSignal, answerMs: number): Promise<UpgradedConnection> {
   const peer = hostPort(source.host, source.port);
   return new Promise((resolve, reject) => {
     let expired: CloneError | null = null;
@@ -293,7 +393,7 @@ function connectUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: 
       if (!settled) reject(expired ?? new UpgradeIgnored(`peer ${peer} closed the upgraded request before answering`));
     });
     const lines = [`GET ${BACKUP_PATH} HTTP/1.1`, `host: ${peer}`, 'connection: upgrade', `upgrade: ${STREAM_UPGRADE}`];
-    if (source.accept === 'zstd') lines.push('accept-encoding: zstd');
+    if (encoding === 'zstd') lines.push('accept-encoding: zstd');
     for (const [k, v] of Object.entries(authorization(source))) lines.push(`${k}: ${v}`);
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
   });

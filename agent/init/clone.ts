@@ -108,6 +108,7 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
               transport: agentTransport(config.tls),
               accept: config.clone.compression,
               maxRateMbS: config.clone.maxRateMbS,
+              autoZstdBelowMbS: config.clone.autoZstdBelowMbS,
             };
             const dir = await resetStaging(config.dataDir);
             log.info({ phase: 'stream', peer: hostPort(c.host, source.port), peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');

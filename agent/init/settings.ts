@@ -6,7 +6,7 @@ import { ConfigError } from '../core/errors.js';
 import { type CommandSpec, type Setting, type SettingsReader, directory, isHost, oneOf, wholeNumber } from '../core/settings.js';
 import { TLS_DIR, type TlsDir, readTlsDir } from '../core/tls.js';
 import type { PeerHosts } from '../core/topology.js';
-import type { StreamTimeouts } from './clone-attempt.js';
+import { AUTO_ZSTD_BELOW_MB_S, type StreamTimeouts } from './clone-attempt.js';
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import type { KubernetesApi } from './volume-claims.js';
 import { REPLICATION_MODE } from '../mysql/settings.js';
@@ -51,9 +51,11 @@ export interface InitConfig extends PodConfig {
     readonly retryMaxDelayMs: number;
     readonly timeouts: StreamTimeouts;
     /** What the stream is asked to come compressed with. */
-    readonly compression: Compression;
+    readonly compression: Compression | 'auto';
     /** MB/s read off the wire, or null. */
     readonly maxRateMbS: number | null;
+    /** CLONE_COMPRESSION_AUTO_BELOW: MB/s under which `auto` asks for zstd. */
+    readonly autoZstdBelowMbS: number;
   };
   /** On a replica: where to clone from, and how far behind a replica source may be. */
   readonly cloneSource: { readonly choice: CloneSourceChoice; readonly maxLagSeconds: number };
@@ -89,8 +91,9 @@ export const CLONE_FIRST_BYTE_TIMEOUT = wholeNumber(
   1000,
 );
 export const CLONE_IDLE_TIMEOUT = wholeNumber('CLONE_IDLE_TIMEOUT', 'seconds a peer may send nothing mid-stream', 600, 1, WEEK, 1000);
-/** CLONE_COMPRESSION: `auto` is `none` until a measured rule for the link replaces it (README, Performance). */
-export const CLONE_COMPRESSION = oneOf('CLONE_COMPRESSION', 'zstd asks the peer to compress the stream on the wire; none; auto (none for now)', ['auto', 'zstd', 'none'], 'auto');
+/** CLONE_COMPRESSION: `auto` times the link and asks for zstd below CLONE_COMPRESSION_AUTO_BELOW (clone-attempt.ts). */
+export const CLONE_COMPRESSION = oneOf<Compression | 'auto'>('CLONE_COMPRESSION', 'zstd asks the peer to compress the stream on the wire; none; auto (zstd when the link times below CLONE_COMPRESSION_AUTO_BELOW)', ['auto', 'zstd', 'none'], 'auto');
+export const CLONE_COMPRESSION_AUTO_BELOW = wholeNumber('CLONE_COMPRESSION_AUTO_BELOW', 'MB/s: CLONE_COMPRESSION=auto asks for zstd when the link times below this', AUTO_ZSTD_BELOW_MB_S, 1, 100_000);
 export const CLONE_MAX_RATE = wholeNumber('CLONE_MAX_RATE', 'MB/s cap on the bytes a clone reads off the wire (0: none)', 0, 0, 100_000);
 export const CLONE_SOURCE: Setting<CloneSourceChoice> = {
   name: 'CLONE_SOURCE',
@@ -180,7 +183,7 @@ export const initCommand: CommandSpec<InitConfig> = {
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
-    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_MAX_RATE, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
+    CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_COMPRESSION_AUTO_BELOW, CLONE_MAX_RATE, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
     SERVICE_ACCOUNT_DIR, TLS_DIR, RESTORE_FROM, ...STORE_SETTINGS, LOG_LEVEL,
   ],
@@ -209,8 +212,9 @@ export const initCommand: CommandSpec<InitConfig> = {
         retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),
         retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY),
         timeouts: { connectMs: read.get(CLONE_CONNECT_TIMEOUT), firstByteMs: read.get(CLONE_FIRST_BYTE_TIMEOUT), idleMs: read.get(CLONE_IDLE_TIMEOUT) },
-        compression: read.get(CLONE_COMPRESSION) === 'zstd' ? 'zstd' : 'none',
+        compression: read.get(CLONE_COMPRESSION),
         maxRateMbS: read.get(CLONE_MAX_RATE) || null,
+        autoZstdBelowMbS: read.get(CLONE_COMPRESSION_AUTO_BELOW),
       },
       cloneSource: { choice: cloneSource, maxLagSeconds: read.get(CLONE_MAX_LAG) },
       peers: { statusTimeoutMs: read.get(PEER_STATUS_TIMEOUT), probeCount: read.get(PEER_PROBE_COUNT) },

@@ -8,13 +8,17 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
+import { randomFillSync } from 'node:crypto';
+import { Readable, type Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { type ClientAuth, type TlsMaterial, serverTlsOptions } from '../core/tls.js';
 import {
   BACKUP_PATH,
+  ENCODINGS_HEADER,
   ESTIMATE_HEADER,
+  PROBE_BYTES,
+  PROBE_PATH,
   STATUS_TRAILER,
   STARTED_HEADER,
   STREAM_UPGRADE,
@@ -85,6 +89,12 @@ function watchIdleClient(out: Writable, written: () => number, log: FastifyBaseL
   }, step);
   timer.unref();
   out.once('close', () => clearInterval(timer));
+}
+
+const PROBE_CHUNK_BYTES = 256 * 1024;
+/** Fresh random bytes, so that no compression between (a proxy, a tunnel) makes the link look faster than it is. */
+function* probeChunks(bytes: number): Generator<Buffer> {
+  for (let left = bytes; left > 0; left -= PROBE_CHUNK_BYTES) yield randomFillSync(Buffer.allocUnsafe(Math.min(left, PROBE_CHUNK_BYTES)));
 }
 
 /** A whole HTTP/1.1 answer written on a raw socket (the upgrade path), then the connection closed. */
@@ -175,8 +185,19 @@ export function buildHttpServer(deps: {
     const estimate = await deps.backups.estimate();
     if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
     // Over TLS no stream tool can be handed the socket (it carries ciphertext): the upgrade is not offered.
-    if (!tls) reply.header(UPGRADES_HEADER, STREAM_UPGRADE);
+    if (!tls) reply.header(UPGRADES_HEADER, STREAM_UPGRADE).header(ENCODINGS_HEADER, 'zstd');
     return reply.header('content-type', 'application/octet-stream').send();
+  });
+
+  // Incompressible bytes for a receiver to time the link with (CLONE_COMPRESSION=auto): nothing
+  // started, the slot not taken, the same credentials and rate cap as a backup.
+  app.get<{ Querystring: { bytes?: string } }>(PROBE_PATH, { onRequest: authenticate }, async (req, reply) => {
+    const asked = req.query.bytes ?? String(PROBE_BYTES.default);
+    const bytes = /^\d{1,9}$/.test(asked) ? Number(asked) : NaN;
+    if (!(bytes >= 1 && bytes <= PROBE_BYTES.max)) return reply.code(400).send({ error: `bytes must be a whole number from 1 to ${PROBE_BYTES.max}` });
+    reply.header('content-type', 'application/octet-stream').header('content-length', String(bytes));
+    const body = Readable.from(probeChunks(bytes));
+    return reply.send(deps.maxRateMbS ? body.pipe(rateCap(deps.maxRateMbS)) : body);
   });
 
   app.get(BACKUP_PATH, { onRequest: authenticate, exposeHeadRoute: false }, async (req, reply) => {

@@ -26,6 +26,14 @@ export const ESTIMATE_HEADER = 'x-backup-estimated-bytes';
 /** The Upgrade token of the bare-xbstream framing; a sender's HEAD /backup names it in UPGRADES_HEADER. */
 export const STREAM_UPGRADE = 'mysql-agent-xbstream';
 export const UPGRADES_HEADER = 'x-backup-upgrades';
+/**
+ * A sender's HEAD /backup names, in ENCODINGS_HEADER, what it compresses the upgraded stream with
+ * when asked (zstd), and serves PROBE_PATH: `?bytes=N` incompressible bytes, nothing started, for a
+ * receiver with CLONE_COMPRESSION=auto to time the link with.
+ */
+export const ENCODINGS_HEADER = 'x-backup-encodings';
+export const PROBE_PATH = '/backup/probe';
+export const PROBE_BYTES = { default: 16 * 1024 * 1024, max: 64 * 1024 * 1024 } as const;
 /** In the 101: when this backup started, as the sender's /status names it (last_backup.started_at). */
 export const STARTED_HEADER = 'x-backup-started-at';
 /** The verdict's file in the upgraded framing: `Success <bytes>` or `Failed: <why>`. */

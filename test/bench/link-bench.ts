@@ -3,7 +3,7 @@
  * namespaces joined by a veth link, test/bench/netns.ts), the primary (server and sidecar) in one,
  * the receiver in the other, with the sender's end shaped by `tc` (a 1 Gbit/s token bucket) and
  * then unshaped. Per link, interleaved in rotated order with the page cache dropped before each:
- * A the agent with CLONE_COMPRESSION=zstd, A0 without, C the tutorial's `ncat` pair across the
+ * A the agent with CLONE_COMPRESSION=zstd, A0 without, auto as it decides, C the tutorial's `ncat` pair across the
  * same link; B the raw local pipe once per round (no network: the disks' limit). Then once per
  * link the receiver's cap, CLONE_MAX_RATE, held over a stream of about 30 s. Measured: stream +
  * extract (init's own figure for A and A0), each agent process's CPU and peak RSS.
@@ -43,7 +43,7 @@ const SHAPED = { tc: '1gbit', mbS: 125 };
 const CAP_MB_S = Math.max(5, Math.round((SIZE_GB * 1.1e3) / 30));
 const log = (msg: string) => console.error(`[bench --link] ${msg}`);
 
-type Variant = 'A' | 'A0' | 'C' | 'B' | 'cap';
+type Variant = 'A' | 'A0' | 'auto' | 'C' | 'B' | 'cap';
 type LinkName = '1 Gbit/s' | 'unshaped';
 interface Sample {
   readonly link: LinkName;
@@ -58,6 +58,8 @@ interface Sample {
   readonly sidecar_peak_rss_mb?: number;
   /** Between init's first and last progress lines (every 10 s): the steady rate, start-up left out. */
   readonly steady_mb_s?: number;
+  /** auto: what the link timed at, and what init chose. */
+  readonly auto?: { readonly link_mb_s: number | null; readonly compression: string };
 }
 
 // B and C run the tool as the tutorial does, as root over the server's socket.
@@ -71,14 +73,14 @@ async function resetTarget(node: RigNode): Promise<void> {
   await node.prepareDirs();
 }
 
-async function agentClone(rig: Rig, net: Link, link: LinkName, variant: 'A' | 'A0' | 'cap', round: number): Promise<Sample> {
+async function agentClone(rig: Rig, net: Link, link: LinkName, variant: 'A' | 'A0' | 'auto' | 'cap', round: number): Promise<Sample> {
   const receiver = rig.node(1);
   const sidecar = rig.node(0).sidecar!;
   await resetTarget(receiver);
   const before = await procUsage(sidecar.pid!);
   const sentBefore = await net.sentBytes();
   const child = receiver.spawnInit({
-    CLONE_COMPRESSION: variant === 'A' ? 'zstd' : 'none',
+    CLONE_COMPRESSION: variant === 'A' ? 'zstd' : variant === 'auto' ? 'auto' : 'none',
     ...(variant === 'cap' ? { CLONE_MAX_RATE: String(CAP_MB_S) } : {}),
   });
   let out = '';
@@ -92,8 +94,10 @@ async function agentClone(rig: Rig, net: Link, link: LinkName, variant: 'A' | 'A
   const first = ticks[0];
   const last = ticks.at(-1);
   const steady = first && last && last !== first ? (Number(last.bytes) - Number(first.bytes)) / 1e6 / ((Date.parse(String(last.time)) - Date.parse(String(first.time))) / 1000) : undefined;
+  const chose = lines.find((l) => l.msg === 'CLONE_COMPRESSION=auto: timed the link');
   return {
     ...(steady === undefined ? {} : { steady_mb_s: steady }),
+    ...(chose ? { auto: { link_mb_s: chose.link_mb_s as number | null, compression: String(chose.compression) } } : {}),
     link,
     variant,
     round,
@@ -158,8 +162,18 @@ function report(samples: Sample[], datasetBytes: number) {
     return `| ${link} | ${label} | ${f(median(t))} (${f(Math.min(...t))}–${f(Math.max(...t))}) | ${f(median(s.map((x) => x.bytes / 1e6 / x.stream_s)), 0)} | ${wire ? f(median(s.map((x) => x.wire_bytes! / 1e9))) : '—'} | ${s[0]!.init_cpu_s === undefined ? '—' : `${f(median(s.map((x) => x.init_cpu_s!)))} / ${f(median(s.map((x) => x.sidecar_cpu_s!)))}`} | ${s[0]!.init_peak_rss_mb === undefined ? '—' : `${f(Math.max(...s.map((x) => x.init_peak_rss_mb!)), 0)} / ${f(Math.max(...s.map((x) => x.sidecar_peak_rss_mb!)), 0)}`} |`;
   };
   const ratios = Object.fromEntries(
-    links.map((l) => [l, { a_c: perRound(l, 'A', 'C'), a_a0: perRound(l, 'A', 'A0'), a0_c: perRound(l, 'A0', 'C'), a0_b: perRound(l, 'A0', 'B') }]),
-  ) as Record<LinkName, Record<'a_c' | 'a_a0' | 'a0_c' | 'a0_b', number[]>>;
+    links.map((l) => [
+      l,
+      {
+        a_c: perRound(l, 'A', 'C'),
+        a_a0: perRound(l, 'A', 'A0'),
+        a0_c: perRound(l, 'A0', 'C'),
+        a0_b: perRound(l, 'A0', 'B'),
+        // auto against the faster of A and A0 in the same round.
+        auto_best: of(l, 'auto').map((x) => x.stream_s / Math.min(...(['A', 'A0'] as const).map((v) => of(l, v).find((y) => y.round === x.round)!.stream_s))),
+      },
+    ]),
+  ) as Record<LinkName, Record<'a_c' | 'a_a0' | 'a0_c' | 'a0_b' | 'auto_best', number[]>>;
   const caps = links.flatMap((l) => of(l, 'cap').map((s) => ({ link: l, mb_s: s.steady_mb_s ?? s.bytes / 1e6 / s.stream_s, over_s: s.stream_s })));
   const summary = {
     date: new Date().toISOString(),
@@ -176,6 +190,7 @@ function report(samples: Sample[], datasetBytes: number) {
   const labels: Record<Variant, string> = {
     A: 'A agent, zstd on the wire',
     A0: 'A0 agent, raw',
+    auto: 'agent, CLONE_COMPRESSION=auto',
     C: 'C tutorial `ncat` pair',
     B: 'B raw local pipe (no network)',
     cap: `A0 with CLONE_MAX_RATE=${CAP_MB_S}`,
@@ -186,9 +201,12 @@ function report(samples: Sample[], datasetBytes: number) {
     '',
     '| link | variant | stream + extract s (median, min–max) | MB/s of xbstream | GB on the link (headers included) | CPU s init / sidecar | peak RSS MB init / sidecar |',
     '|---|---|---|---|---|---|---|',
-    ...links.flatMap((l) => (['A', 'A0', 'C', 'B', 'cap'] as const).map((v) => row(l, v, labels[v]))).filter((r) => r !== null),
+    ...links.flatMap((l) => (['A', 'A0', 'auto', 'C', 'B', 'cap'] as const).map((v) => row(l, v, labels[v]))).filter((r) => r !== null),
     '',
-    ...links.map((l) => `${l}: A/C per round ${list(ratios[l].a_c)}; A/A0 ${list(ratios[l].a_a0)}; A0/C ${list(ratios[l].a0_c)}; A0/B ${list(ratios[l].a0_b)}.`),
+    ...links.map(
+      (l) =>
+        `${l}: A/C per round ${list(ratios[l].a_c)}; A/A0 ${list(ratios[l].a_a0)}; A0/C ${list(ratios[l].a0_c)}; A0/B ${list(ratios[l].a0_b)}; auto / faster of A and A0 ${list(ratios[l].auto_best)} (auto chose ${of(l, 'auto').map((x) => `${x.auto?.compression} at ${x.auto?.link_mb_s} MB/s`).join(', ')}).`,
+    ),
     `CLONE_MAX_RATE=${CAP_MB_S} (between init's first and last progress lines of a ${caps.map((c) => f(c.over_s, 0)).join(' / ')} s stream): ${caps.map((c) => `${c.link} ${f(c.mb_s, 1)} MB/s (${f((c.mb_s / CAP_MB_S - 1) * 100, 1)} %)`).join('; ')}.`,
   ].join('\n');
   return { summary, md };
@@ -227,13 +245,13 @@ async function main(): Promise<void> {
     const samples: Sample[] = [];
     for (const link of ['1 Gbit/s', 'unshaped'] as const) {
       await net.shape(link === 'unshaped' ? null : SHAPED.tc);
-      const variants: Variant[] = link === 'unshaped' ? ['A', 'A0', 'C', 'B'] : ['A', 'A0', 'C'];
+      const variants: Variant[] = link === 'unshaped' ? ['A', 'A0', 'auto', 'C', 'B'] : ['A', 'A0', 'auto', 'C'];
       for (let round = 1; round <= ROUNDS; round++) {
         const shift = (round - 1) % variants.length;
         for (const variant of [...variants.slice(shift), ...variants.slice(0, shift)]) {
           await dropCaches();
           const bytes = samples.find((s) => s.variant === 'A0')?.bytes ?? 0;
-          const sample = variant === 'B' || variant === 'C' ? await pipeClone(rig, link, variant, round, bytes, net) : await agentClone(rig, net, link, variant as 'A' | 'A0', round);
+          const sample = variant === 'B' || variant === 'C' ? await pipeClone(rig, link, variant, round, bytes, net) : await agentClone(rig, net, link, variant as 'A' | 'A0' | 'auto', round);
           log(`${link} round ${round} ${variant}: ${f(sample.stream_s)} s`);
           samples.push(sample);
         }

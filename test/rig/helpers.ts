@@ -174,7 +174,8 @@ export async function startBitFlipProxy(
   const server = createServer((req, res) => {
     const upstream = request({ ...target, path: req.url, method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
-      const flip = req.url === '/backup' && ++backups <= corrupted;
+      // HEAD /backup (the receiver's probe) carries no stream: only GETs count.
+      const flip = req.url === '/backup' && req.method === 'GET' && ++backups <= corrupted;
       let seen = 0;
       up.on('data', (chunk: Buffer) => {
         if (flip && seen <= offset && offset < seen + chunk.length) chunk[offset - seen]! ^= 0x01;

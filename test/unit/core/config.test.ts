@@ -116,8 +116,9 @@ describe('loadConfig defaults', () => {
       retryDeadlineMs: 600_000,
       retryMaxDelayMs: 30_000,
       timeouts: { connectMs: 10_000, firstByteMs: 1_800_000, idleMs: 600_000 },
-      compression: 'none',
+      compression: 'auto',
       maxRateMbS: null,
+      autoZstdBelowMbS: 150,
     });
   });
 
@@ -181,7 +182,7 @@ describe('loadConfig overrides', () => {
     expect(c.mysql.port).toBe(3310);
     expect(c.backup).toEqual({ bind: '127.0.0.1', port: 9000, token: TOKEN, idleTimeoutMs: 15_000, maxRateMbS: 25 });
     expect(c.tools.extraArgs).toEqual(['--throttle=20', '--parallel=2']);
-    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 }, compression: 'zstd', maxRateMbS: 40 });
+    expect(i.clone).toEqual({ retryDeadlineMs: 60_000, retryMaxDelayMs: 5_000, timeouts: { connectMs: 4_000, firstByteMs: 7_200_000, idleMs: 90_000 }, compression: 'zstd', maxRateMbS: 40, autoZstdBelowMbS: 150 });
     expect(c.logLevel).toBe('debug');
   });
 
@@ -255,6 +256,7 @@ describe('loadConfig validation', () => {
     ['CLONE_FIRST_BYTE_TIMEOUT', { CLONE_FIRST_BYTE_TIMEOUT: '30m' }],
     ['CLONE_IDLE_TIMEOUT', { CLONE_IDLE_TIMEOUT: '-5' }],
     ['CLONE_COMPRESSION', { CLONE_COMPRESSION: 'gzip' }],
+    ['CLONE_COMPRESSION_AUTO_BELOW', { CLONE_COMPRESSION_AUTO_BELOW: '0' }],
     ['CLONE_MAX_RATE', { CLONE_MAX_RATE: '1.5' }],
     ['BACKUP_MAX_RATE', { BACKUP_MAX_RATE: 'fast' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],

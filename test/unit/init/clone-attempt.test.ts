@@ -14,12 +14,12 @@ import { join } from 'node:path';
 import { constants as zlib, zstdCompressSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
+import { AUTO_ZSTD_BELOW_MB_S, type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
 import { CloneError } from '../../../agent/core/errors.js';
 import { type AgentTransport, PLAIN_HTTP } from '../../../agent/core/tls.js';
 import { extractCommand } from '../../../agent/stream/backup-tool.js';
 import type { Compression } from '../../../agent/stream/compression.js';
-import { STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
+import { ENCODINGS_HEADER, PROBE_PATH, STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
 
 const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
 /** The defaults of CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT and CLONE_IDLE_TIMEOUT. */
@@ -72,10 +72,10 @@ function sendStream(res: ServerResponse, body = stream, trailer: string | null =
   res.end();
 }
 
-async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression = 'none', maxRateMbS: number | null = null, transport: AgentTransport = PLAIN_HTTP) {
+async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression | 'auto' = 'none', maxRateMbS: number | null = null, transport: AgentTransport = PLAIN_HTTP, autoZstdBelowMbS?: number) {
   const staging = await mkdtemp(join(base, 'staging-'));
   const started = Date.now();
-  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, transport, accept, maxRateMbS }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
+  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, transport, accept, maxRateMbS, ...(autoZstdBelowMbS ? { autoZstdBelowMbS } : {}) }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
     (result) => ({ result, error: null }),
     (error: unknown) => ({ result: null, error: error as Error }),
   );
@@ -251,14 +251,41 @@ async function upgradingSender(opts: {
   /** What /status says of the last backup's failure, and when that one started (default: this one). */
   lastFailure?: string;
   lastStartedAt?: string;
-}): Promise<{ port: number; upgraded: () => number; encodings: () => string[] }> {
+  /** Whether HEAD offers zstd (X-Backup-Encodings), as this version does (default). */
+  offersZstd?: boolean;
+  /** The rate GET /backup/probe is served at, MB/s (default: as fast as the socket takes it). */
+  probeMbS?: number;
+  /** Milliseconds of busy loop before each probe chunk: the thread runs instead of waiting. */
+  busyMs?: number;
+}): Promise<{ port: number; upgraded: () => number; encodings: () => string[]; probes: () => number }> {
   const encodings: string[] = [];
   const body = opts.body ?? stream;
   let upgraded = 0;
+  let probes = 0;
   const server: Server = createServer((req, res) => {
     if (req.method === 'HEAD') {
-      res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE });
+      res.writeHead(200, { [UPGRADES_HEADER]: STREAM_UPGRADE, ...(opts.offersZstd === false ? {} : { [ENCODINGS_HEADER]: 'zstd' }) });
       return res.end();
+    }
+    if (req.url?.startsWith(PROBE_PATH)) {
+      probes++;
+      const bytes = Number(new URL(req.url, 'http://sender').searchParams.get('bytes'));
+      res.writeHead(200, { 'content-length': String(bytes) });
+      if (!opts.probeMbS) return res.end(Buffer.alloc(bytes));
+      const chunk = 256 * 1024;
+      let sent = 0;
+      const timer = setInterval(() => {
+        for (const until = performance.now() + (opts.busyMs ?? 0); performance.now() < until; );
+        const n = Math.min(chunk, bytes - sent);
+        sent += n;
+        res.write(Buffer.alloc(n));
+        if (sent >= bytes) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, (chunk / (opts.probeMbS * 1e6)) * 1000);
+      res.once('close', () => clearInterval(timer));
+      return;
     }
     if (req.url === '/status') {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -293,7 +320,7 @@ async function upgradingSender(opts: {
     server.closeAllConnections();
     return new Promise((resolve) => server.close(resolve));
   });
-  return { port: (server.address() as AddressInfo).port, upgraded: () => upgraded, encodings: () => encodings };
+  return { port: (server.address() as AddressInfo).port, upgraded: () => upgraded, encodings: () => encodings, probes: () => probes };
 }
 
 describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
@@ -395,6 +422,55 @@ describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () =>
     expect(error).toBeInstanceOf(CloneError);
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/stream from .* broke after \d+ bytes|extracting the stream from .* failed/);
+  });
+});
+
+describe('cloneInto with CLONE_COMPRESSION=auto', () => {
+  it('times the link and takes the raw stream when it is faster than CLONE_COMPRESSION_AUTO_BELOW (the socket handed over)', async () => {
+    // A link of 10 MB/s that the receiver waits on, against a bound of 5.
+    const { port, encodings, probes } = await upgradingSender({ probeMbS: 10 });
+    const { error } = await attempt(port, DEFAULTS, 'auto', null, PLAIN_HTTP, 5);
+    expect(error).toBeNull();
+    expect(probes()).toBe(1);
+    expect(encodings()).toEqual(['none']);
+  });
+
+  it(`asks for zstd when the link times below ${AUTO_ZSTD_BELOW_MB_S} MB/s`, async () => {
+    // Slow enough that this process (the fake sender's too) waits for bytes most of the time, even on a loaded machine.
+    const { port, encodings, probes } = await upgradingSender({ probeMbS: 10 });
+    const { result, error } = await attempt(port, DEFAULTS, 'auto');
+    expect(error).toBeNull();
+    expect(probes()).toBe(1);
+    expect(encodings()).toEqual(['zstd']);
+    expect(result!.bytes).toBe(stream.length);
+  });
+
+  it('asks nothing of a sender that does not offer zstd, and takes the raw stream', async () => {
+    const { port, encodings, probes } = await upgradingSender({ offersZstd: false });
+    const { error } = await attempt(port, DEFAULTS, 'auto');
+    expect(error).toBeNull();
+    expect(probes()).toBe(0);
+    expect(encodings()).toEqual(['none']);
+  });
+
+  it('with zstd or none set, never times the link', async () => {
+    for (const accept of ['zstd', 'none'] as const) {
+      const { port, probes } = await upgradingSender({ probeMbS: 40 });
+      expect((await attempt(port, DEFAULTS, accept)).error).toBeNull();
+      expect(probes()).toBe(0);
+    }
+  });
+});
+
+describe('CLONE_COMPRESSION=auto on a receiver short of CPU', () => {
+  it('takes the raw stream when it was busy most of the timing (it timed itself, not the link)', async () => {
+    // The fake sender writes the probe in 64 KB pieces from this same thread, and a busy loop
+    // between them keeps the thread running: slow bytes, but no waiting for them.
+    const { port, encodings, probes } = await upgradingSender({ probeMbS: 20, busyMs: 10 });
+    const { error } = await attempt(port, DEFAULTS, 'auto');
+    expect(error).toBeNull();
+    expect(probes()).toBe(1);
+    expect(encodings()).toEqual(['none']);
   });
 });
 

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { zstdCompressSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackupService } from '../../../agent/sidecar/backup.js';
@@ -200,6 +201,42 @@ describe('HEAD /backup', () => {
     expect(r.body).toBe('');
     expect(spawnOwned).not.toHaveBeenCalled();
     expect(backups.last).toBeNull();
+    await server.close();
+  });
+});
+
+describe('GET /backup/probe (the link timing of CLONE_COMPRESSION=auto)', () => {
+  it('HEAD /backup offers zstd beside the upgrade', async () => {
+    const { server } = app();
+    const r = await server.inject({ method: 'HEAD', url: '/backup', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(r.headers['x-backup-encodings']).toBe('zstd');
+    expect(r.headers['x-backup-upgrades']).toBe('mysql-agent-xbstream');
+    await server.close();
+  });
+
+  it('sends the bytes asked for, incompressible, with the token only, starting nothing and taking no slot', async () => {
+    const { server, backups } = app();
+    expect((await server.inject({ url: '/backup/probe?bytes=1000' })).statusCode).toBe(401);
+    const r = await server.inject({ url: `/backup/probe?bytes=${3 * 1024 * 1024 + 5}`, headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(r.statusCode).toBe(200);
+    expect(r.rawPayload.length).toBe(3 * 1024 * 1024 + 5);
+    // Random bytes: zstd cannot make them smaller, so no compression between makes the link look faster.
+    expect(zstdCompressSync(r.rawPayload).length).toBeGreaterThan(r.rawPayload.length * 0.99);
+    const plain = await server.inject({ url: '/backup/probe', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(plain.rawPayload.length).toBe(16 * 1024 * 1024);
+    expect(spawnOwned).not.toHaveBeenCalled();
+    expect(backups.inProgress).toBeNull();
+    expect(backups.last).toBeNull();
+    await server.close();
+  });
+
+  it('refuses a size that is not a whole number from 1 to 64 MiB (400)', async () => {
+    const { server } = app();
+    for (const bytes of ['0', '-1', '1e6', 'x', String(64 * 1024 * 1024 + 1)]) {
+      const r = await server.inject({ url: `/backup/probe?bytes=${bytes}`, headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(r.statusCode, bytes).toBe(400);
+      expect(r.json().error).toMatch(/bytes must be a whole number from 1 to 67108864/);
+    }
     await server.close();
   });
 });
