@@ -35,7 +35,7 @@ import type { ToolCommand } from '../stream/backup-tool.js';
 import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { CloneError, errorMessage } from '../core/errors.js';
 import { getText } from '../core/http-get.js';
-import { childReadBytes, meterChunks } from '../stream/meter.js';
+import { childReadBytes, chunkCollector, meterChunks } from '../stream/meter.js';
 import { type Compression, decompressor } from '../stream/compression.js';
 import { rateCap } from '../stream/rate.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin, progress } from '../stream/sizes.js';
@@ -223,8 +223,10 @@ function timeLink(source: CloneSource, signal: AbortSignal): Promise<LinkTiming 
         res.resume();
         return done(null);
       }
+      const collect = chunkCollector();
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length;
+        collect(chunk.length);
         first ??= { at: performance.now(), bytes, sched: schedNs() };
       });
       res.once('end', () => done(rate()));

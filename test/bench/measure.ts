@@ -26,7 +26,8 @@ export function watch(child: ChildProcess): Promise<{ code: number | null; cpu: 
   void (async () => {
     while (!done) {
       const u = await procUsage(child.pid!);
-      if (u && !done) last = u;
+      // An exited process not yet reaped has no VmHWM line: keep the peak already seen.
+      if (u && !done) last = { cpu: Math.max(last.cpu, u.cpu), peakMb: Math.max(last.peakMb, u.peakMb) };
       await delay(50);
     }
   })();

@@ -95,8 +95,10 @@ describe('GET /backup', () => {
   });
 
   it('refuses a second concurrent backup with 429 and Retry-After', async () => {
+    // The first client leaves only once the checks below are done (its tool then killed).
+    let checked = false;
     const first = rawGet(primary.url('/backup'), auth(), (_bytes, destroy) => {
-      if (second) destroy();
+      if (checked) destroy();
     });
     let second: Response | undefined;
     await waitUntil(() => backupToolPids(primary.dataDir).length > 0, 'the first backup to start');
@@ -106,6 +108,7 @@ describe('GET /backup', () => {
     // HEAD tells a would-be client the same, and starts nothing either.
     expect((await primary.http('/backup', { method: 'HEAD', headers: auth() })).status).toBe(429);
     expect(backupToolPids(primary.dataDir)).toHaveLength(1);
+    checked = true;
     await first;
     // SIGKILLed at once (README): a SIGTERM the tool ignores would leave it for the owner's 5 s escalation.
     await waitUntil(() => backupToolPids(primary.dataDir).length === 0, 'the first backup tool to be killed', 2000);

@@ -172,6 +172,8 @@ export async function startBitFlipProxy(
 ): Promise<Server> {
   let backups = 0;
   const server = createServer((req, res) => {
+    // As a plain HTTP proxy that does not pass upgrades: the receiver falls back to the plain GET.
+    if (req.headers.upgrade) return req.socket.destroy();
     const upstream = request({ ...target, path: req.url, method: req.method, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
       // HEAD /backup (the receiver's probe) carries no stream: only GETs count.

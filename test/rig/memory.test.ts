@@ -45,7 +45,7 @@ function trackPeakRss(pid: number, until?: Promise<unknown>): { peak: () => numb
   return { peak: () => peak, stop: () => (stopped = true) };
 }
 
-async function measuredClone(extra: Record<string, string> = {}): Promise<{ bytes: number; initPeakMb: number }> {
+async function measuredClone(extra: Record<string, string> = {}): Promise<{ bytes: number; initPeakMb: number; auto: unknown }> {
   await rm(replica.dataDir, { recursive: true, force: true });
   await mkdir(replica.dataDir, { recursive: true });
   await replica.prepareDirs();
@@ -56,7 +56,8 @@ async function measuredClone(extra: Record<string, string> = {}): Promise<{ byte
   const rss = trackPeakRss(child.pid!);
   expect(await exited).toBe(0);
   const done = out.split('\n').filter((l) => l.includes('"phase":"done"')).map((l) => JSON.parse(l))[0];
-  return { bytes: Number(done.bytes), initPeakMb: rss.peak() };
+  const auto = out.split('\n').filter((l) => l.includes('CLONE_COMPRESSION=auto')).map((l) => JSON.parse(l))[0];
+  return { bytes: Number(done.bytes), initPeakMb: rss.peak(), auto: auto ? { link_mb_s: auto.link_mb_s, busy: auto.busy, compression: auto.compression } : null };
 }
 
 async function loadRows(rows: number): Promise<void> {
