@@ -17,26 +17,13 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
-import { dropCaches, loadDataset, procUsage, run, timed, watch } from './measure.js';
+import { benchArgs, dropCaches, fixed as f, loadDataset, median, procUsage, run, timed, watch } from './measure.js';
 import { newBaseDir, waitUntil } from '../rig/helpers.js';
 import { tlsGet } from '../tls/client.js';
 import { type Pki, createPki } from '../tls/pki.js';
 
-const { values } = parseArgs({
-  options: {
-    size: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '3' },
-    out: { type: 'string', default: join(REPO, 'test/bench/results') },
-  },
-});
-const SIZE_GB = Number(values.size);
-const ROUNDS = Number(values.rounds);
-if (!(SIZE_GB > 0) || !(ROUNDS >= 1)) {
-  console.error('bench: --size must be a positive number of GB and --rounds at least 1');
-  process.exit(2);
-}
+const { sizeGb: SIZE_GB, rounds: ROUNDS, out: OUT } = benchArgs(null, '1');
 const NCAT_PORT = 3399;
 /** The primary's second sidecar, serving over TLS (variant T). */
 const TLS_PORT = 3308;
@@ -174,11 +161,6 @@ async function variantPipe(rig: Rig, variant: 'B' | 'C', round: number, cold: bo
   return { variant, round, cold, stream_s: stream, prepare_s: prepare, ready_s: ready, bytes };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const f = (x: number, d = 2) => x.toFixed(d);
 
 function report(samples: Sample[], datasetBytes: number, coldRuns: boolean) {
   const by = (v: Variant) => samples.filter((s) => s.variant === v);
@@ -293,8 +275,8 @@ async function main(): Promise<void> {
       }
     }
     const { summary, md } = report(samples, dataset, coldRuns);
-    await mkdir(values.out!, { recursive: true });
-    const base = join(values.out!, `bench-${SIZE_GB}gb`);
+    await mkdir(OUT, { recursive: true });
+    const base = join(OUT, `bench-${SIZE_GB}gb`);
     writeFileSync(`${base}.json`, `${JSON.stringify(summary, null, 2)}\n`);
     writeFileSync(`${base}.md`, `${md}\n`);
     console.log(md);

@@ -15,26 +15,12 @@ import { writeFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
 import { newBaseDir, waitUntil } from '../rig/helpers.js';
-import { dropCaches, loadDataset, procUsage, run, timed, watch } from './measure.js';
+import { benchArgs, dropCaches, fixed as f, loadDataset, median, procUsage, run, timed, watch } from './measure.js';
 import { type Link, createLink } from './netns.js';
 
-const { values } = parseArgs({
-  options: {
-    link: { type: 'boolean', default: true },
-    size: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '3' },
-    out: { type: 'string', default: join(REPO, 'test/bench/results') },
-  },
-});
-const SIZE_GB = Number(values.size);
-const ROUNDS = Number(values.rounds);
-if (!(SIZE_GB > 0) || !(ROUNDS >= 1)) {
-  console.error('bench: --size must be a positive number of GB and --rounds at least 1');
-  process.exit(2);
-}
+const { sizeGb: SIZE_GB, rounds: ROUNDS, out: OUT } = benchArgs('link', '1');
 const PREFIX = '10.213.0.1';
 const NCAT_PORT = 3399;
 /** The shaped link's rate, as tc reads it, and in MB/s. */
@@ -143,11 +129,6 @@ async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C', round: nu
   return { link, variant, round, stream_s: seconds, bytes, ...(variant === 'C' ? { wire_bytes: sent } : {}) };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const f = (x: number, d = 2) => x.toFixed(d);
 
 function report(samples: Sample[], datasetBytes: number) {
   const of = (link: LinkName, v: Variant) => samples.filter((s) => s.link === link && s.variant === v);
@@ -262,8 +243,8 @@ async function main(): Promise<void> {
       samples.push(capped);
     }
     const { summary, md } = report(samples, dataset);
-    await mkdir(values.out!, { recursive: true });
-    const base = join(values.out!, `link-${SIZE_GB}gb`);
+    await mkdir(OUT, { recursive: true });
+    const base = join(OUT, `link-${SIZE_GB}gb`);
     writeFileSync(`${base}.json`, `${JSON.stringify(summary, null, 2)}\n`);
     writeFileSync(`${base}.md`, `${md}\n`);
     console.log(md);

@@ -4,7 +4,36 @@ import { spawn } from 'node:child_process';
 import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { RigNode } from '../rig/rig.js';
+import { parseArgs } from 'node:util';
+import { REPO, type RigNode } from '../rig/rig.js';
+
+/**
+ * Every benchmark's arguments: --size GB, --rounds N, --out DIR, and its own flag (`--store`,
+ * `--link`: passed on by run.sh); bad values exit 2 naming them.
+ */
+export function benchArgs(flag: string | null, defaultSizeGb: string): { readonly sizeGb: number; readonly rounds: number; readonly out: string } {
+  const { values } = parseArgs({
+    options: {
+      ...(flag ? { [flag]: { type: 'boolean' as const, default: true } } : {}),
+      size: { type: 'string', default: defaultSizeGb },
+      rounds: { type: 'string', default: '3' },
+      out: { type: 'string', default: join(REPO, 'test/bench/results') },
+    },
+  });
+  const sizeGb = Number(values.size);
+  const rounds = Number(values.rounds);
+  if (!(sizeGb > 0) || !(rounds >= 1)) {
+    console.error('bench: --size must be a positive number of GB and --rounds at least 1');
+    process.exit(2);
+  }
+  return { sizeGb, rounds, out: String(values.out) };
+}
+
+export const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+export const fixed = (x: number, d = 2) => x.toFixed(d);
 
 /** CPU seconds (user + system) and peak RSS (VmHWM) of one process, read from /proc. */
 export async function procUsage(pid: number): Promise<{ cpu: number; peakMb: number } | null> {

@@ -17,24 +17,14 @@ import { writeFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { newBaseDir } from '../rig/helpers.js';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
 import { listBackups, storeEnv } from '../rig/store-helpers.js';
 import { type Rgw, startRgw } from '../store/rgw.js';
-import { dropCaches, loadDataset, run, timed, watch } from './measure.js';
+import { benchArgs, dropCaches, loadDataset, median, run, timed, watch } from './measure.js';
 
-const { values } = parseArgs({
-  options: {
-    store: { type: 'boolean', default: true },
-    size: { type: 'string', default: '0.25' },
-    rounds: { type: 'string', default: '3' },
-    out: { type: 'string', default: join(REPO, 'test/bench/results') },
-  },
-});
-const SIZE_GB = Number(values.size);
-const ROUNDS = Number(values.rounds);
+const { sizeGb: SIZE_GB, rounds: ROUNDS, out: OUT } = benchArgs('store', '0.25');
 const BUCKET = 'bench';
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
@@ -131,10 +121,6 @@ async function pipeRestore(rig: Rig, rgw: Rgw, round: number): Promise<Sample> {
   return { variant: 'S', round, seconds };
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main(): Promise<void> {
   const rgw = await startRgw();
@@ -200,8 +186,8 @@ async function main(): Promise<void> {
     ];
     const text = lines.join('\n');
     console.log(text);
-    writeFileSync(join(values.out!, `store-${SIZE_GB}gb.md`), `${text}\n`);
-    writeFileSync(join(values.out!, `store-${SIZE_GB}gb.json`), `${JSON.stringify({ date, host: hostname(), dataset_bytes: dataset, samples }, null, 2)}\n`);
+    writeFileSync(join(OUT, `store-${SIZE_GB}gb.md`), `${text}\n`);
+    writeFileSync(join(OUT, `store-${SIZE_GB}gb.json`), `${JSON.stringify({ date, host: hostname(), dataset_bytes: dataset, samples }, null, 2)}\n`);
   } finally {
     await rig.destroy();
     await rgw.stop();
