@@ -6,7 +6,9 @@
  * statements for the server's dialect. Every value is a validated, typed value and is escaped
  * by the driver's formatter: nothing from a file or the environment is pasted into SQL as found.
  */
-import mysql from 'mysql2';
+// The driver's own formatter (mysql2's `format` is this function), without loading the driver:
+// init, plan, status and backup build statements and never connect with it.
+import { format } from 'sql-escaper';
 import { PlanError } from '../core/errors.js';
 import { type CloneCoordinates, gtidFlavor } from './info-files.js';
 import {
@@ -133,7 +135,7 @@ type Value = string | number | { toSqlString(): string };
 const raw = (sql: string) => ({ toSqlString: () => sql });
 
 function render(template: string, values: Value[] = [], masked: Value[] = values): Statement {
-  return { sql: mysql.format(template, values), shown: mysql.format(template, masked) };
+  return { sql: format(template, values), shown: format(template, masked) };
 }
 
 /** `CHANGE MASTER TO` or, where it exists, `CHANGE REPLICATION SOURCE TO` with SOURCE_* names. */
