@@ -115,8 +115,13 @@ export interface ArchiveGap {
   readonly detectedAt: string;
 }
 
-/** The number in `mysql-bin.000042`. */
-const seq = (name: string) => Number(name.slice(name.lastIndexOf('.') + 1));
+/** The file the server wrote before `name` (`mysql-bin.000041` before `.000042`); null before the first. */
+export function predecessorName(name: string): string | null {
+  const dot = name.lastIndexOf('.');
+  const digits = name.slice(dot + 1);
+  const n = Number(digits);
+  return n > 1 ? `${name.slice(0, dot + 1)}${String(n - 1).padStart(digits.length, '0')}` : null;
+}
 
 /**
  * What to do with the server's binary logs: the closed ones not yet archived (oldest first), and
@@ -130,9 +135,7 @@ export function archiveWork(files: readonly ServerBinlog[], archived: (name: str
   const pending = closed.filter((f) => !archived(f.name));
   const oldest = files[0];
   let gapBefore: string | null = null;
-  if (oldest && !archived(oldest.name) && seq(oldest.name) > 1) {
-    const predecessor = `${oldest.name.slice(0, oldest.name.lastIndexOf('.') + 1)}${String(seq(oldest.name) - 1).padStart(oldest.name.length - oldest.name.lastIndexOf('.') - 1, '0')}`;
-    if (!archived(predecessor)) gapBefore = oldest.name;
-  }
+  const predecessor = oldest ? predecessorName(oldest.name) : null;
+  if (oldest && predecessor !== null && !archived(oldest.name) && !archived(predecessor)) gapBefore = oldest.name;
   return { pending, gapBefore };
 }
