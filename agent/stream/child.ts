@@ -17,7 +17,8 @@ export interface ChildSpec {
   readonly args: readonly string[];
   /** The child's own variables; it inherits only `INHERITED` from the agent besides. */
   readonly env: Readonly<Record<string, string>>;
-  readonly stdin: 'pipe' | 'ignore';
+  /** A Readable with a file descriptor (another child's stdout) is handed over as the child's stdin: no byte passes through JavaScript. */
+  readonly stdin: 'pipe' | 'ignore' | Readable;
   readonly stdout: 'pipe' | 'ignore';
   readonly signal: AbortSignal;
   /** mariadb-backup and xtrabackup block SIGTERM: they must get SIGKILL. */
