@@ -98,7 +98,7 @@ async function fetchBinlog(store: Store, record: BinlogIndexRecord, path: string
 
 /** The plan for `point`, or a BackupError saying why there is none; reads the store only. */
 export async function planRestore(store: Store, point: RestorePoint, signal: AbortSignal): Promise<RestorePlan> {
-  const refuse = (why: string) => new BackupError(`${describePoint(point)}: ${why}; nothing was restored, DATA_DIR untouched`);
+  const refuse = (why: string) => new BackupError(`${describePoint(point)}: ${why}`);
   const manifests: Manifest[] = [];
   for (const b of (await store.list()).filter((x) => x.hasManifest)) {
     const key = manifestKey(store.config.prefix, b.id);

@@ -156,7 +156,9 @@ export async function restorePrimary(config: InitConfig, log: Logger, signal: Ab
     if (point !== null) {
       // Planned in full before DATA_DIR is touched: a refusal leaves it empty.
       const { describePoint, planRestore, planSummary, replayInto } = await import('./pitr.js');
-      const plan = await planRestore(store, point, signal);
+      const plan = await planRestore(store, point, signal).catch((err: unknown) => {
+        throw err instanceof BackupError ? new BackupError(`${err.message}; nothing restored, DATA_DIR untouched`, { cause: err }) : err;
+      });
       log.info({ phase: 'plan', ...planSummary(plan) }, `point-in-time restore: backup ${plan.manifest.id}, then ${plan.plan.files.length} archived binary logs up to ${plan.plan.lastEvent?.gtid ?? 'the backup'}`);
       const why = `RESTORE_FROM=latest ${describePoint(point)}`;
       const replay = async (staged: string) => {
