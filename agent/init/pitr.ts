@@ -204,12 +204,12 @@ export async function replayInto(store: Store, p: RestorePlan, staged: string, t
   }
 }
 
-/** `mysql-agent restore-plan`: the plan as JSON on `out`; a refusal is the command's error (exit 1). */
+/** `mysql-agent restore-plan`: the plan as one line of JSON on `out`; a refusal is the command's error (exit 1). */
 export async function runRestorePlan(config: RestorePlanConfig, signal: AbortSignal, out: NodeJS.WritableStream): Promise<void> {
   const store = new Store(config.store);
   try {
     await store.reach(signal);
-    out.write(`${JSON.stringify(planSummary(await planRestore(store, config.point, signal)), null, 2)}\n`);
+    out.write(`${JSON.stringify(planSummary(await planRestore(store, config.point, signal)))}\n`);
   } finally {
     store.destroy();
   }
