@@ -112,7 +112,6 @@ describe('restore to a point', () => {
     expect(run.lines.filter((l) => l.msg === 'archived binary log downloaded, SHA-256 matches its index record').length).toBeGreaterThanOrEqual(1);
     const replayed = run.lines.find((l) => l.msg === 'archived binary logs applied up to the point');
     expect(replayed).toBeDefined();
-    console.log(JSON.stringify({ replay: replayed }));
     await writeFile(join(b.node(0).dir, '.root-password-set'), '');
     await b.node(0).startServer();
     b.node(0).startSidecar();
@@ -126,6 +125,8 @@ describe('restore to a point', () => {
     const status = (await (await b.node(0).http('/status')).json()) as Record<string, any>;
     expect(status.primary_recovery).toMatchObject({ decision: 'restore', continuity: { how: 'applied' } });
     expect(await gtidPos(b.node(0))).toBe(status.primary_recovery.gtid);
+    // One domain here: the state continued from is the last transaction replayed.
+    expect(replayed!.last_gtid).toBe(status.primary_recovery.gtid);
     await b.node(0).sql("INSERT INTO shop.events (at) VALUES (NOW(6))");
     await b.node(1).up();
     await waitUntil(async () => (await b.node(1).sql<{ g: string }>('SELECT @@gtid_slave_pos AS g'))[0]!.g === (await gtidPos(b.node(0))), 'the replica of B caught up');
@@ -144,6 +145,12 @@ describe('restore to a point', () => {
   }, 180_000);
 
   it('a file deleted from the archive is a gap: a point past it is refused before anything is touched, one before it is planned', async () => {
+    // A file after the one to be lost: else losing it only shortens the archive (a point past its end is "past the newest archived event").
+    const p = a.node(0);
+    await p.sql('INSERT INTO shop.events (at) VALUES (NOW(6))');
+    await p.sql('FLUSH BINARY LOGS');
+    const end = await gtidPos(p);
+    await waitUntil(async () => ((await (await p.http('/status')).json()) as Record<string, any>).binlog_archive?.last_archived?.end_state === end, 'the later file archived');
     const plan = JSON.parse((await restorePlan({ RESTORE_TO: iso(dropSecond - 1) })).stdout) as Record<string, any>;
     expect(plan.binlogs.length).toBeGreaterThanOrEqual(2);
     const [before, lost] = plan.binlogs as { name: string; sha256: string; end: string }[];
