@@ -24,7 +24,7 @@ import { BackupError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { type BinlogTransaction, type PitrPlan, type PitrTarget, binlogTransactions, planPointInTime } from '../mysql/binlog.js';
 import { gtidCovers } from '../mysql/gtid.js';
-import { type BinlogIndexRecord, archiveOrder, binlogsPrefix, indexKeys, parseIndexRecord } from '../store/binlog-archive.js';
+import { type BinlogIndexRecord, archiveChain, archiveOrder, binlogsPrefix, indexKeys, parseIndexRecord } from '../store/binlog-archive.js';
 import { manifestKey } from '../store/layout.js';
 import { type Manifest, parseManifest } from '../store/manifest.js';
 import { Store, where } from '../store/s3.js';
@@ -108,7 +108,7 @@ export async function planRestore(store: Store, point: RestorePoint, signal: Abo
   if (manifest === null) {
     throw refuse(`no complete backup with a GTID in ${where(store.config)} was taken before it (${manifests.map((m) => `${m.id} finished ${m.finished_at}, GTID ${m.coordinates.gtid}`).join('; ') || 'none'})`);
   }
-  const index = await readArchiveIndex(store);
+  const index = archiveChain(await readArchiveIndex(store), manifest.coordinates.gtid!);
   const target: PitrTarget = point;
   const coordinates = { gtid: manifest.coordinates.gtid!, takenAt: finishedAt(manifest) };
   const transactions = new Map<string, readonly BinlogTransaction[]>();

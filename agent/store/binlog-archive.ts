@@ -11,7 +11,7 @@
  */
 import { ParseError } from '../core/errors.js';
 import type { BinlogFileSummary } from '../mysql/binlog.js';
-import { gtidCovers } from '../mysql/gtid.js';
+import { compareGtid, gtidCovers } from '../mysql/gtid.js';
 import { ROOT } from './layout.js';
 
 export const binlogsPrefix = (prefix: string) => `${prefix}${ROOT}binlogs/`;
@@ -98,6 +98,30 @@ export function archiveOrder(records: readonly BinlogIndexRecord[]): BinlogIndex
     }
     return a.archived_at < b.archived_at ? -1 : a.archived_at > b.archived_at ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
   });
+}
+
+/**
+ * The one history a restore from `from` (a backup's GTID) follows through the archive, in
+ * order: from the first file that goes past `from`, each next file is one starting exactly where
+ * the last ended (a restored or failed-over primary's files branch off elsewhere in the same
+ * prefix, and are left out); where none does, the next file starting beyond it, so the gap is
+ * there for planPointInTime to name.
+ */
+export function archiveChain(records: readonly BinlogIndexRecord[], from: string): BinlogIndexRecord[] {
+  const sorted = archiveOrder(records);
+  const first = sorted.find((r) => compareGtid(r.endState, from) === 'ahead');
+  if (!first) return sorted;
+  const used = new Set([first]);
+  const chain = [first];
+  for (let cur = first; ; ) {
+    const next =
+      sorted.find((r) => !used.has(r) && compareGtid(r.startState, cur.endState) === 'equal') ??
+      sorted.find((r) => !used.has(r) && compareGtid(r.startState, cur.endState) === 'ahead');
+    if (!next) return chain;
+    used.add(next);
+    chain.push(next);
+    cur = next;
+  }
 }
 
 /** A binary log as the server lists it (SHOW BINARY LOGS), with its first events read from the datadir. */

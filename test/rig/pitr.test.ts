@@ -9,12 +9,12 @@
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Rgw, startRgw } from '../store/rgw.js';
 import { newBaseDir, waitUntil } from './helpers.js';
 import { Rig, type RigNode } from './rig.js';
-import { listBackups, runStore, storeEnv } from './store-helpers.js';
+import { listBackups, objectBytes, runStore, storeEnv } from './store-helpers.js';
 
 let rgw: Rgw;
 let a: Rig;
@@ -38,6 +38,19 @@ async function newRig(name: string, ip: string): Promise<Rig> {
   const rig = new Rig({ baseDir: await newBaseDir(name), ipPrefix: ip });
   rigs.push(rig);
   return rig;
+}
+
+/** Every index record in the store: key → its text. */
+async function indexRecords(): Promise<Map<string, string>> {
+  const s3 = rgw.client();
+  try {
+    const list = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: 'cluster-a/mysql-agent/binlogs/' }));
+    const out = new Map<string, string>();
+    for (const o of list.Contents ?? []) if (o.Key!.endsWith('.json')) out.set(o.Key!, (await objectBytes(rgw, BUCKET, o.Key!)).toString('utf8'));
+    return out;
+  } finally {
+    s3.destroy();
+  }
 }
 
 async function restorePlan(extra: Record<string, string>) {
@@ -114,7 +127,9 @@ describe('restore to a point', () => {
     expect(replayed).toBeDefined();
     await writeFile(join(b.node(0).dir, '.root-password-set'), '');
     await b.node(0).startServer();
-    b.node(0).startSidecar();
+    // B archives into the same prefix as A: its names start again at mysql-bin.000001, under the same server_id.
+    const before = await indexRecords();
+    b.node(0).startSidecar({ ...storeVars(), BINLOG_ARCHIVE_INTERVAL: '5' });
     await b.node(0).waitFor('/readyz');
     const restored = (await b.node(0).sql<{ id: number }>('SELECT id FROM shop.ledger ORDER BY id')).map((r) => r.id);
     const expected = rows.filter((r) => Math.floor(r.at) <= target).map((r) => r.id);
@@ -132,6 +147,13 @@ describe('restore to a point', () => {
     await waitUntil(async () => (await b.node(1).sql<{ g: string }>('SELECT @@gtid_slave_pos AS g'))[0]!.g === (await gtidPos(b.node(0))), 'the replica of B caught up');
     const sums = (n: RigNode) => n.sql('CHECKSUM TABLE shop.ledger, shop.events');
     expect(await sums(b.node(1))).toEqual(await sums(b.node(0)));
+    // B's first file archived beside A's of the same name, none of A's rewritten.
+    await waitUntil(async () => ((await (await b.node(0).http('/status')).json()) as Record<string, any>).binlog_archive?.files_archived >= 1, "B's first file archived", 30_000);
+    const after = await indexRecords();
+    for (const [key, text] of before) expect(after.get(key)).toBe(text);
+    const bKeys = [...after.keys()].filter((k) => !before.has(k));
+    expect(bKeys.some((k) => k.includes('/100/mysql-bin.000001-'))).toBe(true);
+    expect([...before.keys()].some((k) => k.includes('/100/mysql-bin.000001-'))).toBe(true);
   }, 240_000);
 
   it('a restore to a GTID stops after that transaction', async () => {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { readBinlogEvents, readBinlogHead, summarizeBinlog } from '../../../agent/mysql/binlog.js';
 import {
   type BinlogIndexRecord,
+  archiveChain,
   archiveOrder,
   archiveWork,
   binlogDataKey,
@@ -103,5 +104,29 @@ describe('readBinlogHead', () => {
     let cut = 0;
     for await (const batch of readBinlogEvents('x', chunked(buf))) for (const e of batch) if (e.gtid !== undefined && cut === 0) cut = e.at;
     expect(await readBinlogHead('x', chunked(buf.subarray(0, cut)))).toEqual({ startState: summary.startState, firstTransactionTime: null });
+  });
+});
+
+describe('archiveChain', () => {
+  const rec = (name: string, startState: string, endState: string, archived_at: string) => ({ name, startState, endState, archived_at }) as BinlogIndexRecord;
+  it("follows one history: a restored primary's files that branch off are left out, a missing file stays a gap", async () => {
+    const a1 = rec('mysql-bin.000001', '', '0-100-100', '2026-12-01T10:00:00Z');
+    const a2 = rec('mysql-bin.000002', '0-100-100', '0-100-200', '2026-12-01T10:01:00Z');
+    const a3 = rec('mysql-bin.000003', '0-100-200', '0-100-300', '2026-12-01T10:02:00Z');
+    const a5 = rec('mysql-bin.000005', '0-100-400', '0-100-500', '2026-12-01T10:04:00Z');
+    // Cluster B restored to 0-100-163 archives into the same prefix: its files sort among A's.
+    const b1 = rec('mysql-bin.000001', '0-100-163', '0-100-170', '2026-12-01T11:00:00Z');
+    const b2 = rec('mysql-bin.000002', '0-100-170', '0-100-180', '2026-12-01T11:01:00Z');
+    const all = [b2, a3, b1, a5, a1, a2];
+    expect(archiveChain(all, '0-100-50').map((r) => `${r.archived_at.slice(11, 16)} ${r.name}`)).toEqual([
+      '10:00 mysql-bin.000001',
+      '10:01 mysql-bin.000002',
+      '10:02 mysql-bin.000003',
+      // 000004 is missing: the next file beyond is kept, so the gap is seen.
+      '10:04 mysql-bin.000005',
+    ]);
+    // From a backup of B's history after 0-100-163 the GTIDs alone cannot tell the branches
+    // apart (B continues A's sequence numbers under the same server_id): README says so.
+    expect(archiveChain(all, '0-100-180').map((r) => r.name)).toEqual(['mysql-bin.000002', 'mysql-bin.000003', 'mysql-bin.000005']);
   });
 });
