@@ -9,7 +9,7 @@
  */
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeleteObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Rgw, startRgw } from '../store/rgw.js';
 import { newBaseDir, waitUntil } from './helpers.js';
@@ -166,6 +166,31 @@ describe('restore to a point', () => {
     expect([Number(n), top]).toEqual([gtidRow, gtidRow]);
   }, 180_000);
 
+  it('an archived file whose bytes differ from its index record is refused before it is replayed; DATA_DIR stays empty', async () => {
+    // The first of several files: read only by the replay, after the backup is restored and prepared.
+    const plan = JSON.parse((await restorePlan({ RESTORE_TO: iso(dropSecond - 1) })).stdout) as Record<string, any>;
+    expect(plan.binlogs.length).toBeGreaterThanOrEqual(2);
+    const f = plan.binlogs[0] as { name: string; sha256: string };
+    const key = `cluster-a/mysql-agent/binlogs/100/${f.name}-${f.sha256.slice(0, 16)}`;
+    const good = await objectBytes(rgw, BUCKET, key);
+    const bad = Buffer.from(good);
+    bad[Math.floor(bad.length / 2)]! ^= 0x01;
+    const s3 = rgw.client();
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: bad }));
+      const e = await newRig('pitr-e', '127.0.6.7');
+      const run = await e.node(0).init({ ...storeVars(), RESTORE_FROM: 'latest', RESTORE_TO: iso(dropSecond - 1) });
+      expect(run.code).toBe(1);
+      expect(String(run.lines.at(-1)!.err)).toContain(`archived binary log ${f.name} (${key}) does not match its index record`);
+      expect(run.lines.some((l) => l.msg === 'clone prepared')).toBe(true);
+      expect(run.lines.some((l) => l.msg === 'archived binary logs applied up to the point')).toBe(false);
+      expect(await readdir(e.node(0).dataDir)).toEqual([]);
+    } finally {
+      await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: good }));
+      s3.destroy();
+    }
+  }, 120_000);
+
   it('a file deleted from the archive is a gap: a point past it is refused before anything is touched, one before it is planned', async () => {
     // A file after the one to be lost: else losing it only shortens the archive (a point past its end is "past the newest archived event").
     const p = a.node(0);
@@ -195,4 +220,5 @@ describe('restore to a point', () => {
     expect(allowed.code, allowed.stderr).toBe(0);
     expect((JSON.parse(allowed.stdout) as Record<string, any>).continue_from).toBe(before!.end);
   }, 120_000);
+
 });
