@@ -4,8 +4,8 @@
 // per-request objects, so the extra scavenges cost nothing measurable (README, Performance).
 /**
  * Entry point: parses argv and the environment once against the command's own settings, builds
- * the root logger, dispatches to `init`, `sidecar`, `plan`, `status`, `backup`, `backups` or
- * `verify-backup`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that
+ * the root logger, dispatches to `init`, `sidecar`, `plan`, `status`, `backup`, `backups`,
+ * `verify-backup` or `restore-plan`, and alone decides exit codes: 0 done, 1 failed, 2 bad configuration (or, for plan, a clone that
  * cannot be used), 143 stopped by SIGTERM before finishing (init); status: 0 every pod healthy, 1
  * one is not.
  */
@@ -52,13 +52,15 @@ async function run(config: Config, log: Logger, signal: AbortSignal): Promise<vo
       return (await import('./backup/list.js')).runBackups(config, log, signal, process.stdout);
     case 'verify-backup':
       return (await import('./backup/verify.js')).runVerifyBackup(config, log, signal);
+    case 'restore-plan':
+      return (await import('./init/pitr.js')).runRestorePlan(config, signal, process.stdout);
   }
 }
 
 async function main(): Promise<void> {
   const config = configure();
   // plan, status and the store commands print their answer on stdout (a plan, a table, an id): logs go to stderr.
-  const printsResult = ['plan', 'status', 'backup', 'backups'].includes(config.command);
+  const printsResult = ['plan', 'status', 'backup', 'backups', 'restore-plan'].includes(config.command);
   const log = createLogger({
     level: config.logLevel,
     bindings: { pod: config.podName, ...('ordinal' in config ? { ordinal: config.ordinal, role: config.role } : {}), command: config.command },

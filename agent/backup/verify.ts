@@ -12,14 +12,14 @@
  * 5. the server stopped, the scratch directory removed, whatever happened;
  * 6. the verdict written beside the manifest (drill.json). Exit 0 only on a pass.
  */
-import { readFile, mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import mysql from 'mysql2';
 import { BackupError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { chooseBackup, restoreInto } from '../init/restore.js';
-import { type Db, createDb, waitForServer } from '../mysql/db.js';
+import { type ThrowawayFiles, throwawayServerCommand, withThrowawayServer } from '../init/throwaway-server.js';
+import type { Db } from '../mysql/db.js';
 import { drillKey } from '../store/layout.js';
 import { type DrillVerdict, type Manifest, formatJson } from '../store/manifest.js';
 import { Store } from '../store/s3.js';
@@ -27,34 +27,10 @@ import { type ToolCommand, prepareCommand } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
 import type { VerifyConfig } from './settings.js';
 
-const SERVER_START_TIMEOUT_MS = 120_000;
-
-/**
- * `<server> --no-defaults --datadir=D --socket=S --bind-address=127.0.0.1 --port=P
- *  --skip-grant-tables --skip-slave-start --skip-log-bin ...`: the throwaway server of a drill.
- */
-export function drillServerCommand(server: string, scratch: string, port: number, asRoot: boolean): ToolCommand {
-  return {
-    command: server,
-    args: [
-      '--no-defaults',
-      `--datadir=${join(scratch, 'data')}`,
-      `--socket=${join(scratch, 'drill.sock')}`,
-      `--pid-file=${join(scratch, 'drill.pid')}`,
-      `--log-error=${join(scratch, 'drill.err')}`,
-      `--tmpdir=${join(scratch, 'tmp')}`,
-      '--bind-address=127.0.0.1',
-      `--port=${port}`,
-      '--skip-grant-tables',
-      '--skip-slave-start',
-      '--skip-log-bin',
-      '--innodb-buffer-pool-size=64M',
-      ...(asRoot ? ['--user=root'] : []),
-    ],
-    // Nothing of its own: spawnOwned passes it only PATH, HOME, TMPDIR, TZ and the locale.
-    env: {},
-  };
-}
+/** The drill's throwaway server: the scratch directory holds its datadir (`data/`) and its files. */
+export const drillServerCommand = (server: string, scratch: string, port: number, asRoot: boolean): ToolCommand =>
+  throwawayServerCommand(server, drillFiles(scratch), port, asRoot);
+const drillFiles = (scratch: string): ThrowawayFiles => ({ dataDir: join(scratch, 'data'), runDir: scratch, name: 'drill' });
 
 /** The verdict of one `CHECK TABLE`'s rows: OK when its status says so and no row is an error. */
 export function checkTableVerdict(rows: readonly Record<string, unknown>[]): { ok: boolean; message: string } {
@@ -62,17 +38,6 @@ export function checkTableVerdict(rows: readonly Record<string, unknown>[]): { o
   const status = rows.find((r) => String(r.Msg_type).toLowerCase() === 'status');
   const ok = errors.length === 0 && status !== undefined && String(status.Msg_text) === 'OK';
   return { ok, message: ok ? 'OK' : [...errors, status ? String(status.Msg_text) : 'no status row'].join('; ') };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 interface TablesChecked {
@@ -106,42 +71,11 @@ async function drill(config: VerifyConfig, store: Store, manifest: Manifest, scr
   await restoreInto(store, manifest, config.tools.stream, data, log, signal);
   log.info({ phase: 'drill', backup_id: manifest.id }, 'restored and SHA-256 checked; preparing');
   await spawnOwned({ ...prepareCommand(config.tools.backup, data), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGKILL', log }).done;
-  const port = await freePort();
-  const stop = new AbortController();
-  const server = spawnOwned({
-    ...drillServerCommand(config.tools.server, scratch, port, process.getuid?.() === 0),
-    stdin: 'ignore',
-    stdout: 'ignore',
-    signal: AbortSignal.any([signal, stop.signal]),
-    killWith: 'SIGTERM',
-    log,
-  });
-  const db = createDb({ host: '127.0.0.1', port, socketPath: join(scratch, 'drill.sock'), user: 'root', password: '' });
-  try {
-    const exited = server.done.then(
-      async () => {
-        throw new BackupError(`the drill's server exited: ${await errorLogTail(scratch)}`);
-      },
-      async (err: unknown) => {
-        throw new BackupError(`the drill's server failed: ${errorMessage(err)}; ${await errorLogTail(scratch)}`);
-      },
-    );
-    const waiting = AbortSignal.any([signal, AbortSignal.timeout(SERVER_START_TIMEOUT_MS)]);
-    await Promise.race([waitForServer(db, log, waiting), exited]);
+  const checked = await withThrowawayServer({ server: config.tools.server, files: drillFiles(scratch), what: "the drill's server", log, signal }, async (db, port) => {
     log.info({ phase: 'drill', port }, 'throwaway server answers on loopback');
-    const checked = await Promise.race([checkTables(db, log), exited]);
-    exited.catch(() => {});
-    return checked;
-  } finally {
-    await db.end().catch(() => {});
-    stop.abort();
-    await server.done.catch(() => {});
-  }
-}
-
-async function errorLogTail(scratch: string): Promise<string> {
-  const text = await readFile(join(scratch, 'drill.err'), 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).slice(-3).join(' | ') || 'no error log';
+    return checkTables(db, log);
+  });
+  return checked;
 }
 
 export async function runVerifyBackup(config: VerifyConfig, log: Logger, signal: AbortSignal): Promise<void> {

@@ -92,7 +92,13 @@ export async function restoreDataDir(
   config: InitConfig,
   store: Store,
   manifest: Manifest,
-  how: { readonly choice: 'restore' | 'backup'; readonly why: string; readonly continueGtid: boolean },
+  how: {
+    readonly choice: 'restore' | 'backup';
+    readonly why: string;
+    readonly continueGtid: boolean;
+    /** A point-in-time restore: applied to the prepared staging directory before the move; resolves with the GTID state to continue from. */
+    readonly replay?: (staged: string) => Promise<string>;
+  },
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
@@ -116,7 +122,7 @@ export async function restoreDataDir(
     };
     await prepareStaged(config, log, signal, started, record, async (staged) => {
       if (!how.continueGtid) return;
-      const gtid = (await readCloneCoordinates(staged))?.coordinates.gtid ?? null;
+      const gtid = how.replay ? await how.replay(staged) : ((await readCloneCoordinates(staged))?.coordinates.gtid ?? null);
       if (gtid === null) {
         log.warn({ phase: 'primary-start', backup_id: manifest.id }, 'the backup carries no GTID: the restored primary starts a new GTID history');
         return;
@@ -146,6 +152,22 @@ export async function restorePrimary(config: InitConfig, log: Logger, signal: Ab
   const store = new Store(config.store!);
   try {
     await store.reach(signal);
+    const point = config.restoreTo;
+    if (point !== null) {
+      // Planned in full before DATA_DIR is touched: a refusal leaves it empty.
+      const { describePoint, planRestore, planSummary, replayInto } = await import('./pitr.js');
+      const plan = await planRestore(store, point, signal).catch((err: unknown) => {
+        throw err instanceof BackupError ? new BackupError(`${err.message}; nothing restored, DATA_DIR untouched`, { cause: err }) : err;
+      });
+      log.info({ phase: 'plan', ...planSummary(plan) }, `point-in-time restore: backup ${plan.manifest.id}, then ${plan.plan.files.length} archived binary logs up to ${plan.plan.lastEvent?.gtid ?? 'the backup'}`);
+      const why = `RESTORE_FROM=latest ${describePoint(point)}`;
+      const replay = async (staged: string) => {
+        await replayInto(store, plan, staged, config.tools, log, signal);
+        return plan.continueFrom;
+      };
+      await restoreDataDir(config, store, plan.manifest, { choice: 'restore', why, continueGtid: true, replay }, log, signal);
+      return;
+    }
     const manifest = await chooseBackup(store, config.restoreFrom!);
     const why = `RESTORE_FROM=${config.restoreFrom!.kind === 'latest' ? 'latest' : manifest.id}`;
     await restoreDataDir(config, store, manifest, { choice: 'restore', why, continueGtid: true }, log, signal);

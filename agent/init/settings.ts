@@ -1,5 +1,6 @@
 /** `mysql-agent init`: the settings it reads and the frozen config they make. */
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { PEER_STATUS_TIMEOUT } from '../cluster/settings.js';
 import { CONF_DIR, DATA_DIR, LOG_LEVEL, PEER_HOST_TEMPLATE, POD_NAME, type PodConfig, SERVER_ID_OFFSET, SERVICE_NAME, readPeerHosts, readPod, readServerId } from '../core/pod-settings.js';
 import { ConfigError } from '../core/errors.js';
@@ -13,7 +14,7 @@ import { REPLICATION_MODE } from '../mysql/settings.js';
 import { type BackupId, isBackupId } from '../store/layout.js';
 import { STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
 import type { Compression } from '../stream/compression.js';
-import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLBINLOG_BIN, MYSQLD_BIN, MYSQL_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
 
 /** CLONE_SOURCE: probe the lower ordinals and pick (auto), or a fixed peer. */
 export type CloneSourceChoice =
@@ -43,8 +44,8 @@ export interface InitConfig extends PodConfig {
   readonly backup: { readonly port: number; readonly token: string | null };
   /** Peers are asked over HTTPS, verified against its ca.crt, this pod's certificate presented; null: plain HTTP. */
   readonly tls: TlsDir | null;
-  /** '' when this start clones nothing. */
-  readonly tools: { readonly backup: string; readonly stream: string };
+  /** '' when this start clones nothing; server, binlog and client only for a point-in-time restore. */
+  readonly tools: { readonly backup: string; readonly stream: string; readonly server: string; readonly binlog: string; readonly client: string };
   readonly clone: {
     /** Stop retrying (refused, busy, broken stream) once this much time has passed since start. */
     readonly retryDeadlineMs: number;
@@ -68,9 +69,14 @@ export interface InitConfig extends PodConfig {
   readonly volumeClaims: VolumeClaims | null;
   /** Ordinal 0 with an empty datadir and no replica holding data: the backup to restore, or null to start empty. */
   readonly restoreFrom: RestoreFrom | null;
+  /** With RESTORE_FROM=latest: replay the archived binary logs up to this point; null: the backup as it is. */
+  readonly restoreTo: RestorePoint | null;
   /** The object store; null unless RESTORE_FROM or CLONE_SOURCE=backup needs it. */
   readonly store: StoreConfig | null;
 }
+
+/** RESTORE_TO / RESTORE_TO_GTID: the point a restore replays the archived binary logs up to. */
+export type RestorePoint = { readonly time: number } | { readonly gtid: string };
 
 /** RESTORE_FROM: the newest complete backup, or one by id. */
 export type RestoreFrom = { readonly kind: 'latest' } | { readonly kind: 'id'; readonly id: BackupId };
@@ -176,6 +182,70 @@ export const RESTORE_FROM: Setting<RestoreFrom | null> = {
   },
 };
 
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+export const RESTORE_TO: Setting<number | null> = {
+  name: 'RESTORE_TO',
+  help: 'with RESTORE_FROM=latest: an RFC 3339 time (2026-12-01T10:41:59Z, or with an offset); every transaction committed in or before that second is restored, none after',
+  fallback: null,
+  parse: (t) => {
+    const ms = Date.parse(t);
+    if (!RFC3339.test(t) || Number.isNaN(ms)) throw new ConfigError(`RESTORE_TO="${t}" is invalid: expected an RFC 3339 time with its zone, such as 2026-12-01T10:41:59Z`);
+    return Math.floor(ms / 1000);
+  },
+};
+export const RESTORE_TO_GTID: Setting<string | null> = {
+  name: 'RESTORE_TO_GTID',
+  help: 'with RESTORE_FROM=latest: a MariaDB GTID state (0-100-1234[,…]); the restore stops after that transaction',
+  fallback: null,
+  parse: (t) => {
+    if (!/^\d+-\d+-\d+(,\d+-\d+-\d+)*$/.test(t)) throw new ConfigError(`RESTORE_TO_GTID="${t}" is invalid: expected a MariaDB GTID state such as 0-100-1234 (domain-server-sequence, comma-separated)`);
+    return t;
+  },
+};
+
+/** RESTORE_TO or RESTORE_TO_GTID, at most one, and only with RESTORE_FROM=latest (the backup is chosen by the point). */
+export function readRestorePoint(read: SettingsReader, restoreFrom: RestoreFrom | null, requireFrom: boolean): RestorePoint | null {
+  const time = read.get(RESTORE_TO);
+  const gtid = read.get(RESTORE_TO_GTID);
+  if (time !== null && gtid !== null) {
+    read.problem('RESTORE_TO and RESTORE_TO_GTID are both set: give the point as one of them');
+    return null;
+  }
+  const point = time !== null ? { time } : gtid !== null ? { gtid } : null;
+  if (point !== null && requireFrom && restoreFrom?.kind !== 'latest') {
+    read.problem(`${time !== null ? 'RESTORE_TO' : 'RESTORE_TO_GTID'} needs RESTORE_FROM=latest: the newest complete backup before the point is chosen for it`);
+  }
+  return point;
+}
+
+/** `mysql-agent restore-plan`: what a RESTORE_TO / RESTORE_TO_GTID restore would use. */
+export interface RestorePlanConfig {
+  readonly command: 'restore-plan';
+  readonly podName: string;
+  readonly logLevel: PodConfig['logLevel'];
+  readonly store: StoreConfig;
+  readonly point: RestorePoint;
+}
+
+export const restorePlanCommand: CommandSpec<RestorePlanConfig> = {
+  name: 'restore-plan',
+  summary:
+    'Prints (JSON) what RESTORE_FROM=latest with RESTORE_TO or RESTORE_TO_GTID would restore: the backup, the archived\nbinary logs and the last event applied; a point past a gap or past the newest archived event is refused (exit 1).',
+  settings: [RESTORE_TO, RESTORE_TO_GTID, ...STORE_SETTINGS, LOG_LEVEL],
+  build: (read) => {
+    const store = readStore(read, true);
+    const point = readRestorePoint(read, null, false);
+    if (point === null && !read.isSet(RESTORE_TO) && !read.isSet(RESTORE_TO_GTID)) read.problem('restore-plan needs the point: set RESTORE_TO (an RFC 3339 time) or RESTORE_TO_GTID');
+    return {
+      command: 'restore-plan',
+      podName: hostname(),
+      logLevel: read.get(LOG_LEVEL),
+      store: store ?? { bucket: '', prefix: '', endpoint: null, region: '', forcePathStyle: false },
+      point: point ?? { gtid: '' },
+    };
+  },
+};
+
 export const initCommand: CommandSpec<InitConfig> = {
   name: 'init',
   summary:
@@ -185,7 +255,7 @@ export const initCommand: CommandSpec<InitConfig> = {
     BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
     CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_COMPRESSION_AUTO_BELOW, CLONE_MAX_RATE, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
-    SERVICE_ACCOUNT_DIR, TLS_DIR, RESTORE_FROM, ...STORE_SETTINGS, LOG_LEVEL,
+    SERVICE_ACCOUNT_DIR, TLS_DIR, RESTORE_FROM, RESTORE_TO, RESTORE_TO_GTID, MYSQLD_BIN, MYSQLBINLOG_BIN, MYSQL_BIN, ...STORE_SETTINGS, LOG_LEVEL,
   ],
   build: (read, sources) => {
     const pod = readPod(read, sources.hostname);
@@ -197,6 +267,10 @@ export const initCommand: CommandSpec<InitConfig> = {
     // The store is needed for a restore at ordinal 0, or a replica seeded from it.
     const usesStore = (pod.ordinal === 0 && restoreFrom !== null) || (pod.ordinal !== 0 && cloneSource.kind === 'backup');
     const store = readStore(read, usesStore);
+    // Read on every ordinal (a bad value is named anywhere), used only at ordinal 0.
+    const point = readRestorePoint(read, restoreFrom, pod.ordinal === 0);
+    const restoreTo = pod.ordinal === 0 ? point : null;
+    const replays = restoreTo !== null;
     return {
       command: 'init',
       ...pod,
@@ -207,7 +281,13 @@ export const initCommand: CommandSpec<InitConfig> = {
       peerHosts: readPeerHosts(read, pod),
       backup: { port: read.get(BACKUP_PORT), token: readToken(read, clones) },
       tls: readTlsDir(read, ['cert', 'key', 'ca']),
-      tools: { backup: findTool(read, sources, 'backup', clones || usesStore), stream: findTool(read, sources, 'stream', clones || usesStore) },
+      tools: {
+        backup: findTool(read, sources, 'backup', clones || usesStore),
+        stream: findTool(read, sources, 'stream', clones || usesStore),
+        server: findTool(read, sources, 'server', replays),
+        binlog: findTool(read, sources, 'binlog', replays),
+        client: findTool(read, sources, 'client', replays),
+      },
       clone: {
         retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),
         retryMaxDelayMs: read.get(CLONE_RETRY_MAX_DELAY),
@@ -222,6 +302,7 @@ export const initCommand: CommandSpec<InitConfig> = {
       replicationMode: read.get(REPLICATION_MODE),
       volumeClaims: readVolumeClaims(read, pod),
       restoreFrom,
+      restoreTo,
       store: usesStore ? store : null,
     };
   },

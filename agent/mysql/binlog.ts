@@ -392,3 +392,26 @@ export function planPointInTime(
   return { kind: 'plan', files: [], lastEvent: null, options: [] };
 }
 
+
+/** The start of a file, read only as far as its first transaction: its Gtid_list and that transaction's time. */
+export interface BinlogHead {
+  readonly startState: string | null;
+  /** Time of the first GTID event (its transaction's commit); null when the bytes read hold none. */
+  readonly firstTransactionTime: UnixSeconds | null;
+}
+
+/**
+ * Reads events until the first GTID event, then stops reading (the rest of a 1 GB file is never
+ * touched). `chunks` must end at an event boundary (a server's reported file size does) when
+ * the file may hold no transaction yet.
+ */
+export async function readBinlogHead(name: string, chunks: AsyncIterable<Buffer>): Promise<BinlogHead> {
+  let startState: string | null = null;
+  for await (const batch of readBinlogEvents(name, chunks)) {
+    for (const e of batch) {
+      if (e.gtidList !== undefined && startState === null) startState = e.gtidList;
+      if (e.gtid !== undefined) return { startState, firstTransactionTime: e.time };
+    }
+  }
+  return { startState, firstTransactionTime: null };
+}

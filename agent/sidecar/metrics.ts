@@ -9,6 +9,7 @@ import { BackupService } from './backup.js';
 import type { CloneRecord } from '../core/records.js';
 import type { Role } from '../core/topology.js';
 import type { ReplicaStatus } from '../mysql/db.js';
+import type { ArchiveState } from './archive.js';
 
 export const PREFIX = 'mysql_agent_';
 /** A rendered text serves every scrape for this long. */
@@ -25,6 +26,8 @@ export interface MetricSources {
   readonly clone: CloneRecord | null;
   /** Who this pod is: rules tell the primary from the replicas by it, not by its name. */
   readonly pod: { readonly role: Role; readonly ordinal: number };
+  /** The binary log archive's state; null (its metrics absent) where it does not run. */
+  archive?(): ArchiveState | null;
 }
 
 interface Snapshot {
@@ -105,6 +108,28 @@ export class AgentMetrics {
       });
     running('backup_running_bytes', 'Bytes the running backup has sent so far (before compression); 0 when none runs.', (p) => p.bytes);
     running('backup_running_estimated_bytes', 'The size the running backup announced (X-Backup-Estimated-Bytes); 0 when none runs or it is unknown.', (p) => p.estimatedBytes);
+
+    // The archive's state is the archiver's own, read at each render.
+    const archive = () => this.sources.archive?.() ?? null;
+    const archiveGauge = (name: string, help: string, value: (a: ArchiveState) => number | null) =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          const a = archive();
+          const v = a ? value(a) : null;
+          if (v !== null) this.set(v);
+        },
+      });
+    archiveGauge('binlog_archive_lag_seconds', 'Seconds since the oldest transaction not yet in the store was committed (0: all archived); absent without the archive.', (a) => a.lag_seconds);
+    archiveGauge('binlog_archive_files_waiting', 'Closed binary logs on the server not yet in the store.', (a) => a.files_waiting);
+    archiveGauge('binlog_archive_bytes', 'Bytes of binary logs archived since the sidecar started.', (a) => a.bytes_archived);
+    archiveGauge('binlog_archive_last_success_timestamp_seconds', 'When the last binary log reached the store (Unix time); absent before the first.', (a) =>
+      a.last_success_at === null ? null : Date.parse(a.last_success_at) / 1000,
+    );
+    archiveGauge('binlog_archive_gaps', 'Binary logs purged before they were archived and not yet covered by a full backup.', (a) => a.gaps.length);
 
     // The clone happened before this process started and the datadir cannot change under it:
     // constant gauges, present only when init recorded a clone.

@@ -17,6 +17,7 @@ import { type TlsMaterial, readTlsContents, serverTlsOptions, tlsProblems, watch
 import { type CloneRecord, PRIMARY_START_RECORD, type RecoveryRecord, readCloneRecord, readJsonRecord, readRecoveryRecord } from '../core/records.js';
 import { type Db, type ReplicaStatus, createDb, readBinlogStart, readReplicaStatus, readServerFacts, readServerStartedAt, waitForServer } from '../mysql/db.js';
 import { type ServerFacts, replicationSource } from '../mysql/replication-sql.js';
+import type { ArchiveState, BinlogArchiver } from './archive.js';
 import type { BackupService } from './backup.js';
 import { type Readiness, type StatusSource, buildHttpServer } from './http-server.js';
 import { AgentMetrics, CountedBackupService } from './metrics.js';
@@ -84,6 +85,8 @@ class PodStatus implements StatusSource {
     private readonly backups: BackupService,
     /** init's records, read once at start: the clone that made this datadir, ordinal 0's start decision. */
     private readonly records: { readonly clone: CloneRecord | null; readonly primaryStart: unknown; readonly recoveryPending: boolean },
+    /** The binary log archive's live state; null when it does not run. */
+    private readonly archive: ArchiveState | null = null,
   ) {}
 
   /** Resolves once a reading begun after this call is held, or after `timeoutMs`; every caller until then shares that reading. */
@@ -228,7 +231,9 @@ class PodStatus implements StatusSource {
       last_backup: this.backups.last,
       clone: this.records.clone,
       read_at: new Date(reading.at).toISOString(),
-      ...(this.config.role === 'primary' ? { primary_start: this.records.primaryStart, primary_recovery: reading.recovery, binlog_start_gtid: reading.binlogStart } : {}),
+      ...(this.config.role === 'primary'
+        ? { primary_start: this.records.primaryStart, primary_recovery: reading.recovery, binlog_start_gtid: reading.binlogStart, binlog_archive: this.archive }
+        : {}),
     };
   }
 }
@@ -299,6 +304,14 @@ async function watchReplica(
   }
 }
 
+/** The archiver and its store (the AWS SDK is loaded only here). */
+async function startArchiver(archive: NonNullable<SidecarConfig['archive']>, db: Db, dataDir: string, log: Logger) {
+  const [{ Store }, { BinlogArchiver: Archiver }] = await Promise.all([import('../store/s3.js'), import('./archive.js')]);
+  const store = new Store(archive.store);
+  const archiver: BinlogArchiver = new Archiver({ db, store, dataDir, intervalMs: archive.intervalMs, log });
+  return { store, archiver };
+}
+
 export async function runSidecar(config: SidecarConfig, log: Logger, signal: AbortSignal): Promise<void> {
   if (config.backup.token === null) {
     log.warn({ phase: 'http' }, 'BACKUP_AUTH=none: anyone who can reach the backup port can copy all data');
@@ -309,7 +322,9 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
   const primaryStart = config.role === 'primary' ? await readJsonRecord(config.confDir, PRIMARY_START_RECORD) : null;
   const recovery = config.role === 'primary' ? await readRecoveryRecord(config.dataDir) : null;
   const recoveryPending = recovery !== null && (recovery.continuity === null || recovery.continuity.how === 'applying');
-  const status = new PodStatus(config, db, backups, { clone, primaryStart, recoveryPending });
+  // The store's code (the AWS SDK) is loaded only where the archive runs.
+  const archiver = config.archive ? await startArchiver(config.archive, db, config.dataDir, log) : null;
+  const status = new PodStatus(config, db, backups, { clone, primaryStart, recoveryPending }, archiver?.archiver.state ?? null);
   const reading = keepReading(status, signal);
   const metrics = new AgentMetrics({
     replication: async () => status.reading.replica,
@@ -320,6 +335,7 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     },
     clone,
     pod: { role: config.role, ordinal: config.ordinal },
+    archive: () => archiver?.archiver.state ?? null,
   });
   backups.countInto(metrics);
   const tls = config.tls;
@@ -378,13 +394,17 @@ export async function runSidecar(config: SidecarConfig, log: Logger, signal: Abo
     }
   })();
 
+  // Archiving starts once the primary is set up: a rebuilt one first continues its GTID state.
+  const archiving = archiver ? setup.then(() => (signal.aborted || status.setup.state !== 'configured' ? undefined : archiver.archiver.run(signal))) : Promise.resolve();
+
   await new Promise<void>((resolve) => {
     if (signal.aborted) resolve();
     else signal.addEventListener('abort', () => resolve(), { once: true });
   });
   log.info({ phase: 'shutdown' }, 'shutting down');
   await app.close();
-  await Promise.all([setup, reading, reloading]);
+  await Promise.all([setup, reading, reloading, archiving]);
+  archiver?.store.destroy();
   await db.end();
   log.info({ phase: 'shutdown' }, 'stopped');
 }

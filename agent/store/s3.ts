@@ -120,16 +120,19 @@ export class Store {
 
   /** Every backup id under the prefix with what it holds, newest first. */
   async list(): Promise<StoredBackup[]> {
+    return groupKeys(this.config.prefix, await this.listKeys(backupsPrefix(this.config.prefix), 'listing backups'));
+  }
+
+  /** Every key under `under` (a full key prefix), in the store's order. */
+  async listKeys(under: string, doing = `listing ${under}`): Promise<string[]> {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call('listing backups', () =>
-        this.s3.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: backupsPrefix(this.config.prefix), ContinuationToken: token })),
-      );
+      const page = await this.call(doing, () => this.s3.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: under, ContinuationToken: token })));
       for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
-    return groupKeys(this.config.prefix, keys);
+    return keys;
   }
 
   async getText(key: string): Promise<string | null> {
@@ -210,12 +213,10 @@ export class Store {
     }
   }
 
-  /** Aborts every multipart upload left under the backups prefix (a killed run's); returns their keys. */
-  async abortLeftoverUploads(): Promise<string[]> {
+  /** Aborts every multipart upload left under `under` (a killed run's; default the backups prefix); returns their keys. */
+  async abortLeftoverUploads(under = backupsPrefix(this.config.prefix)): Promise<string[]> {
     const aborted: string[] = [];
-    const res = await this.call('listing unfinished uploads', () =>
-      this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.config.bucket, Prefix: backupsPrefix(this.config.prefix) })),
-    );
+    const res = await this.call('listing unfinished uploads', () => this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.config.bucket, Prefix: under })));
     for (const u of res.Uploads ?? []) {
       if (!u.Key || !u.UploadId) continue;
       await this.call(`aborting the upload of ${u.Key}`, () =>

@@ -8,7 +8,6 @@
  */
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { SubprocessError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -18,8 +17,11 @@ export interface ChildSpec {
   readonly args: readonly string[];
   /** The child's own variables; it inherits only `INHERITED` from the agent besides. */
   readonly env: Readonly<Record<string, string>>;
-  /** A socket is handed over as the child's stdin: it reads the peer directly, no JavaScript between. */
-  readonly stdin: 'pipe' | 'ignore' | Socket;
+  /**
+   * A socket (a clone's connection) or a Readable with a file descriptor (another child's stdout)
+   * is handed over as the child's stdin: it reads directly, no byte passes through JavaScript.
+   */
+  readonly stdin: 'pipe' | 'ignore' | Readable;
   readonly stdout: 'pipe' | 'ignore';
   readonly signal: AbortSignal;
   /** mariadb-backup and xtrabackup block SIGTERM: they must get SIGKILL. */

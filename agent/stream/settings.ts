@@ -24,6 +24,9 @@ export const XTRABACKUP_BIN = text('XTRABACKUP_BIN', 'backup tool', '', '(xtraba
 export const XBSTREAM_BIN = text('XBSTREAM_BIN', 'stream tool', '', '(xbstream, else mbstream, on PATH)');
 /** The restore drill's throwaway server (verify-backup). */
 export const MYSQLD_BIN = text('MYSQLD_BIN', 'the server the restore drill starts', '', '(mysqld, else mariadbd, on PATH)');
+/** A point-in-time restore's replay: the binlog client reads the archived files, the client applies them. */
+export const MYSQLBINLOG_BIN = text('MYSQLBINLOG_BIN', 'binary log reader a point-in-time restore replays with', '', '(mariadb-binlog, else mysqlbinlog, on PATH)');
+export const MYSQL_BIN = text('MYSQL_BIN', 'client a point-in-time restore applies the binary logs with', '', '(mariadb, else mysql, on PATH)');
 export const XTRABACKUP_ARGS: Setting<readonly string[]> = {
   name: 'XTRABACKUP_ARGS',
   help: 'extra arguments for the backup tool, space-separated (e.g. --throttle=20)',
@@ -67,6 +70,9 @@ export const TOOLS = {
   backup: { setting: XTRABACKUP_BIN, candidates: ['xtrabackup', 'mariadb-backup'] },
   stream: { setting: XBSTREAM_BIN, candidates: ['xbstream', 'mbstream'] },
   server: { setting: MYSQLD_BIN, candidates: ['mysqld', 'mariadbd'] },
+  // Point-in-time restores read MariaDB binary logs (agent/mysql/binlog.ts): MariaDB's tools first.
+  binlog: { setting: MYSQLBINLOG_BIN, candidates: ['mariadb-binlog', 'mysqlbinlog'] },
+  client: { setting: MYSQL_BIN, candidates: ['mariadb', 'mysql'] },
 } as const;
 
 /**
