@@ -211,7 +211,8 @@ export class BinlogArchiver {
     const path = join(this.dir!, f.name);
     const summary = await summarizeBinlog(f.name, createReadStream(path));
     const key = binlogDataKey(store.config.prefix, summary.serverId, f.name, summary.sha256);
-    await store.upload(key, createReadStream(path), signal);
+    // One part at a time: the sidecar's memory, not the archive's speed, is what is short (each part in flight is 8 MB).
+    await store.upload(key, createReadStream(path), signal, 1);
     const stored = await store.size(key);
     if (stored !== summary.size) throw new Error(`uploaded ${f.name} to ${key} but the store holds ${stored} bytes, not ${summary.size}: uploading it again`);
     const record: BinlogIndexRecord = { format: 1, key, archived_at: new Date(this.now()).toISOString(), ...summary };

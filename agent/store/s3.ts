@@ -166,12 +166,12 @@ export class Store {
    * Uploads a stream as a multipart upload (a single PUT when it is under one part). Any failure
    * of the body, the store or `signal` aborts the upload: nothing of it stays visible.
    */
-  async upload(key: string, body: Readable, signal: AbortSignal): Promise<void> {
+  async upload(key: string, body: Readable, signal: AbortSignal, partsInFlight = PARTS_IN_FLIGHT): Promise<void> {
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
       partSize: PART_BYTES,
-      queueSize: PARTS_IN_FLIGHT,
+      queueSize: partsInFlight,
       leavePartsOnError: false,
     });
     const onAbort = () => void upload.abort().catch(() => {});
