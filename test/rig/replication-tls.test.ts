@@ -52,6 +52,12 @@ describe('replication over TLS on real servers', () => {
     const accepts = await sslAccepts();
     await replica.stopSidecar();
     replica.startSidecar({ REPLICATION_TLS: 'verify-ca' });
+    // The verdict, not a moment: /readyz can answer from the channel that kept running before the
+    // sidecar has applied the options (a CI run read the log in between).
+    await waitUntil(
+      () => readFile(join(replica.dataDir, REPLICATION_TLS_RECORD), 'utf8').then((t) => (JSON.parse(t) as { state?: string }).state === 'applied', () => false),
+      'the SSL options to be applied',
+    );
     await replica.waitFor('/readyz');
     expect(sslApplying(1).map((l) => l.sql)).toEqual([`CHANGE MASTER TO MASTER_SSL=1, MASTER_SSL_CA='${join(tlsDirs[1]!, 'ca.crt')}', MASTER_SSL_VERIFY_SERVER_CERT=0`]);
     // Nothing else was touched: no host, account or position in any statement of this start.
@@ -76,6 +82,12 @@ describe('replication over TLS on real servers', () => {
     await waitUntil(async () => (await replica.replicaStatus())?.Slave_IO_Running === 'Yes', 'the IO thread over TLS with REQUIRE SSL');
     await replica.stopSidecar();
     replica.startSidecar({ REPLICATION_TLS: 'verify-ca' });
+    // The verdict, not a moment: /readyz can answer from the channel that kept running before the
+    // sidecar has applied the options (a CI run read the log in between).
+    await waitUntil(
+      () => readFile(join(replica.dataDir, REPLICATION_TLS_RECORD), 'utf8').then((t) => (JSON.parse(t) as { state?: string }).state === 'applied', () => false),
+      'the SSL options to be applied',
+    );
     await replica.waitFor('/readyz');
     expect(sslApplying(1)).toEqual([]);
     await insertItems(rig.node(0), 20);
