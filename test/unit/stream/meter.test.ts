@@ -1,7 +1,7 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { COLLECT_EVERY_BYTES, chunkCollector, meterChunks } from '../../../agent/stream/meter.js';
+import { COLLECT_EVERY_BYTES, FULL_EVERY, chunkCollector, meterChunks } from '../../../agent/stream/meter.js';
 
 const CHUNK = 64 * 1024;
 
@@ -63,5 +63,15 @@ describe('meterChunks', () => {
     expect(meter.bytes).toBe(total);
     expect(peak).toBeGreaterThan(0);
     expect(peak).toBeLessThan(16 * 1024 * 1024);
+  });
+});
+
+describe('chunkCollector, every FULL_EVERY-th collection', () => {
+  it('collects the whole heap (promoted dead chunks), the others only the young generation', () => {
+    const calls: (boolean | undefined)[] = [];
+    const count = chunkCollector(10, (full) => calls.push(full));
+    for (let i = 0; i < 2 * FULL_EVERY; i++) count(10);
+    expect(calls).toHaveLength(2 * FULL_EVERY);
+    expect(calls.map((full, i) => (full ? i + 1 : null)).filter((n) => n !== null)).toEqual([FULL_EVERY, 2 * FULL_EVERY]);
   });
 });
