@@ -80,12 +80,13 @@ class PodStatus implements StatusSource {
     private readonly records: { readonly clone: CloneRecord | null; readonly primaryStart: unknown; readonly recoveryPending: boolean },
   ) {}
 
-  /** Takes a new reading; never throws (what failed is in the reading). A reading begun before the one held is dropped. */
+  /** Resolves once a reading begun after this call is held, or after `timeoutMs`; every caller until then shares that reading. */
   fresh(timeoutMs: number): Promise<void> {
     this.waiting ??= Promise.withResolvers<void>();
     return Promise.race([this.waiting.promise, delay(timeoutMs, undefined, { ref: false })]);
   }
 
+  /** Takes a new reading; never throws (what failed is in the reading). A reading begun before the one held is dropped. */
   async refresh(): Promise<void> {
     const waiting = this.waiting;
     this.waiting = null;
