@@ -13,12 +13,12 @@
  * Writes bench-<size>gb.json and .md into DIR (default test/bench/results) and prints the table.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname, cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
-import { benchArgs, dropCaches, fixed as f, loadDataset, median, procUsage, run, timed, watch } from './measure.js';
+import { benchArgs, dropCaches, fixed as f, loadDataset, median, procUsage, run, timed, watch, writeReport } from './measure.js';
 import { newBaseDir, waitUntil } from '../rig/helpers.js';
 import { tlsGet } from '../tls/client.js';
 import { type Pki, createPki } from '../tls/pki.js';
@@ -275,11 +275,7 @@ async function main(): Promise<void> {
       }
     }
     const { summary, md } = report(samples, dataset, coldRuns);
-    await mkdir(OUT, { recursive: true });
-    const base = join(OUT, `bench-${SIZE_GB}gb`);
-    writeFileSync(`${base}.json`, `${JSON.stringify(summary, null, 2)}\n`);
-    writeFileSync(`${base}.md`, `${md}\n`);
-    console.log(md);
+    const base = await writeReport(OUT, `bench-${SIZE_GB}gb`, summary, md);
     log(`wrote ${base}.json and ${base}.md`);
   } finally {
     await rig.destroy();

@@ -11,13 +11,12 @@
  * Writes link-<size>gb.json and .md into --out (default test/bench/results) and prints the table.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
 import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
 import { newBaseDir, waitUntil } from '../rig/helpers.js';
-import { benchArgs, dropCaches, fixed as f, loadDataset, median, procUsage, run, timed, watch } from './measure.js';
+import { benchArgs, dropCaches, fixed as f, loadDataset, median, procUsage, run, timed, watch, writeReport } from './measure.js';
 import { type Link, createLink } from './netns.js';
 
 const { sizeGb: SIZE_GB, rounds: ROUNDS, out: OUT } = benchArgs('link', '1');
@@ -243,11 +242,7 @@ async function main(): Promise<void> {
       samples.push(capped);
     }
     const { summary, md } = report(samples, dataset);
-    await mkdir(OUT, { recursive: true });
-    const base = join(OUT, `link-${SIZE_GB}gb`);
-    writeFileSync(`${base}.json`, `${JSON.stringify(summary, null, 2)}\n`);
-    writeFileSync(`${base}.md`, `${md}\n`);
-    console.log(md);
+    const base = await writeReport(OUT, `link-${SIZE_GB}gb`, summary, md);
     log(`wrote ${base}.json and ${base}.md`);
   } finally {
     await rig.destroy();

@@ -1,7 +1,7 @@
 /** What both benchmarks measure with: processes' CPU and peak RSS, commands, the page cache, the dataset. */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -34,6 +34,16 @@ export const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 export const fixed = (x: number, d = 2) => x.toFixed(d);
+
+/** Writes `<name>.json` and `<name>.md` into `out`, prints the Markdown; returns the base path. */
+export async function writeReport(out: string, name: string, summary: unknown, md: string): Promise<string> {
+  await mkdir(out, { recursive: true });
+  const base = join(out, name);
+  await writeFile(`${base}.json`, `${JSON.stringify(summary, null, 2)}\n`);
+  await writeFile(`${base}.md`, `${md}\n`);
+  console.log(md);
+  return base;
+}
 
 /** CPU seconds (user + system) and peak RSS (VmHWM) of one process, read from /proc. */
 export async function procUsage(pid: number): Promise<{ cpu: number; peakMb: number } | null> {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPLICATION_TLS_RECORD } from '../../agent/core/records.js';
 import { type Pki, createPki } from '../tls/pki.js';
 import { countItems, createItems, insertItems, newBaseDir, waitUntil } from './helpers.js';
-import { CREDENTIALS, Rig } from './rig.js';
+import { CREDENTIALS, Rig, type RigNode } from './rig.js';
 
 const PREFIX = '127.0.4.1';
 let pki: Pki;
@@ -36,6 +36,16 @@ afterAll(async () => {
 const sslAccepts = async () => Number((await rig.node(0).sql<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Ssl_accepts'"))[0]!.Value);
 const sslApplying = (n: number) => rig.node(n).sidecarLines().filter((l) => l.msg === 'applying' && String(l.sql).includes('SSL'));
 
+/**
+ * The verdict, not a moment: /readyz can answer from the channel that kept running before the
+ * sidecar has applied the options (a CI run read the log in between).
+ */
+const tlsApplied = (node: RigNode) =>
+  waitUntil(
+    () => readFile(join(node.dataDir, REPLICATION_TLS_RECORD), 'utf8').then((t) => (JSON.parse(t) as { state?: string }).state === 'applied', () => false),
+    'the SSL options to be applied',
+  );
+
 describe('replication over TLS on real servers', () => {
   it('cloned over TLS with the real backup tool; replication set up without TLS', async () => {
     const init = await readFile(join(rig.node(1).dir, 'init.log'), 'utf8');
@@ -52,12 +62,7 @@ describe('replication over TLS on real servers', () => {
     const accepts = await sslAccepts();
     await replica.stopSidecar();
     replica.startSidecar({ REPLICATION_TLS: 'verify-ca' });
-    // The verdict, not a moment: /readyz can answer from the channel that kept running before the
-    // sidecar has applied the options (a CI run read the log in between).
-    await waitUntil(
-      () => readFile(join(replica.dataDir, REPLICATION_TLS_RECORD), 'utf8').then((t) => (JSON.parse(t) as { state?: string }).state === 'applied', () => false),
-      'the SSL options to be applied',
-    );
+    await tlsApplied(replica);
     await replica.waitFor('/readyz');
     expect(sslApplying(1).map((l) => l.sql)).toEqual([`CHANGE MASTER TO MASTER_SSL=1, MASTER_SSL_CA='${join(tlsDirs[1]!, 'ca.crt')}', MASTER_SSL_VERIFY_SERVER_CERT=0`]);
     // Nothing else was touched: no host, account or position in any statement of this start.
@@ -82,12 +87,7 @@ describe('replication over TLS on real servers', () => {
     await waitUntil(async () => (await replica.replicaStatus())?.Slave_IO_Running === 'Yes', 'the IO thread over TLS with REQUIRE SSL');
     await replica.stopSidecar();
     replica.startSidecar({ REPLICATION_TLS: 'verify-ca' });
-    // The verdict, not a moment: /readyz can answer from the channel that kept running before the
-    // sidecar has applied the options (a CI run read the log in between).
-    await waitUntil(
-      () => readFile(join(replica.dataDir, REPLICATION_TLS_RECORD), 'utf8').then((t) => (JSON.parse(t) as { state?: string }).state === 'applied', () => false),
-      'the SSL options to be applied',
-    );
+    await tlsApplied(replica);
     await replica.waitFor('/readyz');
     expect(sslApplying(1)).toEqual([]);
     await insertItems(rig.node(0), 20);
