@@ -107,7 +107,8 @@ export async function ensureReplication(deps: {
     log.error({ file: unreadable.source, content: text, err: unreadable.message }, 'clone info file does not parse: replication not started');
     return { state: 'blocked', reason: `${unreadable.message}; the file is left in DATA_DIR for inspection` };
   }
-  if (step === 'blocked' || clone === null) {
+  // Past 'keep' and 'adopt' the step is 'apply' exactly when there is a clone to apply.
+  if (clone === null) {
     const reason = noCloneReason(dataDir);
     log.error(reason);
     return { state: 'blocked', reason };

@@ -107,17 +107,17 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
     else log.info({ stderr: line }, 'tool output');
   });
 
+  // One clock from the first request; cleared on close, so it never holds the agent's exit (the
+  // child's own handle does until then).
   let escalation: NodeJS.Timeout | undefined;
   const kill = () => {
     killAll(spec.killWith);
-    if (spec.killWith === 'SIGTERM' && !escalation) {
-      escalation = setTimeout(() => killAll('SIGKILL'), 5000);
-      escalation.unref();
-    }
+    if (spec.killWith === 'SIGTERM') escalation ??= setTimeout(() => killAll('SIGKILL'), 5000);
   };
+  // Removed on close and on a failed spawn; a signal aborts only once.
   const onAbort = () => kill();
   if (spec.signal.aborted) queueMicrotask(kill);
-  else spec.signal.addEventListener('abort', onAbort, { once: true });
+  else spec.signal.addEventListener('abort', onAbort);
 
   // The child is gone: what it left in its group would outlive it and, holding its pipes, keep
   // 'close' (and `done`, and the backup slot) from ever coming.

@@ -5,7 +5,7 @@
  * gets exactly the statements `plan` shows: the inherited channel cleared, an `applying` record,
  * our statements, an `applied` record.
  */
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,7 @@ const FIXTURE = join(import.meta.dirname, '../../fixtures/clones/xtrabackup-8.4-
 let logged: Record<string, unknown>[] = [];
 const log = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line) as Record<string, unknown>) });
 const said = (msg: string) => logged.filter((l) => l.msg === msg);
+const CLEARING = "the clone carries replication settings of its own (its donor's channel): clearing them first";
 
 interface Channel {
   host: string;
@@ -110,7 +111,7 @@ describe('ensureReplication on MySQL 8.4', () => {
       (await planned()).map((sql) => [sql.replace("'pw'", "'***'"), 'xtrabackup_slave_info', 'replication']),
     );
     expect(said('replication mode chosen')).toEqual([expect.objectContaining({ from: 'xtrabackup_slave_info', mode: 'gtid', why: expect.stringMatching(/^auto: /) })]);
-    expect(said("the clone carries replication settings of its own (its donor's channel): clearing them first")).toEqual([
+    expect(said(CLEARING)).toEqual([
       expect.objectContaining({ level: 40, source_host: 'mysql-0.mysql', io: 'No', sql: 'No' }),
     ]);
     expect(said('replication configured and started')).toEqual([expect.objectContaining({ from: 'xtrabackup_slave_info', mode: 'gtid', source_host: 'mysql-0.mysql' })]);
@@ -129,6 +130,8 @@ describe('ensureReplication on MySQL 8.4', () => {
       expect.objectContaining({ level: 40, record: 'applying', source_host: 'mysql-0.mysql', io: 'No', sql: 'No' }),
     ]);
     expect(said('replication threads are stopped: starting them')).toHaveLength(1);
+    // Nothing was inherited, so nothing was said about clearing it.
+    expect(said(CLEARING)).toEqual([]);
   });
 
   it('a stop after the applying record but before CHANGE: the whole plan again (nothing replicated yet)', async () => {
@@ -162,6 +165,16 @@ describe('ensureReplication on MySQL 8.4', () => {
     const running = server(state);
     await run(running.db);
     expect(running.ran).toEqual([]);
+  });
+
+  it('an applied record is final: the clone info files are not read again (one here cannot be read at all)', async () => {
+    await writeFile(join(dir, REPLICATION_RECORD), JSON.stringify({ state: 'applied', how: 'applied' }));
+    await rm(join(dir, 'xtrabackup_slave_info'));
+    await mkdir(join(dir, 'xtrabackup_slave_info'));
+    const state = { channel: { host: 'mysql-0.mysql', io: 'Yes', sql: 'Yes' } as Channel | null };
+    const { db, ran } = server(state);
+    expect(await run(db)).toEqual({ state: 'configured', how: 'recorded-earlier' });
+    expect(ran).toEqual([]);
   });
 
   it('a server set up by other means (no record, no info files, configured): adopted, nothing cleared', async () => {

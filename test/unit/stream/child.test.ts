@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SubprocessError } from '../../../agent/core/errors.js';
 import { type ChildSpec, childEnvironment, spawnOwned } from '../../../agent/stream/child.js';
 import { processGroup, running } from '../../rig/helpers.js';
@@ -148,10 +148,34 @@ describe('spawnOwned and the process group', () => {
     expect(await ends(deaf.grandchild)).toBe(true);
   }, 15_000);
 
+  it('one escalation clock per child, from its first kill(), for SIGTERM children only, and gone with the child', async () => {
+    // Fake clocks only: the children are real and so are their deaths.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const sigkill = await spawnShell("trap '' TERM; sleep 1000 & echo $! > PIDFILE; wait");
+      sigkill.child.kill();
+      expect(vi.getTimerCount()).toBe(0);
+      await expect(sigkill.child.done).rejects.toThrow('sh was killed by SIGKILL');
+      const deaf = await spawnShell("trap '' TERM; sleep 1000 & echo $! > PIDFILE; wait", { killWith: 'SIGTERM' });
+      deaf.child.kill();
+      deaf.child.kill();
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(5000);
+      await expect(deaf.child.done).rejects.toThrow('sh was killed by SIGKILL');
+      const polite = await spawnShell('sleep 1000 & echo $! > PIDFILE; wait', { killWith: 'SIGTERM' });
+      polite.child.kill();
+      expect(vi.getTimerCount()).toBe(1);
+      await expect(polite.child.done).rejects.toThrow('sh was killed by SIGTERM');
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('rejects with the exit status and the last five stderr lines, and keeps the first watched line', async () => {
     const child = spawnOwned({
       command: 'sh',
-      args: ['-c', 'echo "disk full: errno 28" >&2; for i in 1 2 3 4 5 6; do echo "line $i" >&2; done; exit 3'],
+      args: ['-c', 'echo "disk full: errno 28" >&2; echo "still errno 28" >&2; for i in 1 2 3 4 5 6; do echo "line $i" >&2; done; exit 3'],
       env: {},
       stdin: 'ignore',
       stdout: 'ignore',

@@ -132,6 +132,13 @@ describe('statusChunk (the verdict as the stream\'s last file)', () => {
     expect(parseStatusFile(failed.text!)).toEqual({ status: 'Failed: mariadb-backup exited 1: Access denied', bytes: null });
   });
 
+  it('reads Success only as the whole line: anything before or after it is not a success', () => {
+    expect(parseStatusFile('Success 42\n')).toEqual({ status: SUCCESS, bytes: 42 });
+    for (const text of ['xSuccess 42', 'Success 42 more', 'Success 42x', 'Success', 'Success -1', 'Failed: Success 42']) {
+      expect(parseStatusFile(text), text).toEqual({ status: text, bytes: null });
+    }
+  });
+
   it('carries a CRC-32 that mbstream checks: a flipped payload byte fails the extraction', () => {
     const chunk = statusChunk(null, 42);
     chunk[chunk.indexOf('Success')]! ^= 0x01;
