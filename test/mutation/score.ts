@@ -18,13 +18,13 @@ interface Span {
 }
 
 /** Where no mutant may survive: a file and the functions (by name) or spans of it that hold the check. */
-const NO_SURVIVORS: readonly { readonly what: string; readonly file: string; readonly functions: readonly (string | Span)[] }[] = [
+export const NO_SURVIVORS: readonly { readonly what: string; readonly file: string; readonly functions: readonly (string | Span)[] }[] = [
   { what: 'the token check', file: 'agent/stream/protocol.ts', functions: ['bearerToken', 'tokensEqual'] },
-  { what: 'the trailer check', file: 'agent/stream/protocol.ts', functions: ['statusTrailer'] },
+  { what: 'the trailer check', file: 'agent/stream/protocol.ts', functions: ['statusTrailer', 'parseStatusFile'] },
   {
     what: 'the trailer check',
     file: 'agent/init/clone-attempt.ts',
-    functions: ['missingClosingFiles', { name: 'cloneInto, after the stream', from: 'const status = res.trailers[STATUS_TRAILER];', to: 'return { bytes: counter.bytes' }],
+    functions: ['missingClosingFiles', { name: 'cloneInto, after the stream', from: 'const verdict = await t.verdict();', to: 'return { bytes: t.bytes()' }],
   },
   { what: 'the record discipline', file: 'agent/core/records.ts', functions: ['writeRecord', 'readReplicationState'] },
   { what: 'the record discipline', file: 'agent/sidecar/replication.ts', functions: ['ensureReplication'] },

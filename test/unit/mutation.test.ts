@@ -1,7 +1,8 @@
-/** The mutation-testing glue (test/mutation/): the score per folder, the floor, the checks that allow no survivor, the changed files. */
+/** The mutation-testing glue (test/mutation/): the score per folder, the floor, the checks that allow no survivor. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { mutatedAmong } from '../mutation/changed.js';
-import { FLOOR, summarize } from '../mutation/score.js';
+import { FLOOR, NO_SURVIVORS, summarize } from '../mutation/score.js';
 
 const PROTOCOL = [
   'export function bearerToken(header: string | undefined): string | null {',
@@ -13,6 +14,9 @@ const PROTOCOL = [
   '}',
   'export function statusTrailer(failure: string | null): string {',
   "  return failure === null ? SUCCESS : 'Failed';",
+  '}',
+  'export function parseStatusFile(text: string): { readonly status: string; readonly bytes: number | null } {',
+  '  return { status: text, bytes: null };',
   '}',
 ].join('\n');
 
@@ -48,10 +52,12 @@ describe('summarize', () => {
   });
 });
 
-describe('mutatedAmong', () => {
-  it('keeps the changed files the configured globs mutate, minus the negated ones', () => {
-    const globs = ['agent/core/**/*.ts', 'agent/mysql/**/*.ts', '!agent/mysql/db.ts', 'agent/sidecar/replication.ts'];
-    const changed = ['README.md', 'agent/core/retry.ts', 'agent/mysql/db.ts', 'agent/mysql/gtid.ts', 'agent/sidecar/sidecar.ts', 'agent/sidecar/replication.ts', 'test/unit/core/retry.test.ts'];
-    expect(mutatedAmong(changed, globs)).toEqual(['agent/core/retry.ts', 'agent/mysql/gtid.ts', 'agent/sidecar/replication.ts']);
+describe('the checks that allow no survivor', () => {
+  it('each names code that is in the tree (a renamed function or a moved span would silently guard nothing)', () => {
+    const files = Object.fromEntries(NO_SURVIVORS.map((c) => [c.file, { source: readFileSync(join(import.meta.dirname, '../..', c.file), 'utf8'), mutants: [] }]));
+    expect(summarize({ files }).failures).toEqual([]);
+    expect(summarize({ files: { ...files, 'agent/stream/protocol.ts': { source: '', mutants: [] } } }).failures).toContain(
+      'agent/stream/protocol.ts: no function parseStatusFile (the trailer check)',
+    );
   });
 });
