@@ -1,7 +1,7 @@
 import { PerformanceObserver, constants } from 'node:perf_hooks';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { COLLECT_EVERY_BYTES, FULL_EVERY, chunkCollector, meterChunks } from '../../../agent/stream/meter.js';
+import { COLLECT_EVERY_BYTES, FULL_ABOVE_BYTES, chunkCollector, meterChunks } from '../../../agent/stream/meter.js';
 
 const CHUNK = 64 * 1024;
 
@@ -66,12 +66,37 @@ describe('meterChunks', () => {
   });
 });
 
-describe('chunkCollector, every FULL_EVERY-th collection', () => {
-  it('collects the whole heap (promoted dead chunks), the others only the young generation', () => {
-    const calls: (boolean | undefined)[] = [];
-    const count = chunkCollector(10, (full) => calls.push(full));
-    for (let i = 0; i < 2 * FULL_EVERY; i++) count(10);
-    expect(calls).toHaveLength(2 * FULL_EVERY);
-    expect(calls.map((full, i) => (full ? i + 1 : null)).filter((n) => n !== null)).toEqual([FULL_EVERY, 2 * FULL_EVERY]);
+describe('chunkCollector, the full collection', () => {
+  const MB = 1024 * 1024;
+  /** Per interval of stream, the collections asked for ('young', then 'full' if taken), Buffer memory at `levels[i]` bytes. */
+  function run(levels: readonly number[]): string[][] {
+    const asked: string[][] = [];
+    let level = 0;
+    const count = chunkCollector(10, (full) => asked.at(-1)!.push(full ? 'full' : 'young'), () => level);
+    for (const l of levels) {
+      level = l;
+      asked.push([]);
+      count(10);
+    }
+    return asked;
+  }
+  const fullAt = (asked: string[][]) => asked.flatMap((a, i) => (a.includes('full') ? [i] : []));
+
+  it('is never taken while Buffer memory stays flat, whatever its level (held buffers are not dead ones)', () => {
+    expect(run(Array(50).fill(40 * MB))).toEqual(Array(50).fill(['young']));
+  });
+
+  it('is taken once memory stays more than FULL_ABOVE_BYTES over its lowest after young collections, then counted from after it', () => {
+    // Promoted dead chunks: +4 MiB per interval that young collections do not free.
+    const asked = run([...Array(12).keys()].map((i) => 10 * MB + i * 4 * MB));
+    expect(FULL_ABOVE_BYTES).toBe(8 * MB);
+    // 10 → 18 MiB is 8 over (not more); at 22 MiB, full; the lowest is then 22 MiB (the fake frees nothing), so the next at 34 MiB.
+    expect(fullAt(asked)).toEqual([3, 6, 9]);
+    expect(asked[3]).toEqual(['young', 'full']);
+    expect(asked.every((a) => a[0] === 'young')).toBe(true);
+  });
+
+  it('follows the lowest down: growth is measured from the least Buffer memory seen since the last full one', () => {
+    expect(fullAt(run([40 * MB, 5 * MB, 12 * MB, 14 * MB]))).toEqual([3]);
   });
 });
