@@ -79,6 +79,7 @@ describe('a typo planted in the manifests fails the checks', () => {
     ['no token for init', sts, 'mountPath: /var/run/secrets/kubernetes.io/serviceaccount', 'mountPath: /var/run/secrets/kubernetes.io/sa', 'init must mount, read-only at SERVICE_ACCOUNT_DIR'],
     ['a token without the API\'s CA', sts, 'name: kube-root-ca.crt', 'name: kube-root-ca', 'init must mount, read-only at SERVICE_ACCOUNT_DIR'],
     ['claims deleted with the StatefulSet', sts, '  volumeClaimTemplates:', '  persistentVolumeClaimRetentionPolicy:\n    whenDeleted: Delete\n  volumeClaimTemplates:', 'whenDeleted must not be Delete'],
+    ['a policy that restricts egress', 'base/network-policy.yaml', 'policyTypes: ["Ingress"]', 'policyTypes: ["Ingress", "Egress"]', 'restricts egress: the sidecar and the backup Jobs reach the object store and DNS'],
     ['claims of another template', sts, 'value: /var/lib/mysql/data\n            - name: BACKUP_TOKEN', 'value: /var/lib/mysql/data\n            - name: VOLUME_CLAIM_TEMPLATE\n              value: mysql-data\n            - name: BACKUP_TOKEN', "VOLUME_CLAIM_TEMPLATE mysql-data is not the volumeClaimTemplate DATA_DIR is on (data)"],
   ])('%s', async (_what, file, from, to, expected) => {
     const problems = await plantedProblems(file, from, to);
