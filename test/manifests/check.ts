@@ -500,13 +500,26 @@ const credentialsOf = (c: Container) =>
     .join(', ') || 'none';
 
 /**
- * With the backup component: ordinal 0's sidecar archives the binary logs (the agent archives
- * where a store is set and the pod's role is primary, agent/sidecar/settings.ts) into the store
- * the backup Job writes to, with the same credentials: a restore to a point reads a backup and
- * the binary logs after it from one prefix. With `tlsStandIn`, as for agentConfig.
+ * What ordinal 0's sidecar archives, in the agent's own terms (its store and interval; null: it
+ * archives nothing), or why it cannot tell (a missing key, a config the agent refuses).
+ * The agent archives where a store is set and the pod's role is primary (agent/sidecar/settings.ts).
+ */
+export function primaryArchive(docs: KubeDoc[], tlsStandIn?: string): SidecarConfig['archive'] | string {
+  const out: string[] = [];
+  const sts = statefulSet(docs);
+  const sidecar = sts.spec.template.spec.containers.find((c) => isAgent(c) && c.args?.[0] === 'sidecar');
+  if (!sidecar) return 'the StatefulSet has no agent sidecar';
+  const config = agentConfig(sidecar, podName(sts, 0), secretReader(docs, out), tlsStandIn, configMapReader(docs, out));
+  if (typeof config === 'string') out.push(config);
+  return out.length > 0 ? out.join('; ') : (config as SidecarConfig).archive;
+}
+
+/**
+ * With the backup component: ordinal 0's sidecar archives the binary logs into the store the
+ * backup Job writes to, with the same credentials: a restore to a point reads a backup and the
+ * binary logs after it from one prefix. With `tlsStandIn`, as for agentConfig.
  */
 export function archiveProblems(docs: KubeDoc[], tlsStandIn?: string): string[] {
-  const out: string[] = [];
   const sts = statefulSet(docs);
   const sidecar = sts.spec.template.spec.containers.find((c) => isAgent(c) && c.args?.[0] === 'sidecar');
   const job = docs
@@ -514,13 +527,11 @@ export function archiveProblems(docs: KubeDoc[], tlsStandIn?: string): string[] 
     .flatMap((j) => j.spec.jobTemplate.spec.template.spec.containers)
     .find((c) => c.args?.[0] === 'backup');
   if (!sidecar || !job) return [`archiving needs the StatefulSet's sidecar and the backup CronJob; the render has ${sidecar ? '' : 'no sidecar '}${job ? '' : 'no backup CronJob'}`];
-  const secret = secretReader(docs, out);
-  const configMap = configMapReader(docs, out);
-  const primary = agentConfig(sidecar, podName(sts, 0), secret, tlsStandIn, configMap);
-  const backup = agentConfig(job, 'mysql-backup-28912345-x2k9p', secret, tlsStandIn, configMap);
-  // Not silently fine: a config the agent refuses is this check's problem too.
-  if (typeof primary === 'string' || typeof backup === 'string') return [...out, ...[primary, backup].filter((c) => typeof c === 'string')];
-  const archive = (primary as SidecarConfig).archive;
+  const out: string[] = [];
+  const archive = primaryArchive(docs, tlsStandIn);
+  const backup = agentConfig(job, 'mysql-backup-28912345-x2k9p', secretReader(docs, out), tlsStandIn, configMapReader(docs, out));
+  // Not silently fine: what keeps the configs from being read is this check's problem too.
+  if (typeof archive === 'string' || typeof backup === 'string') return [...out, ...[archive, backup].filter((c): c is string => typeof c === 'string')];
   if (archive === null) {
     out.push(`sidecar on ${podName(sts, 0)} has no BACKUP_STORE_URL: the primary archives no binary logs, and a restore to a point has nothing after the last backup`);
     return out;
