@@ -16,6 +16,12 @@ import { type AlertRule, FILES, alertGroups, readThresholds } from './monitoring
 
 const execFileP = promisify(execFile);
 const promtool = (args: string[]) => execFileP('promtool', args, { maxBuffer: 4 << 20 });
+/** What `promtool test rules` says when the tests fail, or 'passed'. */
+const failureOf = (tests: string) =>
+  promtool(['test', 'rules', tests]).then(
+    () => 'passed',
+    (err: { stdout: string; stderr: string }) => err.stdout + err.stderr,
+  );
 
 let dir: string;
 beforeAll(async () => {
@@ -285,21 +291,13 @@ describe('promtool', () => {
       await writeFile(rules, stringify({ groups }, { lineWidth: 0 }));
       const tests = join(dir, `${alert}-${how}.test.yml`);
       await writeFile(tests, unitTests(rules));
-      const failure = await promtool(['test', 'rules', tests]).then(
-        () => 'passed',
-        (err: { stdout: string; stderr: string }) => err.stdout + err.stderr,
-      );
-      expect(failure, `${alert} firing ${how}`).toMatch(new RegExp(`FAILED:[\\s\\S]*alertname: ${alert},`));
+      expect(await failureOf(tests), `${alert} firing ${how}`).toMatch(new RegExp(`FAILED:[\\s\\S]*alertname: ${alert},`));
     }
   });
 
   it('test rules fails when an alert does not fire as a story says (the test can fail)', async () => {
     const tests = join(dir, 'wrong.test.yml');
     await writeFile(tests, unitTests(FILES.rules).replace("eval_time: 4m", 'eval_time: 3m30s'));
-    const failure = await promtool(['test', 'rules', tests]).then(
-      () => 'passed',
-      (err: { stdout: string; stderr: string }) => err.stdout + err.stderr,
-    );
-    expect(failure).toMatch(/FAILED:[\s\S]*alertname: MySQLReplicaNotReplicating, time: 3m30s/);
+    expect(await failureOf(tests)).toMatch(/FAILED:[\s\S]*alertname: MySQLReplicaNotReplicating, time: 3m30s/);
   });
 });
