@@ -59,6 +59,7 @@ describe('a typo planted in the manifests fails the checks', () => {
     ['a misspelt StatefulSet field', sts, 'serviceName: mysql', 'serviceNme: mysql', 'serviceNme is not a field'],
     ['a wrong type', sts, 'containerPort: 3307', 'containerPort: "3307"', 'must be integer'],
     ['an unknown agent variable', sts, '- name: BACKUP_TOKEN\n              valueFrom', '- name: BACKUP_TOKN\n              valueFrom', 'BACKUP_TOKN is not a mysql-agent variable'],
+    ['store credentials without a store', sts, '- name: BACKUP_TOKEN\n              valueFrom', '- name: AWS_SECRET_ACCESS_KEY\n              value: in-the-clear\n            - name: BACKUP_TOKEN\n              valueFrom', "env AWS_SECRET_ACCESS_KEY is the AWS SDK's, used only beside BACKUP_STORE_URL"],
     ['a variable the agent refuses', sts, 'value: "3307"', 'value: "33o7"', 'BACKUP_PORT="33o7" is invalid'],
     ['a port the agent does not listen on', sts, 'value: "3307"', 'value: "3308"', 'no containerPort 3308'],
     ['a datadir that is not the volume', sts, 'name: DATA_DIR\n              value: /var/lib/mysql/data', 'name: DATA_DIR\n              value: /var/lib/mysq/data', 'DATA_DIR /var/lib/mysq/data is not on a volumeClaimTemplate'],
