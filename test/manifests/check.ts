@@ -23,8 +23,9 @@ import { hostOf } from '../../agent/core/topology.js';
 import type { InitConfig } from '../../agent/init/settings.js';
 import type { SidecarConfig } from '../../agent/sidecar/settings.js';
 import type { BackupConfig, VerifyConfig } from '../../agent/backup/settings.js';
-import { SDK_VARIABLES } from '../../agent/store/settings.js';
+import { SDK_VARIABLES, type StoreConfig } from '../../agent/store/settings.js';
 import {
+  type ConfigMapReader,
   type Container,
   type Flavor,
   type KubeDoc,
@@ -133,16 +134,34 @@ export const isAgent = (c: Container) => repoOf(c.image) === AGENT_REPO;
  * Offline, a mounted Secret's files do not exist: with `tlsStandIn` (a folder of real files of
  * the mounted shape, from the test PKI) TLS_DIR points there instead.
  */
-export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string, tlsStandIn?: string): Config | string {
+export function agentConfig(c: Container, pod: string, secret: (name: string, key: string) => string, tlsStandIn?: string, configMap?: ConfigMapReader): Config | string {
   const command = c.args?.[0] ?? '';
   // What the kubelet adds to every container: the API's address.
-  const env: Record<string, string> = { PATH: '/usr/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...resolveEnv(c, pod, secret) };
+  const env: Record<string, string> = { PATH: '/usr/bin', KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', ...resolveEnv(c, pod, secret, configMap) };
   if (env.TLS_DIR !== undefined && tlsStandIn !== undefined) env.TLS_DIR = tlsStandIn;
   try {
     return loadCommand(COMMANDS, { argv: [command], env, hostname: pod, isExecutable: () => true });
   } catch (err) {
     return `${c.name} on ${pod} would exit: ${(err as Error).message}`;
   }
+}
+
+/**
+ * Each variable of an agent container is a documented one of its command; the AWS SDK's own
+ * (credentials) only beside BACKUP_STORE_URL, where the store client reads them.
+ */
+function variableProblems(c: Container, where: string): string[] {
+  const command = c.args?.[0] ?? '';
+  const store = (c.env ?? []).some((v) => v.name === 'BACKUP_STORE_URL');
+  const out: string[] = [];
+  for (const v of c.env ?? []) {
+    const readers = Object.values(COMMANDS).filter((spec) => spec.settings.some((x) => x.name === v.name)).map((spec) => spec.name);
+    if ((SDK_VARIABLES as readonly string[]).includes(v.name)) {
+      if (!store) out.push(`${where}: env ${v.name} is the AWS SDK's, used only beside BACKUP_STORE_URL`);
+    } else if (readers.length === 0) out.push(`${where}: env ${v.name} is not a mysql-agent variable (see README, Configuration)`);
+    else if (!readers.includes(command)) out.push(`${where}: env ${v.name} is read by ${readers.join('/')} only, not ${command}`);
+  }
+  return out;
 }
 
 /** Secret values of the render, decoded; a missing Secret or key is a problem, not an exception. */
@@ -157,6 +176,19 @@ function secretReader(docs: KubeDoc[], out: string[]) {
   };
 }
 
+/** ConfigMap values of the render; a missing ConfigMap, or a missing key not marked optional, is a problem. */
+function configMapReader(docs: KubeDoc[], out: string[]): ConfigMapReader {
+  return (name, key, optional) => {
+    const doc = findDoc(docs, 'ConfigMap', name) as { data?: Record<string, string> } | undefined;
+    const value = doc?.data?.[key];
+    if (!doc || (value === undefined && !optional)) out.push(`configMapKeyRef ${name}/${key}: the render has no such ConfigMap${doc ? ' key' : ''}`);
+    return value;
+  };
+}
+
+/** The Secrets the user creates from a template: name → the template under manifests/. */
+const SECRET_TEMPLATES: Record<string, string> = { mysql: 'base/secret.env.example', 'mysql-backup-store': 'components/backup/store.env.example' };
+
 export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = dockerfileFacts(), pins: Pins = readVersions(), tlsStandIn?: string): string[] {
   const out: string[] = [];
   const problem = (ok: boolean, text: string) => {
@@ -168,6 +200,7 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   const volumes = new Map((spec.volumes ?? []).map((v) => [v.name, v] as [string, Volume]));
   const claims = new Set((sts.spec.volumeClaimTemplates ?? []).map((t) => t.metadata.name));
   const secret = secretReader(docs, out);
+  const configMap = configMapReader(docs, out);
   const version = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
   const labels = sts.spec.template.metadata.labels;
   const selects = (selector: Record<string, string> | undefined) =>
@@ -206,18 +239,11 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   problem(init.image === sidecar.image, `init (${init.image}) and sidecar (${sidecar.image}) must run the same agent image`);
 
   // Variables: documented names only, for the command that reads them, with values the agent accepts.
-  for (const c of agents) {
-    const command = c.args?.[0];
-    for (const v of c.env ?? []) {
-      const readers = Object.values(COMMANDS).filter((spec) => spec.settings.some((s) => s.name === v.name)).map((spec) => spec.name);
-      problem(readers.length > 0, `${c.name}: env ${v.name} is not a mysql-agent variable (see README, Configuration)`);
-      if (readers.length > 0) problem(readers.includes(command ?? ''), `${c.name}: env ${v.name} is read by ${readers.join('/')} only, not ${command}`);
-    }
-  }
+  for (const c of agents) out.push(...variableProblems(c, c.name));
   const podConfigs: Config[] = [];
   for (const ordinal of [0, 1]) {
     for (const c of [init, sidecar]) {
-      const config = agentConfig(c, podName(sts, ordinal), secret, tlsStandIn);
+      const config = agentConfig(c, podName(sts, ordinal), secret, tlsStandIn, configMap);
       if (typeof config === 'string') out.push(config);
       else podConfigs.push(config);
     }
@@ -314,10 +340,14 @@ export function consistencyProblems(docs: KubeDoc[], docker: DockerfileFacts = d
   );
   problem(!!serverEnv.MYSQL_ROOT_PASSWORD, `${server.name}: MYSQL_ROOT_PASSWORD must come from the Secret, or the image refuses to initialise`);
   problem(script.includes(`@'${sideConfig.mysql.host}'`), `create-users.sh grants the agent account at another host than MYSQL_HOST ${sideConfig.mysql.host}`);
-  const templateKeys: string[] = readFileSync(join(MANIFESTS, 'base/secret.env.example'), 'utf8').match(/^[a-z-]+(?==)/gm) ?? [];
-  const refs = containers.flatMap((c) => (c.env ?? []).flatMap((v) => (v.valueFrom?.secretKeyRef ? [v.valueFrom.secretKeyRef.key] : [])));
-  for (const key of refs) problem(templateKeys.includes(key), `Secret key ${key} is not in base/secret.env.example`);
-  for (const key of templateKeys) problem(refs.includes(key), `base/secret.env.example has ${key}, which no container uses`);
+  // Each Secret the user makes from a template (only those in the render) and the keys the pod uses.
+  for (const [name, template] of Object.entries(SECRET_TEMPLATES)) {
+    if (!findDoc(docs, 'Secret', name)) continue;
+    const templateKeys: string[] = readFileSync(join(MANIFESTS, template), 'utf8').match(/^[a-z-]+(?==)/gm) ?? [];
+    const refs = containers.flatMap((c) => (c.env ?? []).flatMap((v) => (v.valueFrom?.secretKeyRef?.name === name ? [v.valueFrom.secretKeyRef.key] : [])));
+    for (const key of refs) problem(templateKeys.includes(key), `Secret key ${key} is not in ${template}`);
+    for (const key of templateKeys) problem(refs.includes(key), `${template} has ${key}, which no container uses`);
+  }
 
   // Users: the pod runs as the image's user, which owns the server's datadir.
   const [uid, gid] = docker.user.split(':').map(Number);
@@ -421,6 +451,7 @@ export function cronJobProblems(docs: KubeDoc[], tlsStandIn?: string): string[] 
   const sts = statefulSet(docs);
   const agentImage = podContainers(sts.spec.template.spec).find(isAgent)?.image;
   const secret = secretReader(docs, out);
+  const configMap = configMapReader(docs, out);
   const jobs = docs.filter((d): d is CronJob => d.kind === 'CronJob');
   problem(jobs.some((j) => j.spec.jobTemplate.spec.template.spec.containers[0]?.args?.[0] === 'backup'), 'no CronJob runs mysql-agent backup');
   problem(jobs.some((j) => j.spec.jobTemplate.spec.template.spec.containers[0]?.args?.[0] === 'verify-backup'), 'no CronJob runs mysql-agent verify-backup');
@@ -435,12 +466,8 @@ export function cronJobProblems(docs: KubeDoc[], tlsStandIn?: string): string[] 
       const command = c.args?.[0] ?? '';
       problem(c.image === agentImage, `${where}: ${c.name} runs ${c.image}, the StatefulSet's agent is ${agentImage}`);
       problem(['backup', 'verify-backup'].includes(command), `${where}: ${c.name} runs "${command}", not backup or verify-backup`);
-      for (const v of c.env ?? []) {
-        const readers = Object.values(COMMANDS).filter((s) => s.settings.some((x) => x.name === v.name)).map((s) => s.name);
-        const sdk = (SDK_VARIABLES as readonly string[]).includes(v.name);
-        problem(sdk || readers.includes(command), `${where}: env ${v.name} is ${readers.length > 0 ? `read by ${readers.join('/')} only, not ${command}` : 'not a mysql-agent variable (see README, Configuration)'}`);
-      }
-      const c0 = agentConfig(c, `${job.metadata.name}-28912345-x2k9p`, secret, tlsStandIn);
+      out.push(...variableProblems(c, where));
+      const c0 = agentConfig(c, `${job.metadata.name}-28912345-x2k9p`, secret, tlsStandIn, configMap);
       if (typeof c0 === 'string') out.push(`${where}: ${c0}`);
       else if (c0.command === 'backup') {
         const b = c0 as BackupConfig;
@@ -459,6 +486,62 @@ export function cronJobProblems(docs: KubeDoc[], tlsStandIn?: string): string[] 
         `${where}: ${c.name} must have the restricted security context (read-only root, no privilege escalation, drop ALL)`,
       );
     }
+  }
+  return out;
+}
+
+const storeText = (s: StoreConfig) => `s3://${s.bucket}/${s.prefix} (endpoint ${s.endpoint ?? 'AWS'}, region ${s.region}, path-style ${s.forcePathStyle})`;
+/** A container's SDK variables and where each comes from, in a stable order. */
+const credentialsOf = (c: Container) =>
+  (c.env ?? [])
+    .filter((v) => (SDK_VARIABLES as readonly string[]).includes(v.name))
+    .map((v) => `${v.name}=${JSON.stringify(v.value ?? v.valueFrom)}`)
+    .sort()
+    .join(', ') || 'none';
+
+/**
+ * What ordinal 0's sidecar archives, in the agent's own terms (its store and interval; null: it
+ * archives nothing), or why it cannot tell (a missing key, a config the agent refuses).
+ * The agent archives where a store is set and the pod's role is primary (agent/sidecar/settings.ts).
+ */
+export function primaryArchive(docs: KubeDoc[], tlsStandIn?: string): SidecarConfig['archive'] | string {
+  const out: string[] = [];
+  const sts = statefulSet(docs);
+  const sidecar = sts.spec.template.spec.containers.find((c) => isAgent(c) && c.args?.[0] === 'sidecar');
+  if (!sidecar) return 'the StatefulSet has no agent sidecar';
+  const config = agentConfig(sidecar, podName(sts, 0), secretReader(docs, out), tlsStandIn, configMapReader(docs, out));
+  if (typeof config === 'string') out.push(config);
+  return out.length > 0 ? out.join('; ') : (config as SidecarConfig).archive;
+}
+
+/**
+ * With the backup component: ordinal 0's sidecar archives the binary logs into the store the
+ * backup Job writes to, with the same credentials: a restore to a point reads a backup and the
+ * binary logs after it from one prefix. With `tlsStandIn`, as for agentConfig.
+ */
+export function archiveProblems(docs: KubeDoc[], tlsStandIn?: string): string[] {
+  const sts = statefulSet(docs);
+  const sidecar = sts.spec.template.spec.containers.find((c) => isAgent(c) && c.args?.[0] === 'sidecar');
+  const job = docs
+    .filter((d): d is CronJob => d.kind === 'CronJob')
+    .flatMap((j) => j.spec.jobTemplate.spec.template.spec.containers)
+    .find((c) => c.args?.[0] === 'backup');
+  if (!sidecar || !job) return [`archiving needs the StatefulSet's sidecar and the backup CronJob; the render has ${sidecar ? '' : 'no sidecar '}${job ? '' : 'no backup CronJob'}`];
+  const out: string[] = [];
+  const archive = primaryArchive(docs, tlsStandIn);
+  const backup = agentConfig(job, 'mysql-backup-28912345-x2k9p', secretReader(docs, out), tlsStandIn, configMapReader(docs, out));
+  // Not silently fine: what keeps the configs from being read is this check's problem too.
+  if (typeof archive === 'string' || typeof backup === 'string') return [...out, ...[archive, backup].filter((c): c is string => typeof c === 'string')];
+  if (archive === null) {
+    out.push(`sidecar on ${podName(sts, 0)} has no BACKUP_STORE_URL: the primary archives no binary logs, and a restore to a point has nothing after the last backup`);
+    return out;
+  }
+  const store = (backup as BackupConfig).store;
+  if (storeText(archive.store) !== storeText(store)) {
+    out.push(`sidecar on ${podName(sts, 0)} archives to ${storeText(archive.store)}, the backup Job writes to ${storeText(store)}: a restore to a point reads both from one place`);
+  }
+  if (credentialsOf(sidecar) !== credentialsOf(job)) {
+    out.push(`sidecar's store credentials (${credentialsOf(sidecar)}) are not the backup Job's (${credentialsOf(job)})`);
   }
   return out;
 }

@@ -59,6 +59,7 @@ describe('a typo planted in the manifests fails the checks', () => {
     ['a misspelt StatefulSet field', sts, 'serviceName: mysql', 'serviceNme: mysql', 'serviceNme is not a field'],
     ['a wrong type', sts, 'containerPort: 3307', 'containerPort: "3307"', 'must be integer'],
     ['an unknown agent variable', sts, '- name: BACKUP_TOKEN\n              valueFrom', '- name: BACKUP_TOKN\n              valueFrom', 'BACKUP_TOKN is not a mysql-agent variable'],
+    ['store credentials without a store', sts, '- name: BACKUP_TOKEN\n              valueFrom', '- name: AWS_SECRET_ACCESS_KEY\n              value: in-the-clear\n            - name: BACKUP_TOKEN\n              valueFrom', "env AWS_SECRET_ACCESS_KEY is the AWS SDK's, used only beside BACKUP_STORE_URL"],
     ['a variable the agent refuses', sts, 'value: "3307"', 'value: "33o7"', 'BACKUP_PORT="33o7" is invalid'],
     ['a port the agent does not listen on', sts, 'value: "3307"', 'value: "3308"', 'no containerPort 3308'],
     ['a datadir that is not the volume', sts, 'name: DATA_DIR\n              value: /var/lib/mysql/data', 'name: DATA_DIR\n              value: /var/lib/mysq/data', 'DATA_DIR /var/lib/mysq/data is not on a volumeClaimTemplate'],
@@ -79,6 +80,7 @@ describe('a typo planted in the manifests fails the checks', () => {
     ['no token for init', sts, 'mountPath: /var/run/secrets/kubernetes.io/serviceaccount', 'mountPath: /var/run/secrets/kubernetes.io/sa', 'init must mount, read-only at SERVICE_ACCOUNT_DIR'],
     ['a token without the API\'s CA', sts, 'name: kube-root-ca.crt', 'name: kube-root-ca', 'init must mount, read-only at SERVICE_ACCOUNT_DIR'],
     ['claims deleted with the StatefulSet', sts, '  volumeClaimTemplates:', '  persistentVolumeClaimRetentionPolicy:\n    whenDeleted: Delete\n  volumeClaimTemplates:', 'whenDeleted must not be Delete'],
+    ['a policy that restricts egress', 'base/network-policy.yaml', 'policyTypes: ["Ingress"]', 'policyTypes: ["Ingress", "Egress"]', 'restricts egress: the sidecar and the backup Jobs reach the object store and DNS'],
     ['claims of another template', sts, 'value: /var/lib/mysql/data\n            - name: BACKUP_TOKEN', 'value: /var/lib/mysql/data\n            - name: VOLUME_CLAIM_TEMPLATE\n              value: mysql-data\n            - name: BACKUP_TOKEN', "VOLUME_CLAIM_TEMPLATE mysql-data is not the volumeClaimTemplate DATA_DIR is on (data)"],
   ])('%s', async (_what, file, from, to, expected) => {
     const problems = await plantedProblems(file, from, to);

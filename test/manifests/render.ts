@@ -39,6 +39,7 @@ export interface EnvVar {
   valueFrom?: {
     fieldRef?: { fieldPath: string };
     secretKeyRef?: { name: string; key: string };
+    configMapKeyRef?: { name: string; key: string; optional?: boolean };
     [source: string]: unknown;
   };
 }
@@ -125,17 +126,26 @@ export const podContainers = (spec: PodSpec): Container[] => [...(spec.initConta
 /** Pod name of an ordinal, as the StatefulSet controller names it. */
 export const podName = (sts: StatefulSet, ordinal: number) => `${sts.metadata.name}-${ordinal}`;
 
+/** A ConfigMap key's value; undefined when it has none (an optional key is then left unset, as the kubelet does). */
+export type ConfigMapReader = (name: string, key: string, optional: boolean) => string | undefined;
+
 /**
  * A container's environment as the kubelet resolves it for one pod: plain values, the pod's own
- * name (fieldRef metadata.name) and Secret keys through `secret`. Anything else is refused, so a
- * source the rigs cannot reproduce fails loudly instead of silently going missing.
+ * name (fieldRef metadata.name), Secret keys through `secret` and, given `configMap`, ConfigMap
+ * keys. Anything else is refused, so a source the rigs cannot reproduce fails loudly instead of
+ * silently going missing.
  */
-export function resolveEnv(container: Container, pod: string, secret: (name: string, key: string) => string): Record<string, string> {
+export function resolveEnv(container: Container, pod: string, secret: (name: string, key: string) => string, configMap?: ConfigMapReader): Record<string, string> {
   const env: Record<string, string> = {};
   for (const v of container.env ?? []) {
+    const ref = v.valueFrom?.configMapKeyRef;
     if (v.value !== undefined) env[v.name] = v.value;
     else if (v.valueFrom?.fieldRef?.fieldPath === 'metadata.name') env[v.name] = pod;
     else if (v.valueFrom?.secretKeyRef) env[v.name] = secret(v.valueFrom.secretKeyRef.name, v.valueFrom.secretKeyRef.key);
+    else if (ref && configMap) {
+      const value = configMap(ref.name, ref.key, ref.optional === true);
+      if (value !== undefined) env[v.name] = value;
+    }
     else throw new Error(`container ${container.name}: env ${v.name} has a source the rigs do not resolve: ${JSON.stringify(v.valueFrom)}`);
   }
   return env;

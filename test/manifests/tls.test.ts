@@ -8,7 +8,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Pki, createPki } from '../tls/pki.js';
-import { consistencyProblems, cronJobProblems, dockerfileFacts, plant, plantedProblems, schemaProblems } from './check.js';
+import { archiveProblems, consistencyProblems, cronJobProblems, dockerfileFacts, plant, plantedProblems, schemaProblems } from './check.js';
 import { FLAVORS, type Flavor, type KubeDoc, MANIFESTS, findDoc, renderFlavor } from './render.js';
 import { issuerMentions, networkPolicyProblems, tlsProblems } from './tls.js';
 import { readVersions } from './versions.js';
@@ -72,7 +72,7 @@ const renderWithBackupsAndTls = (flavor: Flavor, order: 'backup first' | 'tls fi
 describe.each(FLAVORS)('manifests/components/tls with components/backup on %s', (flavor) => {
   it('gives the backup Job the Secret and TLS_DIR, and the agent accepts its config', async () => {
     const docs = await renderWithBackupsAndTls(flavor, 'backup first');
-    expect([...problemsOf(docs), ...cronJobProblems(docs, mounted)]).toEqual([]);
+    expect([...problemsOf(docs), ...cronJobProblems(docs, mounted), ...archiveProblems(docs, mounted)]).toEqual([]);
     const job = findDoc(docs, 'CronJob', 'mysql-backup') as unknown as { spec: { jobTemplate: { spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } } } } };
     expect(job.spec.jobTemplate.spec.template.spec.containers[0]!.env).toContainEqual({ name: 'TLS_DIR', value: '/etc/mysql-agent/tls' });
   });

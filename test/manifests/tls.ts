@@ -72,6 +72,7 @@ interface PolicyDoc extends KubeDoc {
     podSelector: { matchLabels?: Record<string, string> };
     policyTypes?: string[];
     ingress?: { from?: { podSelector?: { matchLabels?: Record<string, string> }; namespaceSelector?: unknown; ipBlock?: unknown }[]; ports?: { port: number | string }[] }[];
+    egress?: unknown[];
   };
 }
 
@@ -88,6 +89,11 @@ export function networkPolicyProblems(docs: KubeDoc[]): string[] {
   const selects = (m: Record<string, string> | undefined, l: Record<string, string>) => !!m && Object.entries(m).every(([k, v]) => l[k] === v);
   if (!selects(policy.spec.podSelector.matchLabels, labels)) out.push(`NetworkPolicy ${policy.metadata.name} does not select the pods`);
   if (!policy.spec.policyTypes?.includes('Ingress')) out.push(`NetworkPolicy ${policy.metadata.name} must restrict Ingress`);
+  // The shipped policy leaves egress alone (manifests/README.md says so): an Egress type would cut
+  // whatever its rules do not name, DNS and the store among them. Without policyTypes, egress rules imply it.
+  if (policy.spec.policyTypes?.includes('Egress') || (policy.spec.policyTypes === undefined && policy.spec.egress !== undefined)) {
+    out.push(`NetworkPolicy ${policy.metadata.name} restricts egress: the sidecar and the backup Jobs reach the object store and DNS, which it must then allow (manifests/README.md, "NetworkPolicy and the store")`);
+  }
   const rules = policy.spec.ingress ?? [];
   const agentPort = podContainers(sts.spec.template.spec).find((c) => c.name === 'sidecar')?.ports?.[0]?.containerPort;
   for (const rule of rules.filter((r) => !r.ports || r.ports.some((p) => p.port === agentPort || p.port === 'backup'))) {

@@ -10,8 +10,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import type { ArchiveState } from '../../agent/sidecar/archive.js';
 import { AgentMetrics } from '../../agent/sidecar/metrics.js';
-import { consistencyProblems, schemaProblems } from '../manifests/check.js';
+import { consistencyProblems, primaryArchive, schemaProblems } from '../manifests/check.js';
 import { type KubeDoc, REPO, findDoc, renderFlavor, statefulSet } from '../manifests/render.js';
 import { FILES, type RuleGroup, alertGroups, dashboard, generated, readThresholds } from './monitoring.js';
 import { isOperatorKind, operatorSchemaProblems } from './schemas.js';
@@ -32,17 +33,33 @@ const problemsOf = (docs: KubeDoc[]) => [
   ...consistencyProblems(docs.filter((d) => !isOperatorKind(d))),
 ];
 
-/** Every metric family the sidecar exports (a replica with a clone: all of them), with a histogram's series names. */
+/**
+ * Every metric family the sidecar exports, with a histogram's series names: no single pod has
+ * them all, so a replica with a clone's and a primary with the binary log archive's (every
+ * archive field set, a gap included).
+ */
 async function exportedNames(): Promise<Set<string>> {
-  const m = new AgentMetrics({
+  const replica = new AgentMetrics({
     replication: async () => ({ configured: true, sourceHost: 'h', ioRunning: 'Yes', sqlRunning: 'Yes', secondsBehind: 0, lastIoError: null, lastIoErrno: null, lastSqlError: null, usingGtid: 'No', usesGtid: false }),
     ready: async () => true,
     backupInProgress: () => false,
     clone: { source: { host: 'h', port: 3307, ordinal: 0, choice: 'auto', why: '' }, bytes: 1, stream_duration_ms: 1, duration_ms: 1, finished_at: '2026-01-01T00:00:00Z', skipped: [] },
     pod: { role: 'replica', ordinal: 1 },
   });
+  const archive: ArchiveState = {
+    interval_s: 60,
+    lag_seconds: 12,
+    files_waiting: 1,
+    files_archived: 3,
+    bytes_archived: 1024,
+    last_success_at: '2026-01-01T00:00:00Z',
+    last_archived: { name: 'mysql-bin.000003', key: 'k', end_state: '0-100-9' },
+    last_error: null,
+    gaps: [{ before: 'mysql-bin.000002', startState: '0-100-5', detectedAt: '2026-01-01T00:00:00Z' }],
+  };
+  const primary = new AgentMetrics({ replication: async () => null, ready: async () => true, backupInProgress: () => null, clone: null, pod: { role: 'primary', ordinal: 0 }, archive: () => archive });
   const names = new Set<string>();
-  for (const line of (await m.render()).split('\n')) {
+  for (const line of [...(await replica.render()).split('\n'), ...(await primary.render()).split('\n')]) {
     const name = /^([a-z_:][a-z0-9_:]*)[ {]/.exec(line)?.[1];
     if (name) names.add(name);
   }
@@ -139,7 +156,32 @@ describe('rules and panels name only what the agent exports', () => {
     const exprs = [...alertGroups(t).flatMap((g) => g.rules.map((r) => r.expr)), ...(dashboard(t).panels as { targets: { expr: string }[] }[]).flatMap((p) => p.targets.map((x) => x.expr))];
     const used = new Set(exprs.flatMap((e) => metricsIn(e, names)));
     expect(used).toContain('mysql_agent_replication_sql_running');
+    expect(used).toContain('mysql_agent_binlog_archive_last_success_timestamp_seconds');
     for (const name of used) expect(names.has(name), name).toBe(true);
+  });
+});
+
+describe('the archive alerts and the archiving sidecar', () => {
+  it("take the BINLOG_ARCHIVE_INTERVAL that components/backup gives the primary's sidecar", async () => {
+    const docs = await renderFlavor('mariadb', async (dir) => {
+      await writeFile(join(dir, 'components/backup/store.env'), 'aws-access-key-id=test-access-key\naws-secret-access-key=test-secret-key\n');
+      const k = join(dir, 'mariadb/kustomization.yaml');
+      await writeFile(k, `${await readFile(k, 'utf8')}components:\n  - ../components/backup\n  - ../${COMPONENT}\n`);
+    });
+    const archive = primaryArchive(docs);
+    if (typeof archive === 'string' || archive === null) throw new Error(archive ?? "the primary's sidecar archives nothing");
+    const t = readThresholds();
+    expect(archive.intervalMs / 1000, 'thresholds.yaml archiveIntervalSeconds against statefulset-patch.yaml BINLOG_ARCHIVE_INTERVAL').toBe(t.archiveIntervalSeconds);
+    const lag = alertGroups(t)[0]!.rules.find((r) => r.alert === 'MySQLBinlogArchiveLagging')!;
+    expect(lag.expr).toBe(`mysql_agent_binlog_archive_lag_seconds > ${t.archiveIntervalSeconds + t.archiveLagMarginSeconds}`);
+  });
+
+  it('take their thresholds from thresholds.yaml', () => {
+    const t = readThresholds();
+    const rules = alertGroups({ ...t, archiveIntervalSeconds: 300, archiveLagMarginSeconds: 45, archiveLagFor: '7m', archiveStalledAfter: '2h', archiveStalledFor: '11m' })[0]!.rules;
+    expect(rules.find((r) => r.alert === 'MySQLBinlogArchiveLagging')).toMatchObject({ expr: 'mysql_agent_binlog_archive_lag_seconds > 345', for: '7m' });
+    expect(rules.find((r) => r.alert === 'MySQLBinlogArchiveStalled')).toMatchObject({ for: '11m' });
+    expect(rules.find((r) => r.alert === 'MySQLBinlogArchiveStalled')!.expr).toContain('< 7200');
   });
 });
 

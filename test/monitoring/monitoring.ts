@@ -26,19 +26,31 @@ export interface Thresholds {
   readonly noPrimaryFor: string;
   readonly agentDownFor: string;
   readonly backupFailedWindow: string;
+  readonly archiveIntervalSeconds: number;
+  readonly archiveLagMarginSeconds: number;
+  readonly archiveLagFor: string;
+  readonly archiveStalledAfter: string;
+  readonly archiveStalledFor: string;
 }
 
-const DURATION = /^[0-9]+(ms|s|m|h|d|w|y)$/;
+const DURATION = /^([0-9]+)(s|m|h|d|w)$/;
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+/** A duration of thresholds.yaml in seconds, for expressions that compare with time(). */
+const seconds = (d: string) => {
+  const m = DURATION.exec(d)!;
+  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+};
 
 /** thresholds.yaml, every key checked: a typo must not silently fall back to nothing. */
 export function readThresholds(text = readFileSync(FILES.thresholds, 'utf8')): Thresholds {
   const t = parse(text) as Record<string, unknown>;
   const problems: string[] = [];
-  const durations = ['notReplicatingFor', 'lagFor', 'replicaNotReadyFor', 'noPrimaryFor', 'agentDownFor', 'backupFailedWindow'];
+  const durations = ['notReplicatingFor', 'lagFor', 'replicaNotReadyFor', 'noPrimaryFor', 'agentDownFor', 'backupFailedWindow', 'archiveLagFor', 'archiveStalledAfter', 'archiveStalledFor'];
+  const numbers = ['lagSeconds', 'archiveIntervalSeconds', 'archiveLagMarginSeconds'];
   for (const key of durations) if (typeof t[key] !== 'string' || !DURATION.test(t[key])) problems.push(`${key} must be a Prometheus duration such as 5m`);
-  if (typeof t.lagSeconds !== 'number' || !(t.lagSeconds > 0)) problems.push('lagSeconds must be a positive number');
+  for (const key of numbers) if (typeof t[key] !== 'number' || !(t[key] > 0)) problems.push(`${key} must be a positive number`);
   if (typeof t.job !== 'string' || !/^[A-Za-z0-9_./-]+$/.test(t.job)) problems.push('job must be a scrape job name');
-  for (const key of Object.keys(t)) if (![...durations, 'lagSeconds', 'job'].includes(key)) problems.push(`${key} is not a threshold`);
+  for (const key of Object.keys(t)) if (![...durations, ...numbers, 'job'].includes(key)) problems.push(`${key} is not a threshold`);
   if (problems.length > 0) throw new Error(`thresholds.yaml: ${problems.join('; ')}`);
   return t as unknown as Thresholds;
 }
@@ -58,8 +70,11 @@ export interface RuleGroup {
 
 const STATUS = 'kubectl exec -n {{ $labels.namespace }} {{ $labels.pod }} -c sidecar -- mysql-agent status';
 
-/** The alerts, for the metrics the agent has today (off-site backups, drills and archiving add theirs when their metrics land). */
+const ARCHIVE = 'Read the pod\'s /status `binlog_archive` (`last_error`, `files_waiting`, `gaps`) and `kubectl logs {{ $labels.pod }} -n {{ $labels.namespace }} -c sidecar | grep \'"phase":"archive"\'`';
+
+/** The alerts, for the metrics the agent has today (off-site backups and drills add theirs when their metrics land). */
 export function alertGroups(t: Thresholds): RuleGroup[] {
+  const lagLimit = t.archiveIntervalSeconds + t.archiveLagMarginSeconds;
   return [
     {
       name: 'mysql-agent',
@@ -128,6 +143,39 @@ export function alertGroups(t: Thresholds): RuleGroup[] {
             summary: 'A backup served by {{ $labels.pod }} failed',
             description: `A backup or clone streamed from {{ $labels.pod }} failed or was cut off within the last ${t.backupFailedWindow}.`,
             runbook: 'kubectl logs {{ $labels.pod }} -c sidecar | grep \'"phase":"backup"\': the tool output and the failure. A client that went away (a clone moving on to another source, a pod deleted mid-clone) counts too; a tool error (privileges, disk, --lock-ddl timeout) needs a fix before the next clone.',
+          },
+        },
+        {
+          alert: 'MySQLBinlogArchiveLagging',
+          expr: `mysql_agent_binlog_archive_lag_seconds > ${lagLimit}`,
+          for: t.archiveLagFor,
+          labels: { severity: 'warning' },
+          annotations: {
+            summary: '{{ $labels.pod }} has not archived a transaction of {{ $value | humanizeDuration }} ago',
+            description: `The oldest transaction of {{ $labels.pod }} not yet in the store committed more than ${lagLimit} s ago (BINLOG_ARCHIVE_INTERVAL ${t.archiveIntervalSeconds} s + ${t.archiveLagMarginSeconds} s) for ${t.archiveLagFor}: losing its volume now loses more than the recovery point objective.`,
+            runbook: `${ARCHIVE}. The store unreachable (endpoint, DNS, an egress NetworkPolicy: manifests/README.md, "NetworkPolicy and the store"), its keys refused (the Secret mysql-backup-store), the bucket missing, or uploads slower than the writes (the pod's network). The sidecar retries every tick and catches up once the store answers; if the outage may outlast binlog_expire_logs_seconds, raise it before files are purged unarchived.`,
+          },
+        },
+        {
+          alert: 'MySQLBinlogArchiveGap',
+          expr: 'mysql_agent_binlog_archive_gaps > 0',
+          for: '0m',
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: '{{ $labels.pod }} purged binary logs before they were archived',
+            description: 'Binary logs of {{ $labels.pod }} were purged before they reached the store: points in time inside the gap cannot be restored, and none after it until a full backup covers it.',
+            runbook: `${ARCHIVE} (the error line names the oldest file left and the GTID state the gap ends at). Take a full backup now (kubectl create job -n {{ $labels.namespace }} --from=cronjob/mysql-backup mysql-backup-now): once it completes the gap closes and this resolves. Then keep binlog_expire_logs_seconds (expire_logs_days) far above the longest store outage, and find who ran PURGE BINARY LOGS.`,
+          },
+        },
+        {
+          alert: 'MySQLBinlogArchiveStalled',
+          expr: `mysql_agent_binlog_archive_files_waiting > 0 unless on (namespace, pod) (time() - mysql_agent_binlog_archive_last_success_timestamp_seconds < ${seconds(t.archiveStalledAfter)})`,
+          for: t.archiveStalledFor,
+          labels: { severity: 'critical' },
+          annotations: {
+            summary: '{{ $labels.pod }} has archived no binary log for ' + t.archiveStalledAfter,
+            description: `Closed binary logs of {{ $labels.pod }} wait for the store, and none has reached it for ${t.archiveStalledAfter} (or none since its sidecar started), for ${t.archiveStalledFor}: each file the server purges now is a gap.`,
+            runbook: `${ARCHIVE}: last_error says why each upload fails. Fix the store or its keys; raise binlog_expire_logs_seconds on the primary (SET GLOBAL) so that the waiting files outlast the fix. A sidecar that does not answer fires MySQLAgentDown instead.`,
           },
         },
       ],

@@ -16,6 +16,12 @@ import { type AlertRule, FILES, alertGroups, readThresholds } from './monitoring
 
 const execFileP = promisify(execFile);
 const promtool = (args: string[]) => execFileP('promtool', args, { maxBuffer: 4 << 20 });
+/** What `promtool test rules` says when the tests fail, or 'passed'. */
+const failureOf = (tests: string) =>
+  promtool(['test', 'rules', tests]).then(
+    () => 'passed',
+    (err: { stdout: string; stderr: string }) => err.stdout + err.stderr,
+  );
 
 let dir: string;
 beforeAll(async () => {
@@ -150,6 +156,87 @@ const STORIES: readonly Story[] = [
       ['63m', []],
     ],
   },
+  {
+    alert: 'MySQLBinlogArchiveLagging',
+    what: "mysql-0's archive lag saws up to the interval as it should, then the store stops taking files at 5m and it climbs past 90 s until a file lands at 12m",
+    series: { [S('mysql_agent_binlog_archive_lag_seconds', { pod: 'mysql-0' })]: '0 30 60 10 40 70 130 190 250 310 370 430 20 0' },
+    at: [
+      ['5m', []],
+      ['8m', []], // above 90 s for 2m of its 3m
+      ['9m', [{ labels: { pod: 'mysql-0' }, value: '5m 10s' }]],
+      ['11m', [{ labels: { pod: 'mysql-0' }, value: '7m 10s' }]],
+      ['12m', []],
+    ],
+  },
+  {
+    alert: 'MySQLBinlogArchiveLagging',
+    what: 'a steady write load: every minute the lag reaches the interval plus a tick and an upload (70 s), and drops to 0 when the file lands',
+    series: { [S('mysql_agent_binlog_archive_lag_seconds', { pod: 'mysql-0' })]: '0 70 0 70 0 70 0 70 0 70 0 70 0 70 0 70 0 70 0 70 0' },
+    at: [
+      ['5m', []],
+      ['10m', []],
+      ['20m', []],
+    ],
+  },
+  {
+    alert: 'MySQLBinlogArchiveGap',
+    what: 'a binary log of mysql-0 is purged before it is archived at 2m; the backup at 5m covers it',
+    series: { [S('mysql_agent_binlog_archive_gaps', { pod: 'mysql-0' })]: '0 0 1 1 1 0 0' },
+    at: [
+      ['1m', []],
+      ['2m', [{ labels: { pod: 'mysql-0' } }]],
+      ['4m', [{ labels: { pod: 'mysql-0' } }]],
+      ['5m', []],
+    ],
+  },
+  {
+    alert: 'MySQLBinlogArchiveGap',
+    what: 'no binary log of mysql-0 is ever purged before it is archived',
+    series: { [S('mysql_agent_binlog_archive_gaps', { pod: 'mysql-0' })]: '0x30' },
+    at: [
+      ['1m', []],
+      ['30m', []],
+    ],
+  },
+  {
+    alert: 'MySQLBinlogArchiveStalled',
+    what: 'mysql-0 archives a file a minute until 5m, then files wait and none lands until 45m',
+    series: {
+      // Unix seconds: the evaluation clock of a test starts at 0.
+      [S('mysql_agent_binlog_archive_last_success_timestamp_seconds', { pod: 'mysql-0' })]: '0 60 120 180 240 300 300x38 2700x5',
+      [S('mysql_agent_binlog_archive_files_waiting', { pod: 'mysql-0' })]: '0x5 1 2 3x42',
+    },
+    at: [
+      ['34m', []], // the last success 29m ago
+      ['39m', []], // 30m ago since 35m: pending for 4m of its 5m
+      ['40m', [{ labels: { pod: 'mysql-0' } }]],
+      ['44m', [{ labels: { pod: 'mysql-0' } }]],
+      ['45m', []],
+    ],
+  },
+  {
+    alert: 'MySQLBinlogArchiveStalled',
+    what: "mysql-0's sidecar starts with two files waiting and never archives one (no success at all: the gauge is absent)",
+    series: { [S('mysql_agent_binlog_archive_files_waiting', { pod: 'mysql-0' })]: '2x10' },
+    at: [
+      ['4m', []],
+      ['5m', [{ labels: { pod: 'mysql-0' } }]],
+    ],
+  },
+  {
+    alert: 'MySQLBinlogArchiveStalled',
+    what: 'a backlog that is worked off (a file lands every minute while three wait), and a quiet primary whose last file landed long ago with nothing waiting',
+    series: {
+      [S('mysql_agent_binlog_archive_last_success_timestamp_seconds', { pod: 'mysql-0' })]: '0+60x50',
+      [S('mysql_agent_binlog_archive_files_waiting', { pod: 'mysql-0' })]: '3x50',
+      [S('mysql_agent_binlog_archive_last_success_timestamp_seconds', { pod: 'mysql-9' })]: '0x50',
+      [S('mysql_agent_binlog_archive_files_waiting', { pod: 'mysql-9' })]: '0x50',
+    },
+    at: [
+      ['10m', []],
+      ['50m', []],
+    ],
+  },
 ];
 
 function unitTests(rulesFile: string): string {
@@ -194,13 +281,23 @@ describe('promtool', () => {
     expect(stdout).toContain('SUCCESS');
   });
 
+  // Each rule's stories see it fire and see it quiet: a rule that never fires, or fires where it
+  // should not, fails them.
+  it.each(Object.keys(RULES))('test rules fails for %s when it never fires, and when it fires all along', async (alert) => {
+    const wraps = { never: (e: string) => `(${e}) and on () (vector(0) > 1)`, always: (e: string) => `(${e}) or vector(1)` };
+    for (const [how, wrap] of Object.entries(wraps)) {
+      const groups = alertGroups(readThresholds()).map((g) => ({ ...g, rules: g.rules.map((r) => (r.alert === alert ? { ...r, expr: wrap(r.expr) } : r)) }));
+      const rules = join(dir, `${alert}-${how}.rules.yml`);
+      await writeFile(rules, stringify({ groups }, { lineWidth: 0 }));
+      const tests = join(dir, `${alert}-${how}.test.yml`);
+      await writeFile(tests, unitTests(rules));
+      expect(await failureOf(tests), `${alert} firing ${how}`).toMatch(new RegExp(`FAILED:[\\s\\S]*alertname: ${alert},`));
+    }
+  });
+
   it('test rules fails when an alert does not fire as a story says (the test can fail)', async () => {
     const tests = join(dir, 'wrong.test.yml');
     await writeFile(tests, unitTests(FILES.rules).replace("eval_time: 4m", 'eval_time: 3m30s'));
-    const failure = await promtool(['test', 'rules', tests]).then(
-      () => 'passed',
-      (err: { stdout: string; stderr: string }) => err.stdout + err.stderr,
-    );
-    expect(failure).toMatch(/FAILED:[\s\S]*alertname: MySQLReplicaNotReplicating, time: 3m30s/);
+    expect(await failureOf(tests)).toMatch(/FAILED:[\s\S]*alertname: MySQLReplicaNotReplicating, time: 3m30s/);
   });
 });
