@@ -10,14 +10,19 @@ export type Compression = 'zstd' | 'none';
 
 /** zstd level 1: the level the peers' `zstd -1` pipeline uses, ~3x faster than gzip's default at a smaller size. */
 const ZSTD_LEVEL = 1;
+/**
+ * Output per step of the binding (zlib's default is 16 KiB): every step is a trip to the thread
+ * pool and a write downstream, and a 64 KiB compressed chunk decompresses into about 256 KiB.
+ */
+const CHUNK_BYTES = 256 * 1024;
 
 export function compressor(c: Compression): Transform {
   // The frame checksum makes a corrupt object fail in decompression, not only at the SHA-256 at the end.
   return c === 'zstd'
-    ? createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } })
+    ? createZstdCompress({ chunkSize: CHUNK_BYTES, params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } })
     : new PassThrough();
 }
 
 export function decompressor(c: Compression): Transform {
-  return c === 'zstd' ? createZstdDecompress() : new PassThrough();
+  return c === 'zstd' ? createZstdDecompress({ chunkSize: CHUNK_BYTES }) : new PassThrough();
 }
