@@ -3,9 +3,13 @@
  * sidecar's memory goes. A rig primary without the archive writes one large binary log (sysbench
  * `prepare`, 4 tables of `rows`); each variant then runs in a process of its own
  * (archive-memory-child.mjs, node --max-semi-space-size=1 like dist/cli.js) against one Ceph RGW:
- *   bare      the binlog reader alone imported        sdk      plus the store (AWS SDK) loaded
- *   summarize the index pass (SHA-256, every header)  upload   that, then the multipart upload
- *   …-collected the same with every chunk counted into the young-generation collector
+ *   bare          the binlog reader alone imported     sdk   plus the store (AWS SDK) loaded
+ *   summarize     the index pass (SHA-256, every header)
+ *   upload-stream that, then the file streamed through the SDK's multipart uploader (the archive before)
+ *   upload-file   that, then Store.uploadFile: one part buffer, reused (the archive now)
+ *   …-collected   the reads' chunks counted into the young-generation collector (stream/meter.ts)
+ *   archiver-only-collected  upload-file-collected in a process that also loads what a container
+ *                 running only the archiver would (driver, log, archiver, metrics)
  * Prints one JSON line per variant.
  */
 import { execFile } from 'node:child_process';
@@ -31,7 +35,7 @@ try {
   const big = files.reduce((a, b) => (Number(b.File_size) > Number(a.File_size) ? b : a));
   const file = join(p.dataDir, big.Log_name);
   console.error(`[mem] ${big.Log_name}: ${((await stat(file)).size / 1e6).toFixed(1)} MB`);
-  for (const variant of ['bare', 'sdk', 'summarize', 'summarize-collected', 'upload', 'upload-collected']) {
+  for (const variant of ['bare', 'sdk', 'summarize', 'summarize-collected', 'upload-stream', 'upload-stream-collected', 'upload-file-collected', 'archiver-only-collected']) {
     const { stdout } = await execFileP(process.execPath, ['--max-semi-space-size=1', join(REPO, 'test/bench/pitr/archive-memory-child.mjs'), variant, file, rgw.endpoint, 'mem'], {
       env: { ...process.env, AWS_ACCESS_KEY_ID: rgw.user.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.user.secretAccessKey },
     });
