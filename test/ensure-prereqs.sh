@@ -11,11 +11,11 @@
 #            images (test/ensure-docker.sh)
 #   prometheus  Debian's prometheus and promtool, never started as a service
 #            (test/ensure-prometheus.sh): the monitoring tests
-# Usage: ensure-prereqs.sh [server] [ncat] [store] [docker] [prometheus]
+# Usage: ensure-prereqs.sh [server] [ncat] [link] [store] [sysbench] [docker] [prometheus]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 parts=("$@")
-[ "${#parts[@]}" -gt 0 ] || parts=(server ncat link store docker prometheus)
+[ "${#parts[@]}" -gt 0 ] || parts=(server ncat link store sysbench docker prometheus)
 packages=() bare=() missing=() docker=0 prometheus=0
 for part in "${parts[@]}"; do
   # debs: installed with their recommends; bares: without (the store's recommend daemons and GUIs).
@@ -25,9 +25,10 @@ for part in "${parts[@]}"; do
     ncat) bins=(ncat) debs=(ncat) ;;
     link) bins=(ip tc curl) debs=(iproute2 curl) ;;
     store) bins=(radosgw radosgw-admin ceph-mon ceph-osd monmaptool ceph rclone zstd) debs=() bares=(radosgw ceph-mon ceph-osd rclone zstd) ;;
+    sysbench) bins=(sysbench) debs=(sysbench) ;;
     docker) docker=1; continue ;;
     prometheus) prometheus=1; continue ;;
-    *) echo "ensure-prereqs: unknown part '$part': name server, ncat, link, store, docker or prometheus" >&2; exit 2 ;;
+    *) echo "ensure-prereqs: unknown part '$part': name server, ncat, link, store, sysbench, docker or prometheus" >&2; exit 2 ;;
   esac
   absent=()
   for bin in "${bins[@]}"; do

@@ -102,8 +102,18 @@ export async function* readBinlogEvents(name: string, chunks: AsyncIterable<Buff
     throw new BinlogFormatError(`${name}: ${why} at offset ${at}`);
   };
   let started = false;
+  // Chunks held back until the event they end in is whole: joined once, not once per chunk
+  // (a 1 MB row event in 64 KB chunks was 8 MB of copies).
+  let waiting: Buffer[] = [];
+  let waitingBytes = 0;
+  let need = 0; // bytes buf must reach before it is worth parsing again
   for await (const chunk of chunks) {
-    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+    waiting.push(chunk);
+    waitingBytes += chunk.length;
+    if (buf.length + waitingBytes < need) continue;
+    buf = buf.length === 0 && waiting.length === 1 ? chunk : Buffer.concat([buf, ...waiting]);
+    waiting = [];
+    waitingBytes = 0;
     if (!started) {
       if (buf.length < MAGIC.length) continue;
       if (!buf.subarray(0, 4).equals(MAGIC)) fail(0, 'not a binary log (no \\xfebin magic)');
@@ -112,10 +122,14 @@ export async function* readBinlogEvents(name: string, chunks: AsyncIterable<Buff
       started = true;
     }
     const batch: BinlogEvent[] = [];
+    need = HEADER;
     while (buf.length >= HEADER) {
       const size = buf.readUInt32LE(9);
       if (size < HEADER) fail(offset, `event length ${size} is shorter than its header`);
-      if (buf.length < size) break;
+      if (buf.length < size) {
+        need = size;
+        break;
+      }
       const raw = buf.subarray(0, size);
       let signed = raw.subarray(0, size - 4);
       if (raw[4] === EVENT.FORMAT_DESCRIPTION) {
@@ -130,8 +144,9 @@ export async function* readBinlogEvents(name: string, chunks: AsyncIterable<Buff
     }
     if (batch.length > 0) yield batch;
   }
+  const left = buf.length + waitingBytes;
   if (!started) fail(0, 'not a binary log (shorter than its magic)');
-  if (buf.length > 0) fail(offset, `file ends inside an event (${buf.length} bytes left)`);
+  if (left > 0) fail(offset, `file ends inside an event (${left} bytes left)`);
 }
 
 function decode(raw: Buffer, at: number, bodyEnd: number, fail: (at: number, why: string) => never): BinlogEvent {

@@ -38,6 +38,7 @@ import {
 import { manifestKey } from '../store/layout.js';
 import { parseManifest } from '../store/manifest.js';
 import type { Store } from '../store/s3.js';
+import { chunkCollector } from '../stream/meter.js';
 
 /** What /status and /metrics show of the archive. */
 export interface ArchiveState {
@@ -60,6 +61,15 @@ export interface ArchiveState {
 interface LocalFile extends ServerBinlog {
   readonly startState: string | null;
   readonly firstTransactionTime: number | null;
+}
+
+/** A file's chunks, collected as they die (stream/meter.ts): the sidecar's memory, not the archive's speed, is what is short. */
+async function* collected(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const collect = chunkCollector();
+  for await (const chunk of chunks) {
+    collect(chunk.length);
+    yield chunk;
+  }
 }
 
 /** How often to look: a quarter of the interval, between 1 and 5 s, so a rotation is at most that late. */
@@ -209,10 +219,9 @@ export class BinlogArchiver {
     const { store, log } = this.deps;
     const started = this.now();
     const path = join(this.dir!, f.name);
-    const summary = await summarizeBinlog(f.name, createReadStream(path));
+    const summary = await summarizeBinlog(f.name, collected(createReadStream(path)));
     const key = binlogDataKey(store.config.prefix, summary.serverId, f.name, summary.sha256);
-    // One part at a time: the sidecar's memory, not the archive's speed, is what is short (each part in flight is 8 MB).
-    await store.upload(key, createReadStream(path), signal, 1);
+    await store.uploadFile(key, path, signal);
     const stored = await store.size(key);
     if (stored !== summary.size) throw new Error(`uploaded ${f.name} to ${key} but the store holds ${stored} bytes, not ${summary.size}: uploading it again`);
     const record: BinlogIndexRecord = { format: 1, key, archived_at: new Date(this.now()).toISOString(), ...summary };

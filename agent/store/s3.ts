@@ -5,9 +5,12 @@
  * SDK failure leaves here as a StoreError with one line naming the endpoint, bucket or setting,
  * never a secret (the SDK's own text is not passed on).
  */
+import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -15,6 +18,7 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StoreError } from '../core/errors.js';
@@ -166,12 +170,12 @@ export class Store {
    * Uploads a stream as a multipart upload (a single PUT when it is under one part). Any failure
    * of the body, the store or `signal` aborts the upload: nothing of it stays visible.
    */
-  async upload(key: string, body: Readable, signal: AbortSignal, partsInFlight = PARTS_IN_FLIGHT): Promise<void> {
+  async upload(key: string, body: Readable, signal: AbortSignal): Promise<void> {
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
       partSize: PART_BYTES,
-      queueSize: partsInFlight,
+      queueSize: PARTS_IN_FLIGHT,
       leavePartsOnError: false,
     });
     const onAbort = () => void upload.abort().catch(() => {});
@@ -195,6 +199,50 @@ export class Store {
     } finally {
       signal.removeEventListener('abort', onAbort);
       body.removeListener('error', stopOnBodyError);
+    }
+  }
+
+  /**
+   * Uploads a file from disk through one part buffer, reused for every part (a single PUT when
+   * the file fits in one): PART_BYTES of memory whatever the file's size, and no garbage. A stream
+   * through the uploader instead left each part's 64 KB chunks and their 8 MiB concatenation to
+   * the collector: a 100 MB binary log raised the sidecar's peak RSS by 77 MB. Any failure or
+   * `signal` aborts the multipart upload: nothing of it stays visible.
+   */
+  async uploadFile(key: string, path: string, signal: AbortSignal): Promise<void> {
+    const { bucket: Bucket } = this.config;
+    const doing = `uploading ${key}`;
+    const file = await open(path, 'r');
+    const part = Buffer.allocUnsafeSlow(PART_BYTES);
+    const readPart = async (position: number): Promise<Buffer> => {
+      let filled = 0;
+      for (let n = -1; n !== 0 && filled < PART_BYTES; filled += n) n = (await file.read(part, filled, PART_BYTES - filled, position + filled)).bytesRead;
+      return part.subarray(0, filled);
+    };
+    try {
+      let body = await readPart(0);
+      if (body.length < PART_BYTES) {
+        await this.call(doing, () => this.s3.send(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/octet-stream' }), { abortSignal: signal }));
+        return;
+      }
+      const { UploadId } = await this.call(doing, () => this.s3.send(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/octet-stream' }), { abortSignal: signal }));
+      try {
+        const parts: { ETag: string | undefined; PartNumber: number }[] = [];
+        for (let position = 0; body.length > 0; position += PART_BYTES, body = await readPart(position)) {
+          const PartNumber = parts.length + 1;
+          const sent = body;
+          const { ETag } = await this.call(doing, () => this.s3.send(new UploadPartCommand({ Bucket, Key: key, UploadId, PartNumber, Body: sent, ContentLength: sent.length }), { abortSignal: signal }));
+          parts.push({ ETag, PartNumber });
+        }
+        await this.call(doing, () => this.s3.send(new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }));
+      } catch (err) {
+        await this.s3.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => {});
+        throw err;
+      }
+    } catch (err) {
+      throw signal.aborted ? signal.reason : err;
+    } finally {
+      await file.close();
     }
   }
 

@@ -72,3 +72,34 @@ describe('npm run bench -- --link (smoke)', () => {
     expect(stdout).not.toMatch(/-snd|-rcv/);
   }, 300_000);
 });
+
+describe('npm run bench -- --archive (smoke)', () => {
+  it('loads the archiving primary with sysbench, samples the lag gauge every second and writes every row of the report', async () => {
+    out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
+    const code = await new Promise<number>((resolve) =>
+      execFile(
+        process.execPath,
+        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/archive-bench.ts'), '--interval', '5', '--rounds', '1', '--size', '0.002', '--out', out],
+        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
+        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+      ),
+    );
+    expect(code).toBe(0);
+    const report = JSON.parse(await readFile(join(out, 'archive-5s.json'), 'utf8'));
+    expect(report.sysbench.tps).toBeGreaterThan(0);
+    expect(report.lag_gauge.samples).toBeGreaterThan(0);
+    for (const s of report.samples) {
+      expect(Number.isFinite(s.lag_s)).toBe(true);
+      expect(s.rss_mb).toBeGreaterThan(0);
+    }
+    expect(Number.isFinite(report.lag_gauge.max_s) && Number.isFinite(report.lag_gauge.p95_s)).toBe(true);
+    // At least the file rotated under load and the one the bench rotated at its end.
+    expect(report.lag_from_index.files).toBeGreaterThan(0);
+    expect(Number.isFinite(report.lag_from_index.max_s)).toBe(true);
+    expect(report.bytes_archived_total).toBeGreaterThan(0);
+    expect(report.sidecar.peak_rss_mb).toBeGreaterThan(0);
+    expect(await readFile(join(out, 'archive-5s.md'), 'utf8')).toMatch(
+      /\| sysbench oltp_write_only .*\n\| lag gauge.*\n\| lag from the index.*\n\| files waiting .*\n\| bytes archived .*\n\| sidecar peak RSS /,
+    );
+  }, 300_000);
+});

@@ -8,13 +8,19 @@ import { parseArgs } from 'node:util';
 import { REPO, type RigNode } from '../rig/rig.js';
 
 /**
- * Every benchmark's arguments: --size GB, --rounds N, --out DIR, and its own flag (`--store`,
- * `--link`: passed on by run.sh); bad values exit 2 naming them.
+ * Every benchmark's arguments: --size GB, --rounds N, --out DIR, its own flag (`--store`,
+ * `--link`, `--archive`: passed on by run.sh) and its own string options with their defaults
+ * (`extra`); bad values exit 2 naming them.
  */
-export function benchArgs(flag: string | null, defaultSizeGb: string): { readonly sizeGb: number; readonly rounds: number; readonly out: string } {
+export function benchArgs<K extends string = never>(
+  flag: string | null,
+  defaultSizeGb: string,
+  extra: Record<K, string> = {} as Record<K, string>,
+): { readonly sizeGb: number; readonly rounds: number; readonly out: string; readonly extra: Record<K, string> } {
   const { values } = parseArgs({
     options: {
       ...(flag ? { [flag]: { type: 'boolean' as const, default: true } } : {}),
+      ...Object.fromEntries(Object.entries<string>(extra).map(([k, v]) => [k, { type: 'string' as const, default: v }])),
       size: { type: 'string', default: defaultSizeGb },
       rounds: { type: 'string', default: '3' },
       out: { type: 'string', default: join(REPO, 'test/bench/results') },
@@ -26,7 +32,8 @@ export function benchArgs(flag: string | null, defaultSizeGb: string): { readonl
     console.error('bench: --size must be a positive number of GB and --rounds at least 1');
     process.exit(2);
   }
-  return { sizeGb, rounds, out: String(values.out) };
+  const own = Object.fromEntries(Object.keys(extra).map((k) => [k, String((values as Record<string, unknown>)[k])])) as Record<K, string>;
+  return { sizeGb, rounds, out: String(values.out), extra: own };
 }
 
 export const median = (xs: number[]) => {
