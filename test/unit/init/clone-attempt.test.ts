@@ -374,6 +374,14 @@ describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
     expect(error!.message).toMatch(/reported the backup failed after \d+ bytes \(Failed: mariadb-backup was killed by SIGKILL\)/);
   });
 
+  it("a stream that ends whole at a chunk's end but without its verdict: the sender's own word from /status, not the missing trailer", async () => {
+    const { port } = await upgradingSender({ tail: Buffer.alloc(0), lastFailure: 'mariadb-backup exited 1: FTWRL timed out' });
+    const { error } = await attempt(port, DEFAULTS);
+    expect(error).toBeInstanceOf(CloneError);
+    expect((error as CloneError).retryable).toBe(true);
+    expect(error!.message).toMatch(/^sender .* reported the backup failed after \d+ bytes \(Failed: mariadb-backup exited 1: FTWRL timed out\)$/);
+  });
+
   it('does not take an earlier backup\'s failure in /status for this one\'s', async () => {
     const cut = stream.subarray(0, Math.floor(stream.length / 2) + 7);
     const { port } = await upgradingSender({ body: cut, tail: Buffer.alloc(0), lastFailure: 'an older failure', lastStartedAt: '2026-12-01T11:59:00.000Z' });
