@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-/** Percent: the kept 76.1 % of the second run, rounded down (README, Mutation testing); raised as survivors die, lowered only with a reason. */
-export const FLOOR = 75;
+/** Percent: the whole configured set's 69.8 % of 2026-12-01 rounded down (README, Mutation testing); raised as survivors die, lowered only with a reason. */
+export const FLOOR = 69;
 
 /** Lines from the first holding `from` to the next holding `to`: a check inside a longer function. */
 interface Span {
