@@ -7,8 +7,12 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
-/** Percent: the whole configured set's 69.8 % of 2026-12-01 rounded down (README, Mutation testing); raised as survivors die, lowered only with a reason. */
-export const FLOOR = 69;
+/**
+ * Percent: the whole configured set's 69.8 % of 2026-12-01 (README, Mutation testing), less the
+ * 23 mutants Stryker tests again on every incremental run, some of which flip between killed and
+ * survived (CI: 69.6 %); raised as survivors die, lowered only with a reason.
+ */
+export const FLOOR = 68;
 
 /** Lines from the first holding `from` to the next holding `to`: a check inside a longer function. */
 interface Span {
