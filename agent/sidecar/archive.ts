@@ -72,8 +72,18 @@ async function* collected(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer>
   }
 }
 
-/** How often to look: a quarter of the interval, between 1 and 5 s, so a rotation is at most that late. */
+/** How often to look: a quarter of the interval, between 1 and 5 s. */
 export const tickMs = (intervalMs: number) => Math.min(5_000, Math.max(1_000, Math.floor(intervalMs / 4)));
+
+/**
+ * When to look next: at the tick, or sooner when the open file's oldest transaction (whole seconds,
+ * as the server stamps it) reaches the interval before that, so the rotation is not up to a tick late.
+ */
+export function nextLookMs(intervalMs: number, firstTransactionTime: number | null, nowMs: number): number {
+  const tick = tickMs(intervalMs);
+  if (firstTransactionTime === null) return tick;
+  return Math.min(tick, Math.max(0, firstTransactionTime * 1000 + intervalMs - nowMs));
+}
 
 export class BinlogArchiver {
   readonly state: ArchiveState;
@@ -108,8 +118,9 @@ export class BinlogArchiver {
     const log = this.deps.log.child({ phase: 'archive' });
     let failing = false;
     while (!signal.aborted) {
+      let wait = tickMs(this.deps.intervalMs);
       try {
-        await this.tick(signal);
+        wait = await this.tick(signal);
         if (failing) log.info({}, 'archiving again');
         failing = false;
         this.state.last_error = null;
@@ -120,12 +131,12 @@ export class BinlogArchiver {
         if (!failing) log.warn({ err: errorMessage(err) }, 'binary log archiving failed, retrying');
         failing = true;
       }
-      await delay(tickMs(this.deps.intervalMs), undefined, { signal }).catch(() => {});
+      await delay(wait, undefined, { signal }).catch(() => {});
     }
   }
 
-  /** One look at the server's binary logs: rotate when due, upload what is closed, note gaps. */
-  async tick(signal: AbortSignal): Promise<void> {
+  /** One look at the server's binary logs: rotate when due, upload what is closed, note gaps; returns when to look next (ms). */
+  async tick(signal: AbortSignal): Promise<number> {
     const { store, db, log } = this.deps;
     const prefix = store.config.prefix;
     if (!this.leftoversAborted) {
@@ -160,13 +171,17 @@ export class BinlogArchiver {
     const { pending, gapBefore } = archiveWork(files, (name) => (name === predecessor ? predecessorArchived : files.some((f) => f.name === name && this.archived.has(this.id(f)))));
     if (gapBefore !== null) this.noteGap(local.get(gapBefore) ?? (await this.head(oldest!)));
     this.state.files_waiting = pending.length;
-    this.updateLag(pending.map((p) => local.get(p.name)!), open ? await this.head(open) : null);
+    // The file open now: after a rotation the one looked at above is among the pending.
+    const current = files.at(-1);
+    this.updateLag(pending.map((p) => local.get(p.name)!), current ? await this.head(current) : null);
     for (const f of pending) {
       await this.upload(local.get(f.name)!, signal);
       this.state.files_waiting--;
     }
-    this.updateLag([], open ? await this.head(open) : null);
+    const openHead = current ? await this.head(current) : null;
+    this.updateLag([], openHead);
     await this.closeGaps();
+    return nextLookMs(this.deps.intervalMs, openHead?.firstTransactionTime ?? null, this.now());
   }
 
   private id = (f: ServerBinlog) => `${f.name}:${f.size}`;
