@@ -10,6 +10,7 @@
  *   …-collected   the reads' chunks counted into the young-generation collector (stream/meter.ts)
  *   archiver-only-collected  upload-file-collected in a process that also loads what a container
  *                 running only the archiver would (driver, log, archiver, metrics)
+ * The last three again with glibc's malloc as dist/cli.js sets it (MALLOC).
  * Prints one JSON line per variant.
  */
 import { execFile } from 'node:child_process';
@@ -22,6 +23,8 @@ import { startRgw } from '../../store/rgw.js';
 
 const execFileP = promisify(execFile);
 const ROWS = Number(process.argv[2] ?? 100000);
+/** glibc's malloc as dist/cli.js's `#!` line starts node: a fixed mmap threshold (no raise after a large free), two arenas. */
+const MALLOC = { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=1048576:glibc.malloc.arena_max=2' };
 const rgw = await startRgw();
 const rig = new Rig({ baseDir: await newBaseDir('archive-memory'), ipPrefix: '127.0.7.5' });
 try {
@@ -35,11 +38,13 @@ try {
   const big = files.reduce((a, b) => (Number(b.File_size) > Number(a.File_size) ? b : a));
   const file = join(p.dataDir, big.Log_name);
   console.error(`[mem] ${big.Log_name}: ${((await stat(file)).size / 1e6).toFixed(1)} MB`);
-  for (const variant of ['bare', 'sdk', 'summarize', 'summarize-collected', 'upload-stream', 'upload-stream-collected', 'upload-file-collected', 'archiver-only-collected']) {
+  const variants = ['bare', 'sdk', 'summarize', 'summarize-collected', 'upload-stream', 'upload-stream-collected', 'upload-file-collected', 'archiver-only-collected'];
+  const runs = [...variants.map((v) => [v, {}] as const), ...['sdk', 'upload-file-collected', 'archiver-only-collected'].map((v) => [v, MALLOC] as const)];
+  for (const [variant, malloc] of runs) {
     const { stdout } = await execFileP(process.execPath, ['--max-semi-space-size=1', join(REPO, 'test/bench/pitr/archive-memory-child.mjs'), variant, file, rgw.endpoint, 'mem'], {
-      env: { ...process.env, AWS_ACCESS_KEY_ID: rgw.user.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.user.secretAccessKey },
+      env: { ...process.env, ...malloc, AWS_ACCESS_KEY_ID: rgw.user.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.user.secretAccessKey },
     });
-    process.stdout.write(stdout);
+    process.stdout.write(`${JSON.stringify({ ...JSON.parse(stdout), malloc })}\n`);
   }
 } finally {
   await rig.destroy();
