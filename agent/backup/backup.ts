@@ -30,9 +30,9 @@ import { type BackupId, dataKey, manifestKey, newBackupId } from '../store/layou
 import { type HeldLock, LOCK_RENEW_MS, LOCK_STALE_MS, acquireLock } from '../store/lock.js';
 import { type Manifest, formatJson } from '../store/manifest.js';
 import { planRetention } from '../store/retention.js';
-import { Store, where } from '../store/s3.js';
+import { MAX_PARTS, PART_BYTES, Store, where } from '../store/s3.js';
 import { chunkCollector } from '../stream/meter.js';
-import { CLOSING_FILES, STATUS_TRAILER, SUCCESS } from '../stream/protocol.js';
+import { CLOSING_FILES, STATUS_TRAILER, SUCCESS, estimatedBytesOf } from '../stream/protocol.js';
 import { XbstreamReader } from '../stream/xbstream.js';
 import type { BackupConfig } from './settings.js';
 
@@ -129,7 +129,9 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   });
   let kept: ReadonlyMap<string, string> = new Map();
   const gate = completenessGate(res, reader, peer, raw, (k) => (kept = k));
-  const upload = store.upload(key, gate, signal);
+  const expected = estimatedBytesOf(res.headers);
+  if (expected === null) log.warn({ phase: 'stream', peer, key }, `the source sent no size estimate: parts of 8 MiB limit this backup to ${(MAX_PARTS * PART_BYTES) / 2 ** 30} GiB`);
+  const upload = store.upload(key, gate, signal, expected);
   // A failed upload stops reading: end the stream too, so the sidecar's tool is killed at once.
   upload.catch((err: unknown) => gate.destroy(err instanceof Error ? err : new Error(String(err))));
   const flowing = pipeline(res, zip, gate);

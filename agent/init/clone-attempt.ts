@@ -18,7 +18,6 @@ import {
   BACKUP_PATH,
   CLOSING_FILES,
   ENCODINGS_HEADER,
-  ESTIMATE_HEADER,
   PROBE_BYTES,
   PROBE_PATH,
   type ResponseHead,
@@ -28,6 +27,7 @@ import {
   STREAM_UPGRADE,
   SUCCESS,
   UPGRADES_HEADER,
+  estimatedBytesOf,
   parseResponseHead,
   parseStatusFile,
 } from '../stream/protocol.js';
@@ -617,10 +617,10 @@ export async function cloneInto(
       upgraded?.socket.destroy();
       throw refusal(status, headers, peer);
     }
-    const estimate = Number(headers[ESTIMATE_HEADER] ?? NaN);
-    if (Number.isFinite(estimate)) estimatedBytes = estimate;
+    const estimate = estimatedBytesOf(headers);
+    estimatedBytes = estimate;
     const free = await freeBytes(stagingDir);
-    if (Number.isFinite(estimate) && estimate + prepareMargin(estimate) > free) {
+    if (estimate !== null && estimate + prepareMargin(estimate) > free) {
       plain?.res.destroy();
       upgraded?.socket.destroy();
       throw new CloneError(
@@ -632,7 +632,7 @@ export async function cloneInto(
       {
         phase: 'stream',
         peer,
-        estimated_bytes: Number.isFinite(estimate) ? estimate : null,
+        estimated_bytes: estimate,
         free_bytes: free,
         framing: upgraded ? STREAM_UPGRADE : 'chunked',
         compression: upgraded ? contentEncoding(upgraded.head.headers) : 'none',
@@ -656,7 +656,7 @@ export async function cloneInto(
     // On every path out of the stream tool, a full volume is named: retrying would fill it again.
     const filledUpError = async (messages: readonly (string | null)[], cause?: unknown): Promise<CloneError | null> => {
       if (local.signal.aborted || !filledUp([...messages, child.watched()], await freeBytes(stagingDir).catch(() => Infinity))) return null;
-      const needed = Number.isFinite(estimate) ? `about ${mb(estimate)} (the peer's estimate)` : `more than ${mb(t.bytes())}`;
+      const needed = estimate !== null ? `about ${mb(estimate)} (the peer's estimate)` : `more than ${mb(t.bytes())}`;
       return new CloneError(
         `DATA_DIR's filesystem filled up after ${mb(t.bytes())} of the clone: it needs ${needed} and had ${mb(free)} free; grow the volume or free space`,
         false,

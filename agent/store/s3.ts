@@ -29,6 +29,21 @@ import type { StoreConfig } from './settings.js';
 /** Multipart: 8 MiB parts, 4 in flight: ~40 MB of buffers at most, the store's speed on two cores. */
 export const PART_BYTES = 8 * 1024 * 1024;
 export const PARTS_IN_FLIGHT = 4;
+/** S3's limit of parts in one multipart upload: at PART_BYTES, 78 GiB. */
+export const MAX_PARTS = 10_000;
+const MiB = 1024 * 1024;
+
+/**
+ * The parts of a stream upload of about `expectedBytes` (the sender's estimate of the raw stream;
+ * the stored object, compressed or not, is not larger by much): PART_BYTES up to 78 GiB, beyond
+ * that whole MiB large enough for 10,000 parts with a quarter to spare for a short estimate, and
+ * fewer in flight (never under 2) so the buffers stay near PARTS_IN_FLIGHT × PART_BYTES.
+ */
+export function partPlan(expectedBytes: number | null): { readonly partBytes: number; readonly inFlight: number } {
+  const needed = expectedBytes === null ? 0 : Math.ceil((expectedBytes * 1.25) / MAX_PARTS / MiB) * MiB;
+  const partBytes = Math.max(PART_BYTES, needed);
+  return { partBytes, inFlight: Math.max(2, Math.floor((PARTS_IN_FLIGHT * PART_BYTES) / partBytes)) };
+}
 /** How long the store may stay unreachable at start before a command gives up. */
 const REACH_DEADLINE_MS = 20_000;
 const TRANSIENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'TimeoutError']);
@@ -167,15 +182,17 @@ export class Store {
   }
 
   /**
-   * Uploads a stream as a multipart upload (a single PUT when it is under one part). Any failure
+   * Uploads a stream as a multipart upload (a single PUT when it is under one part), its parts
+   * sized for `expectedBytes` (partPlan; without it, 78 GiB at most). Any failure
    * of the body, the store or `signal` aborts the upload: nothing of it stays visible.
    */
-  async upload(key: string, body: Readable, signal: AbortSignal): Promise<void> {
+  async upload(key: string, body: Readable, signal: AbortSignal, expectedBytes: number | null = null): Promise<void> {
+    const { partBytes, inFlight } = partPlan(expectedBytes);
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
-      partSize: PART_BYTES,
-      queueSize: PARTS_IN_FLIGHT,
+      partSize: partBytes,
+      queueSize: inFlight,
       leavePartsOnError: false,
     });
     const onAbort = () => void upload.abort().catch(() => {});

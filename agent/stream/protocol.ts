@@ -22,6 +22,11 @@ export const STATUS_TRAILER = 'x-backup-status';
 export const SUCCESS = 'Success';
 /** The sender's estimate of the stream's size, so a receiver can refuse before filling its volume. */
 export const ESTIMATE_HEADER = 'x-backup-estimated-bytes';
+/** ESTIMATE_HEADER's bytes, or null when the sender sent none (or no number). */
+export function estimatedBytesOf(headers: Readonly<Record<string, string | string[] | undefined>>): number | null {
+  const estimate = Number(headers[ESTIMATE_HEADER] ?? NaN);
+  return Number.isFinite(estimate) ? estimate : null;
+}
 
 /** The Upgrade token of the bare-xbstream framing; a sender's HEAD /backup names it in UPGRADES_HEADER. */
 export const STREAM_UPGRADE = 'mysql-agent-xbstream';

@@ -4,6 +4,7 @@ import { judgeLock } from '../../../agent/store/lock.js';
 import { type BackupId, backupsPrefix, dataKey, drillKey, groupKeys, idTime, isBackupId, lockKey, manifestKey, newBackupId } from '../../../agent/store/layout.js';
 import { type DrillVerdict, type Manifest, formatJson, parseDrillVerdict, parseManifest } from '../../../agent/store/manifest.js';
 import { planRetention } from '../../../agent/store/retention.js';
+import { MAX_PARTS, PART_BYTES, PARTS_IN_FLIGHT, partPlan } from '../../../agent/store/s3.js';
 import { parseStoreUrl } from '../../../agent/store/settings.js';
 
 describe('BACKUP_STORE_URL', () => {
@@ -157,5 +158,22 @@ describe('seeding a replica from a backup', () => {
     expect(seedProblem(manifest, primary(null))).toMatch(/does not say where its binary logs begin/);
     expect(seedProblem(manifest, { ...primary(''), status: null, error: 'ECONNREFUSED' })).toMatch(/did not answer \/status \(ECONNREFUSED\)/);
     expect(seedProblem({ ...manifest, coordinates: { ...manifest.coordinates, gtid: null } }, primary(''))).toMatch(/carries no GTID/);
+  });
+});
+
+describe('partPlan', () => {
+  const MiB = 1024 * 1024;
+  it('keeps 8 MiB parts, 4 in flight, up to the estimate 10,000 of them hold with a quarter to spare', () => {
+    for (const expected of [null, 0, 1e9, (MAX_PARTS * PART_BYTES) / 1.25]) expect(partPlan(expected), String(expected)).toEqual({ partBytes: PART_BYTES, inFlight: PARTS_IN_FLIGHT });
+  });
+  it('grows the parts in whole MiB past it, with fewer in flight but never under 2', () => {
+    expect(partPlan((MAX_PARTS * PART_BYTES) / 1.25 + 1)).toEqual({ partBytes: 9 * MiB, inFlight: 3 });
+    expect(partPlan(96_000 * MiB)).toEqual({ partBytes: 12 * MiB, inFlight: 2 });
+    expect(partPlan(500e9)).toEqual({ partBytes: 60 * MiB, inFlight: 2 });
+    for (const expected of [1e11, 3.3e11, 5e12]) {
+      const { partBytes } = partPlan(expected);
+      expect(partBytes % MiB).toBe(0);
+      expect(partBytes * MAX_PARTS).toBeGreaterThanOrEqual(expected * 1.25);
+    }
   });
 });
