@@ -4,7 +4,9 @@
  * the receiver in the other, with the sender's end shaped by `tc` (a 1 Gbit/s token bucket) and
  * then unshaped. Per link, interleaved in rotated order with the page cache dropped before each:
  * A the agent with CLONE_COMPRESSION=zstd, A0 without, auto as it decides, C the tutorial's `ncat` pair across the
- * same link; B the raw local pipe once per round (no network: the disks' limit). Then once per
+ * same link, Z that pair with `zstd -1 -T2` and `zstd -d` around ncat (the compressed pipeline of the
+ * peers, in C: what compression can gain on this machine at all); B the raw local pipe once per
+ * round (no network: the disks' limit). Then once per
  * link the receiver's cap, CLONE_MAX_RATE, held over a stream of about 30 s. Measured: stream +
  * extract (init's own figure for A and A0), each agent process's CPU and peak RSS.
  *
@@ -28,7 +30,7 @@ const SHAPED = { tc: '1gbit', mbS: 125 };
 const CAP_MB_S = Math.max(5, Math.round((SIZE_GB * 1.1e3) / 30));
 const log = (msg: string) => console.error(`[bench --link] ${msg}`);
 
-type Variant = 'A' | 'A0' | 'auto' | 'C' | 'B' | 'cap';
+type Variant = 'A' | 'A0' | 'auto' | 'C' | 'Z' | 'B' | 'cap';
 type LinkName = '1 Gbit/s' | 'unshaped';
 interface Sample {
   readonly link: LinkName;
@@ -97,15 +99,17 @@ async function agentClone(rig: Rig, net: Link, link: LinkName, variant: 'A' | 'A
 }
 
 /** C across the link (ncat in each namespace), or B on this side (no network). */
-async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C', round: number, bytes: number, net: Link): Promise<Sample> {
+async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C' | 'Z', round: number, bytes: number, net: Link): Promise<Sample> {
   const primary = rig.node(0);
   const receiver = rig.node(1);
   await resetTarget(receiver);
   const tmp = join(rig.options.baseDir, 'bench-tmp');
   await mkdir(tmp, { recursive: true });
   let sender: ChildProcess | null = null;
-  if (variant === 'C') {
-    sender = spawn('ip', ['netns', 'exec', net.sender.netns, 'ncat', '--listen', '--send-only', '--max-conns=1', net.sender.address, String(NCAT_PORT), '-c', backupCommand(primary, tmp).join(' ')], {
+  const zstd = variant === 'Z';
+  if (variant !== 'B') {
+    const backup = `${backupCommand(primary, tmp).join(' ')}${zstd ? ' | zstd -1 -T2 -q -c' : ''}`;
+    sender = spawn('ip', ['netns', 'exec', net.sender.netns, 'ncat', '--listen', '--send-only', '--max-conns=1', net.sender.address, String(NCAT_PORT), '-c', zstd ? `bash -o pipefail -c '${backup}'` : backup], {
       env,
       stdio: 'ignore',
     });
@@ -116,7 +120,7 @@ async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C', round: nu
   const script =
     variant === 'B'
       ? `${backupCommand(primary, tmp).join(' ')} | mbstream -x -C ${receiver.dataDir}`
-      : `ip netns exec ${net.receiver.netns} bash -o pipefail -c 'ncat --recv-only ${net.sender.address} ${NCAT_PORT} | mbstream -x -C ${receiver.dataDir}'`;
+      : `ip netns exec ${net.receiver.netns} bash -o pipefail -c 'ncat --recv-only ${net.sender.address} ${NCAT_PORT} |${zstd ? ' zstd -d -q -c |' : ''} mbstream -x -C ${receiver.dataDir}'`;
   const sentBefore = await net.sentBytes();
   const [, seconds] = await timed(() => run('bash', ['-o', 'pipefail', '-c', script], env));
   const sent = (await net.sentBytes()) - sentBefore;
@@ -125,7 +129,7 @@ async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C', round: nu
   // ncat exits 0 when the tool it runs fails, and mbstream on an empty stream: a clone that is not there is not a time.
   const files = await readdir(receiver.dataDir);
   if (!files.some((f) => /^(xtrabackup|mariadb_backup)_checkpoints$/.test(f))) throw new Error(`${variant}: the clone lacks its checkpoints file (${files.join(' ') || 'nothing extracted'})`);
-  return { link, variant, round, stream_s: seconds, bytes, ...(variant === 'C' ? { wire_bytes: sent } : {}) };
+  return { link, variant, round, stream_s: seconds, bytes, ...(variant !== 'B' ? { wire_bytes: sent } : {}) };
 }
 
 
@@ -149,11 +153,13 @@ function report(samples: Sample[], datasetBytes: number) {
         a_a0: perRound(l, 'A', 'A0'),
         a0_c: perRound(l, 'A0', 'C'),
         a0_b: perRound(l, 'A0', 'B'),
+        z_c: perRound(l, 'Z', 'C'),
+        a_z: perRound(l, 'A', 'Z'),
         // auto against the faster of A and A0 in the same round.
         auto_best: of(l, 'auto').map((x) => x.stream_s / Math.min(...(['A', 'A0'] as const).map((v) => of(l, v).find((y) => y.round === x.round)!.stream_s))),
       },
     ]),
-  ) as Record<LinkName, Record<'a_c' | 'a_a0' | 'a0_c' | 'a0_b' | 'auto_best', number[]>>;
+  ) as Record<LinkName, Record<'a_c' | 'a_a0' | 'a0_c' | 'a0_b' | 'z_c' | 'a_z' | 'auto_best', number[]>>;
   const caps = links.flatMap((l) => of(l, 'cap').map((s) => ({ link: l, mb_s: s.steady_mb_s ?? s.bytes / 1e6 / s.stream_s, over_s: s.stream_s })));
   const summary = {
     date: new Date().toISOString(),
@@ -172,6 +178,7 @@ function report(samples: Sample[], datasetBytes: number) {
     A0: 'A0 agent, raw',
     auto: 'agent, CLONE_COMPRESSION=auto',
     C: 'C tutorial `ncat` pair',
+    Z: 'Z `ncat` pair with `zstd -1 -T2` / `zstd -d`',
     B: 'B raw local pipe (no network)',
     cap: `A0 with CLONE_MAX_RATE=${CAP_MB_S}`,
   };
@@ -181,11 +188,11 @@ function report(samples: Sample[], datasetBytes: number) {
     '',
     '| link | variant | stream + extract s (median, min–max) | MB/s of xbstream | GB on the link (headers included) | CPU s init / sidecar | peak RSS MB init / sidecar |',
     '|---|---|---|---|---|---|---|',
-    ...links.flatMap((l) => (['A', 'A0', 'auto', 'C', 'B', 'cap'] as const).map((v) => row(l, v, labels[v]))).filter((r) => r !== null),
+    ...links.flatMap((l) => (['A', 'A0', 'auto', 'C', 'Z', 'B', 'cap'] as const).map((v) => row(l, v, labels[v]))).filter((r) => r !== null),
     '',
     ...links.map(
       (l) =>
-        `${l}: A/C per round ${list(ratios[l].a_c)}; A/A0 ${list(ratios[l].a_a0)}; A0/C ${list(ratios[l].a0_c)}; A0/B ${list(ratios[l].a0_b)}; auto / faster of A and A0 ${list(ratios[l].auto_best)} (auto chose ${of(l, 'auto').map((x) => `${x.auto?.compression} at ${x.auto?.link_mb_s} MB/s`).join(', ')}).`,
+        `${l}: A/C per round ${list(ratios[l].a_c)}; A/A0 ${list(ratios[l].a_a0)}; A0/C ${list(ratios[l].a0_c)}; A0/B ${list(ratios[l].a0_b)}; Z/C ${list(ratios[l].z_c)}; A/Z ${list(ratios[l].a_z)}; auto / faster of A and A0 ${list(ratios[l].auto_best)} (auto chose ${of(l, 'auto').map((x) => `${x.auto?.compression} at ${x.auto?.link_mb_s} MB/s`).join(', ')}).`,
     ),
     `CLONE_MAX_RATE=${CAP_MB_S} (between init's first and last progress lines of a ${caps.map((c) => f(c.over_s, 0)).join(' / ')} s stream): ${caps.map((c) => `${c.link} ${f(c.mb_s, 1)} MB/s (${f((c.mb_s / CAP_MB_S - 1) * 100, 1)} %)`).join('; ')}.`,
   ].join('\n');
@@ -225,13 +232,13 @@ async function main(): Promise<void> {
     const samples: Sample[] = [];
     for (const link of ['1 Gbit/s', 'unshaped'] as const) {
       await net.shape(link === 'unshaped' ? null : SHAPED.tc);
-      const variants: Variant[] = link === 'unshaped' ? ['A', 'A0', 'auto', 'C', 'B'] : ['A', 'A0', 'auto', 'C'];
+      const variants: Variant[] = link === 'unshaped' ? ['A', 'A0', 'auto', 'C', 'Z', 'B'] : ['A', 'A0', 'auto', 'C', 'Z'];
       for (let round = 1; round <= ROUNDS; round++) {
         const shift = (round - 1) % variants.length;
         for (const variant of [...variants.slice(shift), ...variants.slice(0, shift)]) {
           await dropCaches();
           const bytes = samples.find((s) => s.variant === 'A0')?.bytes ?? 0;
-          const sample = variant === 'B' || variant === 'C' ? await pipeClone(rig, link, variant, round, bytes, net) : await agentClone(rig, net, link, variant as 'A' | 'A0' | 'auto', round);
+          const sample = variant === 'B' || variant === 'C' || variant === 'Z' ? await pipeClone(rig, link, variant, round, bytes, net) : await agentClone(rig, net, link, variant as 'A' | 'A0' | 'auto', round);
           log(`${link} round ${round} ${variant}: ${f(sample.stream_s)} s`);
           samples.push(sample);
         }
