@@ -34,6 +34,20 @@ async function goodBackup(): Promise<string> {
   return id;
 }
 
+let throttledNow: boolean | null = null;
+/**
+ * The primary's sidecar with its backup tool throttled (a backup that lasts long enough to be
+ * interrupted on purpose) or not (a backup that only has to complete: throttled, each took ~150 s).
+ */
+async function sidecar(throttled: boolean): Promise<void> {
+  if (throttledNow === throttled) return;
+  const p = rig.node(0);
+  if (throttledNow !== null) await p.stopSidecar();
+  p.startSidecar(throttled ? { XTRABACKUP_ARGS: `--defaults-file=${join(p.dir, 'my.cnf')} --throttle=3` } : {});
+  await p.waitFor('/readyz');
+  throttledNow = throttled;
+}
+
 async function unfinishedUploads(): Promise<number> {
   const s3 = rgw.client();
   try {
@@ -51,9 +65,7 @@ beforeAll(async () => {
   const run = await p.init();
   if (run.code !== 0) throw new Error(run.stderr);
   await p.startServer();
-  // Throttled: a backup lasts long enough to be interrupted on purpose.
-  p.startSidecar({ XTRABACKUP_ARGS: `--defaults-file=${join(p.dir, 'my.cnf')} --throttle=3` });
-  await p.waitFor('/readyz');
+  await sidecar(false);
   await p.sql('CREATE DATABASE shop');
   await p.sql('CREATE TABLE shop.orders (id INT AUTO_INCREMENT PRIMARY KEY, item VARCHAR(40))');
   await p.sql('CREATE TABLE shop.blobs (id INT PRIMARY KEY, b VARBINARY(1024))');
@@ -96,6 +108,7 @@ describe('faults of a backup to object storage', () => {
   });
 
   it("the sidecar's backup tool killed mid-backup: exit 1, no manifest, nothing visible", async () => {
+    await sidecar(true);
     const before = await ids();
     const running = runStore(rig, ['backup'], env({ BACKUP_SOURCE: 'primary' }));
     const [pid] = await waitUntil(() => {
@@ -112,6 +125,7 @@ describe('faults of a backup to object storage', () => {
   }, 120_000);
 
   it('the store killed mid-upload: exit non-zero, no manifest, nothing half-visible; the next run cleans up and succeeds', async () => {
+    await sidecar(true);
     const before = await ids();
     const child = rig.spawnAgent(['backup'], env({ BACKUP_SOURCE: 'primary' }), join(rig.options.baseDir, 'killed-store.log'));
     let stderr = '';
@@ -132,16 +146,17 @@ describe('faults of a backup to object storage', () => {
     );
     await waitUntil(async () => (await runStore(rig, ['backups'], env())).code === 0, 'the store back', 60_000);
     expect(await ids()).toEqual(before);
+    await sidecar(false);
     const next = await runStore(rig, ['backup'], env({ BACKUP_KEEP: '20', BACKUP_SOURCE: 'primary' }));
     expect(next.code, next.stderr).toBe(0);
     checksumsAt.set(next.stdout.trim(), await checksums());
     expect(next.lines.find((l) => l.msg === 'aborted unfinished uploads of a killed run')).toBeDefined();
     expect(await unfinishedUploads()).toBe(0);
     expect(await ids()).toEqual([next.stdout.trim(), ...before]);
-    // The sidecar's tool is throttled for the whole file: the next run's full backup alone takes ~150 s here.
-  }, 420_000);
+  }, 300_000);
 
   it('SIGTERM mid-upload: exit 143, the upload aborted, no manifest, the lock released at once, the sidecar\'s tool gone', async () => {
+    await sidecar(true);
     const before = await ids();
     const child = rig.spawnAgent(['backup'], env({ BACKUP_SOURCE: 'primary' }), join(rig.options.baseDir, 'sigterm.log'));
     let stderr = '';
@@ -156,6 +171,7 @@ describe('faults of a backup to object storage', () => {
     expect(await ids()).toEqual(before);
     await waitUntil(() => backupToolPids(rig.node(0).dataDir).length === 0 && true, "the sidecar's backup tool to end", 15_000);
     // Released, not left to go stale: the next run starts at once and is not refused.
+    await sidecar(false);
     const next = await runStore(rig, ['backup'], env({ BACKUP_KEEP: '20', BACKUP_SOURCE: 'primary' }));
     expect(next.code, next.stderr).toBe(0);
     expect(next.lines.find((l) => l.msg === 'took over the lock of a run that stopped renewing it')).toBeUndefined();
