@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
 import { type Socket, connect as connectSocket } from 'node:net';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
@@ -479,13 +480,14 @@ const POLL_MS = 1000;
 
 /**
  * The upgraded body: the socket handed to the tool (raw, nothing read past the head: the usual
- * case) or, when it came compressed or the head came with body bytes, written to its stdin
- * through the decompressor (a corrupt frame fails its checksum there). The
- * clocks watch the tool's read count, since no byte passes here to be seen.
+ * case), or handed to a `zstd -d` child whose output is the tool's stdin (compressed, with zstd
+ * installed); else written to the tool's stdin through the agent's decompressor (a corrupt frame
+ * fails its checksum in either). The clocks watch the tool's read count when no byte passes here.
  */
 function upgradedTransfer(
   connection: UpgradedConnection,
-  spawn: (stdin: Socket | 'pipe') => OwnedChild,
+  spawn: (stdin: Readable | 'pipe') => OwnedChild,
+  spawnUnzstd: ((stdin: Socket) => OwnedChild) | null,
   peer: string,
   timeouts: StreamTimeouts,
   stagingDir: string,
@@ -494,13 +496,18 @@ function upgradedTransfer(
   const { socket, leftover } = connection;
   const encoding = contentEncoding(connection.head.headers);
   const cap = maxRateMbS ?? null;
-  const handOver = leftover.length === 0 && encoding === 'none' && cap === null;
-  const child = spawn(handOver ? socket : 'pipe');
+  const handOver = leftover.length === 0 && cap === null && (encoding === 'none' || spawnUnzstd !== null);
+  // socket → zstd -d → tool, child to child; our copy of the pipe between them is closed, so
+  // each sees the other end go when it exits.
+  const unzstd = handOver && encoding === 'zstd' ? spawnUnzstd!(socket) : null;
+  const child = spawn(handOver ? (unzstd?.stdout ?? socket) : 'pipe');
+  unzstd?.stdout!.destroy();
   // Bytes of the xbstream (after decompression), as the sender counts them and the estimate is.
   const counted = { bytes: 0 };
   let delivered: Promise<void>;
   if (handOver) {
-    delivered = child.done.then(() => undefined, () => undefined);
+    // A corrupt frame fails zstd (checksum): the stream is broken, whatever the tool made of its part.
+    delivered = Promise.all([child.done.then(() => undefined, () => undefined), unzstd?.done]).then(() => undefined);
   } else {
     // wire → [cap] → [zstd] → tool, counted after decompression
     const unpack = decompressor(encoding);
@@ -540,6 +547,7 @@ function upgradedTransfer(
         expired = new CloneError(`peer ${peer} sent nothing for ${seconds(timeouts.idleMs)} after ${counted.bytes} bytes (CLONE_IDLE_TIMEOUT)`, true);
       }
       if (expired) {
+        unzstd?.kill();
         child.kill();
         socket.destroy();
       }
@@ -563,6 +571,7 @@ function upgradedTransfer(
       },
       close: () => {
         clearInterval(poll);
+        unzstd?.kill();
         socket.destroy();
       },
     },
@@ -594,6 +603,8 @@ export async function cloneInto(
   log: Logger,
   signal: AbortSignal,
   timeouts: StreamTimeouts,
+  /** `zstd -d` (unzstdCommand), or null: a compressed stream is then decompressed here. */
+  unzstd: ToolCommand | null = null,
 ): Promise<CloneResult> {
   const peer = hostPort(source.host, source.port);
   const started = Date.now();
@@ -639,10 +650,11 @@ export async function cloneInto(
       },
       'peer accepted, streaming',
     );
-    const spawn = (stdin: Socket | 'pipe') =>
+    const spawn = (stdin: Readable | 'pipe') =>
       spawnOwned({ ...extract, stdin, stdout: 'ignore', signal: local.signal, killWith: 'SIGKILL', log, watchFor: NO_SPACE });
+    const spawnUnzstd = unzstd && ((stdin: Socket) => spawnOwned({ ...unzstd, stdin, stdout: 'pipe', signal: local.signal, killWith: 'SIGTERM', log }));
     let child: OwnedChild;
-    if (upgraded) [child, transfer] = upgradedTransfer(upgraded, spawn, peer, timeouts, stagingDir, source.maxRateMbS);
+    if (upgraded) [child, transfer] = upgradedTransfer(upgraded, spawn, spawnUnzstd, peer, timeouts, stagingDir, source.maxRateMbS);
     else {
       child = spawn('pipe');
       transfer = plainTransfer(plain!, child, source.maxRateMbS ?? null);

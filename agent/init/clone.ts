@@ -10,7 +10,7 @@ import { agentTransport } from '../core/tls.js';
 import { type CloneRecord, writeCloneRecord } from '../core/records.js';
 import { type Clock, retry } from '../core/retry.js';
 import { hostPort } from '../core/topology.js';
-import { extractCommand, prepareCommand, syncCommand } from '../stream/backup-tool.js';
+import { extractCommand, prepareCommand, syncCommand, unzstdCommand } from '../stream/backup-tool.js';
 import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { NO_SPACE, filledUp, freeBytes, mb } from '../stream/sizes.js';
 import { type CloneSource, cloneInto } from './clone-attempt.js';
@@ -112,7 +112,8 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
             };
             const dir = await resetStaging(config.dataDir);
             log.info({ phase: 'stream', peer: hostPort(c.host, source.port), peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
-            return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts);
+            const unzstd = config.tools.zstd === '' ? null : unzstdCommand(config.tools.zstd);
+            return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts, unzstd);
           },
           (c, err, remaining) =>
             log.warn(

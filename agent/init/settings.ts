@@ -14,7 +14,7 @@ import { REPLICATION_MODE } from '../mysql/settings.js';
 import { type BackupId, isBackupId } from '../store/layout.js';
 import { STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
 import type { Compression } from '../stream/compression.js';
-import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLBINLOG_BIN, MYSQLD_BIN, MYSQL_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLBINLOG_BIN, MYSQLD_BIN, MYSQL_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, ZSTD_BIN, findTool, readToken } from '../stream/settings.js';
 
 /** CLONE_SOURCE: probe the lower ordinals and pick (auto), or a fixed peer. */
 export type CloneSourceChoice =
@@ -44,8 +44,8 @@ export interface InitConfig extends PodConfig {
   readonly backup: { readonly port: number; readonly token: string | null };
   /** Peers are asked over HTTPS, verified against its ca.crt, this pod's certificate presented; null: plain HTTP. */
   readonly tls: TlsDir | null;
-  /** '' when this start clones nothing; server, binlog and client only for a point-in-time restore. */
-  readonly tools: { readonly backup: string; readonly stream: string; readonly server: string; readonly binlog: string; readonly client: string };
+  /** '' when this start clones nothing; server, binlog and client only for a point-in-time restore; zstd '' when none is installed. */
+  readonly tools: { readonly backup: string; readonly stream: string; readonly server: string; readonly binlog: string; readonly client: string; readonly zstd: string };
   readonly clone: {
     /** Stop retrying (refused, busy, broken stream) once this much time has passed since start. */
     readonly retryDeadlineMs: number;
@@ -252,7 +252,7 @@ export const initCommand: CommandSpec<InitConfig> = {
     'Writes server-id.cnf and the role config, then clones an empty replica datadir from the best peer;\nat ordinal 0 with an empty datadir, first checks that no replica holds data (PRIMARY_EMPTY_START).',
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONFIG_MAP_DIR, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE,
-    BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN,
+    BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, XTRABACKUP_BIN, XBSTREAM_BIN, ZSTD_BIN,
     CLONE_RETRY_DEADLINE, CLONE_RETRY_MAX_DELAY, CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CLONE_COMPRESSION, CLONE_COMPRESSION_AUTO_BELOW, CLONE_MAX_RATE, CLONE_SOURCE, CLONE_MAX_LAG, PEER_STATUS_TIMEOUT, PEER_PROBE_COUNT,
     PRIMARY_EMPTY_START, REPLICATION_MODE, VOLUME_CLAIMS, VOLUME_CLAIM_TEMPLATE, KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT,
     SERVICE_ACCOUNT_DIR, TLS_DIR, RESTORE_FROM, RESTORE_TO, RESTORE_TO_GTID, MYSQLD_BIN, MYSQLBINLOG_BIN, MYSQL_BIN, ...STORE_SETTINGS, LOG_LEVEL,
@@ -287,6 +287,7 @@ export const initCommand: CommandSpec<InitConfig> = {
         server: findTool(read, sources, 'server', replays),
         binlog: findTool(read, sources, 'binlog', replays),
         client: findTool(read, sources, 'client', replays),
+        zstd: findTool(read, sources, 'zstd', false),
       },
       clone: {
         retryDeadlineMs: read.get(CLONE_RETRY_DEADLINE),

@@ -256,8 +256,8 @@ export function buildHttpServer(deps: {
       // its end is its going away (else writes into the void go on until a reset comes back).
       socket.once('end', () => socket.destroy());
       watchIdleClient(socket, () => socket.bytesWritten, app.log.child({ client }), run, deps.idleTimeoutMs);
-      // Compressed only when the receiver asks (Accept-Encoding: zstd): it then decompresses in
-      // JavaScript rather than handing the socket to its stream tool.
+      // Compressed only when the receiver asks (Accept-Encoding: zstd): it then hands the socket
+      // to a decompressor rather than to its stream tool.
       const encoding: Compression = /(^|[\s,])zstd($|[\s,;])/i.test(String(req.headers['accept-encoding'] ?? '')) ? 'zstd' : 'none';
       const extra = [
         `${STARTED_HEADER}: ${run.startedAt}`,

@@ -47,6 +47,11 @@ export function extractCommand(tool: string, dir: string): ToolCommand {
   return { command: tool, args: ['-x', '-C', dir], env: {} };
 }
 
+/** `zstd -d`: a zstd stream on stdin, decompressed to stdout; it fails on a frame whose checksum does not match. */
+export function unzstdCommand(tool: string): ToolCommand {
+  return { command: tool, args: ['-d', '-q', '-c'], env: {} };
+}
+
 /** `<tool> --prepare --target-dir=DIR`: makes a hot copy consistent. */
 export function prepareCommand(tool: string, dir: string): ToolCommand {
   return { command: tool, args: ['--prepare', `--target-dir=${dir}`], env: {} };

@@ -412,6 +412,14 @@ describe('loadConfig tool lookup', () => {
     expect(configError(() => load({ env: { XTRABACKUP_BIN: '/nowhere/xtrabackup' } }))).toContain('XTRABACKUP_BIN');
   });
 
+  it("finds zstd on PATH for init, and takes its absence as decompressing in the agent, not as an error", () => {
+    const found = load({ argv: ['init'], env: { PATH: '/usr/bin' }, executables: new Set(['/usr/bin/zstd', ...MARIADB_TOOLS]) });
+    expect(found.command === 'init' && found.tools.zstd).toBe('/usr/bin/zstd');
+    const none = load({ argv: ['init'], env: { PATH: '/usr/bin' }, executables: new Set(MARIADB_TOOLS) });
+    expect(none.command === 'init' && none.tools.zstd).toBe('');
+    expect(configError(() => load({ argv: ['init'], env: { ZSTD_BIN: '/nowhere/zstd' }, executables: new Set(MARIADB_TOOLS) }))).toContain('ZSTD_BIN="/nowhere/zstd" is not an executable file');
+  });
+
   it('refuses an explicit XBSTREAM_BIN that is not executable', () => {
     expect(configError(() => load({ argv: ['init'], env: { XBSTREAM_BIN: '/nowhere/xbstream' } }))).toContain('XBSTREAM_BIN');
   });

@@ -17,7 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AUTO_ZSTD_BELOW_MB_S, type StreamTimeouts, cloneInto } from '../../../agent/init/clone-attempt.js';
 import { CloneError } from '../../../agent/core/errors.js';
 import { type AgentTransport, PLAIN_HTTP } from '../../../agent/core/tls.js';
-import { extractCommand } from '../../../agent/stream/backup-tool.js';
+import { type ToolCommand, extractCommand, unzstdCommand } from '../../../agent/stream/backup-tool.js';
 import type { Compression } from '../../../agent/stream/compression.js';
 import { ENCODINGS_HEADER, PROBE_PATH, STATUS_TRAILER, STREAM_UPGRADE, SUCCESS, UPGRADES_HEADER, statusChunk } from '../../../agent/stream/protocol.js';
 
@@ -72,10 +72,19 @@ function sendStream(res: ServerResponse, body = stream, trailer: string | null =
   res.end();
 }
 
-async function attempt(port: number, timeouts: StreamTimeouts, accept: Compression | 'auto' = 'none', maxRateMbS: number | null = null, transport: AgentTransport = PLAIN_HTTP, autoZstdBelowMbS?: number) {
+async function attempt(
+  port: number,
+  timeouts: StreamTimeouts,
+  accept: Compression | 'auto' = 'none',
+  maxRateMbS: number | null = null,
+  transport: AgentTransport = PLAIN_HTTP,
+  autoZstdBelowMbS?: number,
+  unzstd: ToolCommand | null = null,
+) {
   const staging = await mkdtemp(join(base, 'staging-'));
   const started = Date.now();
-  const outcome = await cloneInto({ host: '127.0.0.1', port, token: null, transport, accept, maxRateMbS, ...(autoZstdBelowMbS ? { autoZstdBelowMbS } : {}) }, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts).then(
+  const source = { host: '127.0.0.1', port, token: null, transport, accept, maxRateMbS, ...(autoZstdBelowMbS ? { autoZstdBelowMbS } : {}) };
+  const outcome = await cloneInto(source, staging, extractCommand('mbstream', staging), log, new AbortController().signal, timeouts, unzstd).then(
     (result) => ({ result, error: null }),
     (error: unknown) => ({ result: null, error: error as Error }),
   );
@@ -400,10 +409,29 @@ describe('cloneInto and a sender offering the bare-xbstream upgrade', () => {
   });
 });
 
-describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () => {
+/**
+ * `zstd -d` behind a wrapper that first notes what its stdin is: a socket when the clone's
+ * connection was handed to it, with no byte of the stream read by the agent.
+ */
+async function notingUnzstd(): Promise<{ command: ToolCommand; stdin: () => Promise<string> }> {
+  const dir = await mkdtemp(join(base, 'unzstd-'));
+  const script = join(dir, 'zstd');
+  await writeFile(script, `#!/bin/sh\nreadlink /proc/$$/fd/0 > '${dir}/stdin'\nexec zstd "$@"\n`, { mode: 0o755 });
+  return { command: unzstdCommand(script), stdin: () => readFile(join(dir, 'stdin'), 'utf8') };
+}
+
+describe.each([
+  ['the agent decompressing (no zstd installed)', false],
+  ['a zstd child decompressing', true],
+] as const)('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd), %s', (_how, child) => {
+  const unzstd = async () => (child ? (await notingUnzstd()).command : null);
+
   it('gets the stream compressed when it asks, decompresses it into the tool, and counts the xbstream bytes', async () => {
     const { port, encodings } = await upgradingSender({});
-    const { result, error, files } = await attempt(port, DEFAULTS, 'zstd');
+    const noting = child ? await notingUnzstd() : null;
+    const { result, error, files } = await attempt(port, DEFAULTS, 'zstd', null, PLAIN_HTTP, undefined, noting?.command ?? null);
+    // The connection itself was zstd's stdin: the agent read none of it.
+    if (noting) expect((await noting.stdin()).trim()).toMatch(/^socket:\[\d+\]$/);
     expect(error).toBeNull();
     expect(encodings()).toEqual(['zstd']);
     expect(result!.bytes).toBe(stream.length);
@@ -413,7 +441,7 @@ describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () =>
 
   it('does not ask for it with none: the raw stream, socket handed over', async () => {
     const { port, encodings } = await upgradingSender({});
-    const { error } = await attempt(port, DEFAULTS, 'none');
+    const { error } = await attempt(port, DEFAULTS, 'none', null, PLAIN_HTTP, undefined, await unzstd());
     expect(error).toBeNull();
     expect(encodings()).toEqual(['none']);
   });
@@ -426,7 +454,7 @@ describe('cloneInto asking for zstd on the wire (CLONE_COMPRESSION=zstd)', () =>
         return b;
       },
     });
-    const { error } = await attempt(port, DEFAULTS, 'zstd');
+    const { error } = await attempt(port, DEFAULTS, 'zstd', null, PLAIN_HTTP, undefined, await unzstd());
     expect(error).toBeInstanceOf(CloneError);
     expect((error as CloneError).retryable).toBe(true);
     expect(error!.message).toMatch(/stream from .* broke after \d+ bytes|extracting the stream from .* failed/);
