@@ -93,7 +93,7 @@ describe('memory during a clone', () => {
     expect(cmdline).toContain('--max-semi-space-size=1');
     const environ = (await readFile(`/proc/${sidecarPid}/environ`, 'utf8')).split('\0');
     expect(environ).toContain('GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576:glibc.malloc.arena_max=2');
-    // zstd on the wire: the sidecar compresses, init decompresses in JavaScript (no socket handed over).
+    // zstd on the wire: the sidecar compresses, a zstd -d child of init decompresses (zstd is on PATH here).
     const compressed = await measuredClone({ CLONE_COMPRESSION: 'zstd' });
     const sidecarCompressing = trackPeakRss(sidecarPid);
     await new Promise((r) => setTimeout(r, 200));
