@@ -3,7 +3,8 @@
 # packages always; then each PART the caller names (all of them when it names none, as the test
 # suite does):
 #   server   Debian's mariadb-server and mariadb-backup (mariadbd, mariadb-install-db,
-#            mariadb-backup, mbstream): the rig, the demo, the benchmark
+#            mariadb-backup, mbstream) and zstd (init's decompressor of a compressed clone, and
+#            the link bench's peer pipeline): the rig, the demo, the benchmark
 #   ncat     Debian's ncat: the benchmark's tutorial pipe
 #   store    the test store, Ceph RGW (radosgw, ceph-mon, ceph-osd: test/store/rgw.ts), and rclone
 #            and zstd (the store bench's peer pipeline), without their recommends
@@ -21,7 +22,7 @@ for part in "${parts[@]}"; do
   # debs: installed with their recommends; bares: without (the store's recommend daemons and GUIs).
   bares=()
   case "$part" in
-    server) bins=(mariadbd mariadb-install-db mariadb-backup mbstream) debs=(mariadb-server mariadb-backup) ;;
+    server) bins=(mariadbd mariadb-install-db mariadb-backup mbstream zstd) debs=(mariadb-server mariadb-backup zstd) ;;
     ncat) bins=(ncat) debs=(ncat) ;;
     link) bins=(ip tc curl) debs=(iproute2 curl) ;;
     store) bins=(radosgw radosgw-admin ceph-mon ceph-osd monmaptool ceph rclone zstd) debs=() bares=(radosgw ceph-mon ceph-osd rclone zstd) ;;
