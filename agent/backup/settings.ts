@@ -18,7 +18,7 @@ import { CLONE_CONNECT_TIMEOUT, CLONE_FIRST_BYTE_TIMEOUT, CLONE_IDLE_TIMEOUT, CL
 import { BACKUP_COMPRESSION, BACKUP_KEEP, STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
 import type { Compression } from '../stream/compression.js';
 import { type BackupId, isBackupId } from '../store/layout.js';
-import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLD_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, MYSQLD_BIN, XBSTREAM_BIN, XTRABACKUP_BIN, ZSTD_BIN, findTool, readToken } from '../stream/settings.js';
 
 /** BACKUP_SOURCE: the clone's ranking, the primary, or one host. */
 export type BackupSourceChoice = { readonly kind: 'auto' } | { readonly kind: 'primary' } | { readonly kind: 'host'; readonly host: string };
@@ -88,7 +88,8 @@ export interface VerifyConfig extends StoreCommandBase {
   readonly command: 'verify-backup';
   readonly backupId: BackupId | null;
   readonly drillDir: string;
-  readonly tools: { readonly backup: string; readonly stream: string; readonly server: string };
+  /** zstd '' when none is installed (the agent decompresses). */
+  readonly tools: { readonly backup: string; readonly stream: string; readonly server: string; readonly zstd: string };
 }
 
 function readBase(read: SettingsReader): StoreCommandBase {
@@ -137,12 +138,17 @@ export const verifyBackupCommand: CommandSpec<VerifyConfig> = {
   name: 'verify-backup',
   summary:
     'The restore drill: restores a backup into a scratch directory (hash checked), prepares it, starts a throwaway\nserver on loopback, runs CHECK TABLE and counts rows in every table, and writes the verdict beside the manifest.',
-  settings: [...STORE_SETTINGS, BACKUP_ID, DRILL_DIR, MYSQLD_BIN, XTRABACKUP_BIN, XBSTREAM_BIN, LOG_LEVEL],
+  settings: [...STORE_SETTINGS, BACKUP_ID, DRILL_DIR, MYSQLD_BIN, XTRABACKUP_BIN, XBSTREAM_BIN, ZSTD_BIN, LOG_LEVEL],
   build: (read, sources) => ({
     command: 'verify-backup',
     ...readBase(read),
     backupId: read.get(BACKUP_ID),
     drillDir: read.get(DRILL_DIR),
-    tools: { backup: findTool(read, sources, 'backup', true), stream: findTool(read, sources, 'stream', true), server: findTool(read, sources, 'server', true) },
+    tools: {
+      backup: findTool(read, sources, 'backup', true),
+      stream: findTool(read, sources, 'stream', true),
+      server: findTool(read, sources, 'server', true),
+      zstd: findTool(read, sources, 'zstd', false),
+    },
   }),
 };

@@ -68,7 +68,7 @@ async function drill(config: VerifyConfig, store: Store, manifest: Manifest, scr
   const data = join(scratch, 'data');
   await mkdir(data);
   await mkdir(join(scratch, 'tmp'));
-  await restoreInto(store, manifest, config.tools.stream, data, log, signal);
+  await restoreInto(store, manifest, config.tools, data, log, signal);
   log.info({ phase: 'drill', backup_id: manifest.id }, 'restored and SHA-256 checked; preparing');
   await spawnOwned({ ...prepareCommand(config.tools.backup, data), stdin: 'ignore', stdout: 'ignore', signal, killWith: 'SIGKILL', log }).done;
   const checked = await withThrowawayServer({ server: config.tools.server, files: drillFiles(scratch), what: "the drill's server", log, signal }, async (db, port) => {

@@ -18,7 +18,7 @@ import { decompressor } from '../stream/compression.js';
 import { manifestKey } from '../store/layout.js';
 import { type Manifest, parseManifest } from '../store/manifest.js';
 import { Store, where } from '../store/s3.js';
-import { extractCommand } from '../stream/backup-tool.js';
+import { extractCommand, unzstdCommand } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
 import { chunkCollector } from '../stream/meter.js';
 import { missingClosingFiles } from './clone-attempt.js';
@@ -46,7 +46,14 @@ export async function chooseBackup(store: Store, from: RestoreFrom, variable = '
  * the stored bytes match the manifest's size and SHA-256, the tool exited 0 and silent, and the
  * closing files are there.
  */
-export async function restoreInto(store: Store, manifest: Manifest, streamTool: string, stagingDir: string, log: Logger, signal: AbortSignal): Promise<{ bytes: number; durationMs: number }> {
+export async function restoreInto(
+  store: Store,
+  manifest: Manifest,
+  tools: { readonly stream: string; readonly zstd: string },
+  stagingDir: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<{ bytes: number; durationMs: number }> {
   const started = Date.now();
   const { key, sha256, stored_bytes: expected } = manifest.data;
   const { body } = await store.download(key, signal);
@@ -58,11 +65,16 @@ export async function restoreInto(store: Store, manifest: Manifest, streamTool: 
     hash.update(chunk);
     collect(chunk.length);
   });
-  const child = spawnOwned({ ...extractCommand(streamTool, stagingDir), stdin: 'pipe', stdout: 'ignore', signal, killWith: 'SIGKILL', log });
+  // With zstd installed the decompressed stream goes child to child (zstd -d → the tool), not through here.
+  const unzstd = manifest.data.compression === 'zstd' && tools.zstd !== '' ? spawnOwned({ ...unzstdCommand(tools.zstd), stdin: 'pipe', stdout: 'pipe', signal, killWith: 'SIGTERM', log }) : null;
+  const child = spawnOwned({ ...extractCommand(tools.stream, stagingDir), stdin: unzstd?.stdout ?? 'pipe', stdout: 'ignore', signal, killWith: 'SIGKILL', log });
+  unzstd?.stdout!.destroy();
   const refuse = (why: string) => new BackupError(`backup ${manifest.id} (${key}): ${why}; refusing to prepare it, DATA_DIR untouched`);
   try {
-    await pipeline(body, decompressor(manifest.data.compression), child.stdin!);
+    if (unzstd) await Promise.all([pipeline(body, unzstd.stdin!), unzstd.done]);
+    else await pipeline(body, decompressor(manifest.data.compression), child.stdin!);
   } catch (err) {
+    unzstd?.kill();
     if (signal.aborted) throw err;
     const toolErr = await child.done.then(() => null, (e: unknown) => e);
     const tool = toolErr === null ? child.stderrTail() : errorMessage(toolErr);
@@ -108,7 +120,7 @@ export async function restoreDataDir(
   try {
     const dir = await resetStaging(config.dataDir);
     log.info({ phase: 'stream', peer: source, backup_id: manifest.id, bytes: manifest.data.stored_bytes }, `restoring backup ${manifest.id}`);
-    const result = await restoreInto(store, manifest, config.tools.stream, dir, log, signal);
+    const result = await restoreInto(store, manifest, config.tools, dir, log, signal);
     const seconds = result.durationMs / 1000;
     log.info(
       { phase: 'stream', peer: source, bytes: result.bytes, duration_ms: result.durationMs, rate_mb_s: +(manifest.data.raw_bytes / 1e6 / seconds).toFixed(1), sha256: manifest.data.sha256 },
