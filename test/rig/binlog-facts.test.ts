@@ -93,8 +93,8 @@ function group(text: string, gtid: string): string[] {
   const to = all.findIndex((h, k) => k > from && /GTID|Rotate/.test(h));
   return all.slice(from, to);
 }
-/** The header form of a Unix second (UTC). */
-const printedSecond = (t: number) => sqlTime(t).slice(2).replace(/-/g, '');
+/** The header form of a Unix second (UTC): `yymmdd hh:mm:ss`, the hour padded with a space, not a zero (` 0:30:05`). */
+const printedSecond = (t: number) => sqlTime(t).slice(2).replace(/-/g, '').replace(/ 0(\d):/, '  $1:');
 
 describe('what an event carries', () => {
   it('a transaction is stamped with its COMMIT (GTID event and Xid), its statements with their own start', async () => {
