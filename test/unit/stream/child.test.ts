@@ -213,6 +213,21 @@ describe('spawnOwned and the process group', () => {
     expect(getEventListeners(failed.signal, 'abort')).toHaveLength(0);
   });
 
+  it('a child that fails while nobody awaits `done` is no unhandled rejection, and `done` still says why later', async () => {
+    const unhandled: unknown[] = [];
+    const note = (reason: unknown) => void unhandled.push(reason);
+    process.on('unhandledRejection', note);
+    try {
+      const child = spawnOwned({ command: 'sh', args: ['-c', 'exit 4'], env: {}, stdin: 'ignore', stdout: 'ignore', signal: new AbortController().signal, killWith: 'SIGKILL', log });
+      await ends(child.pid);
+      await delay(100);
+      expect(unhandled).toEqual([]);
+      await expect(child.done).rejects.toThrow(/^sh exited with status 4/);
+    } finally {
+      process.off('unhandledRejection', note);
+    }
+  });
+
   it('rejects, naming the tool, when it cannot be started at all', async () => {
     const child = spawnOwned({ command: '/nonexistent/mariadb-backup', args: [], env: {}, stdin: 'ignore', stdout: 'ignore', signal: new AbortController().signal, killWith: 'SIGKILL', log });
     await expect(child.done).rejects.toThrow(/^mariadb-backup exited with status null: spawn \/nonexistent\/mariadb-backup ENOENT$/);
