@@ -130,7 +130,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   let kept: ReadonlyMap<string, string> = new Map();
   const gate = completenessGate(res, reader, peer, raw, (k) => (kept = k));
   const expected = estimatedBytesOf(res.headers);
-  if (expected === null) log.warn({ phase: 'stream', peer, key }, `the source sent no size estimate: parts of 8 MiB limit this backup to ${(MAX_PARTS * PART_BYTES) / 2 ** 30} GiB`);
+  if (expected === null) log.warn({ phase: 'stream', peer, key }, `the source sent no size estimate: parts of ${PART_BYTES / 2 ** 20} MiB limit this backup to ${Math.floor((MAX_PARTS * PART_BYTES) / 2 ** 30)} GiB`);
   const upload = store.upload(key, gate, signal, expected);
   // A failed upload stops reading: end the stream too, so the sidecar's tool is killed at once.
   upload.catch((err: unknown) => gate.destroy(err instanceof Error ? err : new Error(String(err))));

@@ -148,13 +148,15 @@ export class BinlogArchiver {
     this.serverId ??= Number((await db.query('SELECT @@GLOBAL.server_id AS s'))[0]?.s);
     let files = await this.listBinlogs();
     const open = files.at(-1);
-    if (open) {
-      const head = await this.head(open);
-      if (head.firstTransactionTime !== null && this.now() / 1000 - head.firstTransactionTime >= this.deps.intervalMs / 1000) {
-        await db.query('FLUSH BINARY LOGS');
-        log.info({ phase: 'archive', file: open.name, oldest_event: new Date(head.firstTransactionTime * 1000).toISOString() }, 'rotated the binary log: its oldest event reached BINLOG_ARCHIVE_INTERVAL');
-        files = await this.listBinlogs();
-      }
+    // The open file's start, read once a look: the read stops at the listed size, so it cannot change.
+    let openHead = open ? await this.head(open) : null;
+    if (openHead && openHead.firstTransactionTime !== null && this.now() / 1000 - openHead.firstTransactionTime >= this.deps.intervalMs / 1000) {
+      await db.query('FLUSH BINARY LOGS');
+      log.info({ phase: 'archive', file: openHead.name, oldest_event: new Date(openHead.firstTransactionTime * 1000).toISOString() }, 'rotated the binary log: its oldest event reached BINLOG_ARCHIVE_INTERVAL');
+      files = await this.listBinlogs();
+      // The file open now: the one looked at above is among the closed.
+      const current = files.at(-1);
+      openHead = current ? await this.head(current) : null;
     }
     // Counted before the store is asked: with the store away these are the files waiting.
     this.state.files_waiting = files.slice(0, -1).filter((f) => !this.archived.has(this.id(f))).length;
@@ -171,14 +173,11 @@ export class BinlogArchiver {
     const { pending, gapBefore } = archiveWork(files, (name) => (name === predecessor ? predecessorArchived : files.some((f) => f.name === name && this.archived.has(this.id(f)))));
     if (gapBefore !== null) this.noteGap(local.get(gapBefore) ?? (await this.head(oldest!)));
     this.state.files_waiting = pending.length;
-    // The file open now: after a rotation the one looked at above is among the pending.
-    const current = files.at(-1);
-    this.updateLag(pending.map((p) => local.get(p.name)!), current ? await this.head(current) : null);
+    this.updateLag(pending.map((p) => local.get(p.name)!), openHead);
     for (const f of pending) {
       await this.upload(local.get(f.name)!, signal);
       this.state.files_waiting--;
     }
-    const openHead = current ? await this.head(current) : null;
     this.updateLag([], openHead);
     await this.closeGaps();
     return nextLookMs(this.deps.intervalMs, openHead?.firstTransactionTime ?? null, this.now());
