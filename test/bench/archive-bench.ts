@@ -46,7 +46,15 @@ interface Sample {
   readonly files_waiting: number | null;
   readonly bytes_archived: number | null;
   readonly rss_mb: number;
+  /** What the RSS is: anonymous memory (heap, buffers, malloc) and file pages (mostly Node's own binary). */
+  readonly anon_mb: number;
+  readonly file_mb: number;
+  /** The V8 heap in use and the memory outside it (Buffers), from the sidecar's own default metrics. */
+  readonly heap_used_mb: number | null;
+  readonly external_mb: number | null;
 }
+
+const mb = (bytes: number | null) => (bytes === null ? null : bytes / 2 ** 20);
 
 /** One gauge's value in a Prometheus text page, null when it is absent. */
 function gauge(page: string, name: string): number | null {
@@ -57,10 +65,10 @@ function gauge(page: string, name: string): number | null {
 /** Nearest-rank percentile. */
 const percentile = (xs: readonly number[], p: number) => [...xs].sort((a, b) => a - b)[Math.max(0, Math.ceil((p / 100) * xs.length) - 1)]!;
 
-async function memory(pid: number): Promise<{ rss: number; hwm: number }> {
+async function memory(pid: number): Promise<{ rss: number; hwm: number; anon: number; file: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) / 1024;
-  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 function sysbench(node: RigNode, command: 'prepare' | 'run', args: string[] = []): Promise<string> {
@@ -130,6 +138,10 @@ async function main(): Promise<void> {
           files_waiting: gauge(page, 'mysql_agent_binlog_archive_files_waiting'),
           bytes_archived: gauge(page, 'mysql_agent_binlog_archive_bytes'),
           rss_mb: m.rss,
+          anon_mb: m.anon,
+          file_mb: m.file,
+          heap_used_mb: mb(gauge(page, 'mysql_agent_nodejs_heap_size_used_bytes')),
+          external_mb: mb(gauge(page, 'mysql_agent_nodejs_external_memory_bytes')),
         });
         await delay(Math.max(0, next + 1000 - Date.now()));
       }
@@ -152,6 +164,7 @@ async function main(): Promise<void> {
     const limit = INTERVAL_S + 10;
     const maxLag = Math.max(...lags);
     const maxFileLag = Math.max(...fileLags);
+    const largest = samples.reduce((a, b) => (b.rss_mb > a.rss_mb ? b : a));
     const date = new Date().toISOString();
     const summary = {
       date,
@@ -168,7 +181,7 @@ async function main(): Promise<void> {
       files_waiting_max: Math.max(...waiting),
       bytes_archived_during_load: bytesDuringLoad,
       bytes_archived_total: loadFiles.reduce((n, r) => n + r.size, 0),
-      sidecar: { idle_rss_mb: idle.rss, before_load_rss_mb: before.rss, peak_rss_mb: after.hwm, end_rss_mb: after.rss, max_sampled_rss_mb: Math.max(...samples.map((s) => s.rss_mb)) },
+      sidecar: { idle_rss_mb: idle.rss, before_load_rss_mb: before.rss, peak_rss_mb: after.hwm, end_rss_mb: after.rss, max_sampled_rss_mb: largest.rss_mb, largest_sample: largest },
       targets: { lag_limit_s: limit, lag_met: maxLag <= limit && maxFileLag <= limit, rss_limit_mb: 100, rss_met: after.hwm <= 100 },
       samples,
     };
@@ -183,6 +196,7 @@ async function main(): Promise<void> {
       `| files waiting | max ${summary.files_waiting_max} | – |`,
       `| bytes archived | ${f(summary.bytes_archived_total / 1e6, 1)} MB in ${fileLags.length} files (${f(bytesDuringLoad / 1e6, 1)} MB while loading) | – |`,
       `| sidecar peak RSS (VmHWM) | ${f(after.hwm, 1)} MB (idle ${f(idle.rss, 1)} MB, before the load ${f(before.rss, 1)} MB) | ≤ 100 MB |`,
+      `| its largest sample | ${f(largest.rss_mb, 1)} MB: ${f(largest.anon_mb, 1)} anonymous (V8 heap used ${f(largest.heap_used_mb ?? NaN, 1)}, external ${f(largest.external_mb ?? NaN, 1)}), ${f(largest.file_mb, 1)} file pages | – |`,
       '',
       `Lag target ${summary.targets.lag_met ? 'met' : 'NOT met'}; RSS target ${summary.targets.rss_met ? 'met' : 'NOT met'}.`,
     ].join('\n');
