@@ -1,34 +1,25 @@
 /**
- * The S3 client edge: the only file that talks to the store. Path-style addressing where
- * S3_ENDPOINT is set, and checksums only where the API requires them: Ceph RGW 16 refuses a
- * streamed PutObject with the SDK's default trailing checksum ("MissingContentLength"). Every
- * SDK failure leaves here as a StoreError with one line naming the endpoint, bucket or setting,
- * never a secret (the SDK's own text is not passed on).
+ * The store's edge: the only file that talks to it, through S3Http (signed requests, no SDK
+ * client). Path-style addressing where S3_ENDPOINT is set. Every failure leaves here as a
+ * StoreError with one line naming the endpoint, bucket or setting, never a secret (the store's
+ * own text is not passed on).
  */
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  DeleteObjectCommand,
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListMultipartUploadsCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { StoreError } from '../core/errors.js';
 import { type Clock, RetryExhausted, retry } from '../core/retry.js';
 import { type StoredBackup, backupsPrefix, groupKeys } from './layout.js';
+import { type Credentials, S3Http, type S3Request, S3ResponseError, TRANSIENT, many, parseXmlBody } from './s3-http.js';
 import type { StoreConfig } from './settings.js';
 
 /** Multipart: 8 MiB parts, 4 in flight: ~40 MB of buffers at most, the store's speed on two cores. */
 export const PART_BYTES = 8 * 1024 * 1024;
 export const PARTS_IN_FLIGHT = 4;
+/**
+ * A file's parts (uploadFile, the archiver's): S3's smallest part, from one buffer the Store keeps:
+ * a buffer per file left the last one to the collector while the next was filled (+8 MiB at peak).
+ */
+export const FILE_PART_BYTES = 5 * 1024 * 1024;
 /** S3's limit of parts in one multipart upload: at PART_BYTES, 78 GiB. */
 export const MAX_PARTS = 10_000;
 const MiB = 1024 * 1024;
@@ -46,28 +37,16 @@ export function partPlan(expectedBytes: number | null): { readonly partBytes: nu
 }
 /** How long the store may stay unreachable at start before a command gives up. */
 const REACH_DEADLINE_MS = 20_000;
-const TRANSIENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'TimeoutError']);
 
 export const where = (config: StoreConfig) => `s3://${config.bucket}/${config.prefix}${config.endpoint ? ` at ${config.endpoint}` : ''}`;
 
-export function createS3Client(config: StoreConfig): S3Client {
-  return new S3Client({
-    region: config.region,
-    ...(config.endpoint ? { endpoint: config.endpoint } : {}),
-    forcePathStyle: config.forcePathStyle,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    requestHandler: { connectionTimeout: 5_000, requestTimeout: 120_000 },
-  });
-}
-
-/** The SDK's failure as one line for an operator; `doing` says what was being done. */
+/** A failure as one line for an operator; `doing` says what was being done. */
 export function storeError(err: unknown, config: StoreConfig, doing: string): StoreError {
   if (err instanceof StoreError) return err;
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number }; cause?: { code?: string } };
-  const name = e.name ?? '';
+  const e = err as { name?: string; code?: string; cause?: { code?: string } };
+  const status = err instanceof S3ResponseError ? err.status : undefined;
+  const name = err instanceof S3ResponseError ? err.code : (e.name ?? '');
   const code = e.code ?? e.cause?.code ?? name;
-  const status = e.$metadata?.httpStatusCode;
   const at = config.endpoint ?? 'AWS S3';
   const fatal = (m: string) => new StoreError(`${doing}: ${m}`, false, { cause: err });
   switch (name) {
@@ -93,18 +72,23 @@ export function storeError(err: unknown, config: StoreConfig, doing: string): St
   return fatal(`${at} answered ${name || code || 'an error'}${status ? ` (HTTP ${status})` : ''}`);
 }
 
-const isPreconditionFailed = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412;
-const isNotFound = (err: unknown) => {
-  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return e.name === 'NoSuchKey' || e.name === 'NotFound' || e.$metadata?.httpStatusCode === 404;
-};
+const statusOf = (err: unknown) => (err instanceof S3ResponseError ? err.status : undefined);
+const isNotFound = (err: unknown) => statusOf(err) === 404;
+
+const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** One cluster's corner of one bucket. */
 export class Store {
+  readonly s3: S3Http;
+  private filePart: Buffer | null = null;
+  private filePartBusy = false;
+
   constructor(
     readonly config: StoreConfig,
-    readonly s3: S3Client = createS3Client(config),
-  ) {}
+    options: { credentials?: Credentials; clock?: Clock } = {},
+  ) {
+    this.s3 = new S3Http(config, options.credentials, options.clock);
+  }
 
   private async call<T>(doing: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -114,15 +98,27 @@ export class Store {
     }
   }
 
+  /** A request whose answer is read whole (small: XML, JSON, nothing). */
+  private async text(doing: string, req: S3Request): Promise<string> {
+    return this.call(doing, async () => (await this.s3.text(req)).text);
+  }
+
+  private async xml(doing: string, req: S3Request): Promise<Record<string, unknown>> {
+    const text = await this.text(doing, req);
+    try {
+      return parseXmlBody(text);
+    } catch {
+      throw new StoreError(`${doing}: ${this.config.endpoint ?? 'AWS S3'} answered what is not S3's XML`, true);
+    }
+  }
+
   /**
    * Checks bucket and credentials with a one-key listing under the prefix (a GET: unlike HEAD, its
    * error body names the cause), retrying an unreachable store until a short deadline.
    */
   async reach(signal: AbortSignal, clock?: Clock): Promise<void> {
     const probe = () =>
-      this.call(`checking ${where(this.config)}`, () =>
-        this.s3.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: backupsPrefix(this.config.prefix), MaxKeys: 1 }), { abortSignal: signal }),
-      );
+      this.text(`checking ${where(this.config)}`, { method: 'GET', key: null, query: { 'list-type': '2', prefix: backupsPrefix(this.config.prefix), 'max-keys': '1' }, signal });
     await retry(probe, {
       policy: { deadlineMs: REACH_DEADLINE_MS, initialDelayMs: 500, maxDelayMs: 5_000 },
       classify: (err) => ({ retry: err instanceof StoreError && err.retryable }),
@@ -147,17 +143,19 @@ export class Store {
     const keys: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.call(doing, () => this.s3.send(new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: under, ContinuationToken: token })));
-      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      const query: Record<string, string> = { 'list-type': '2', prefix: under, ...(token === undefined ? {} : { 'continuation-token': token }) };
+      const page = (await this.xml(doing, { method: 'GET', key: null, query })).ListBucketResult as
+        | { Contents?: { Key?: string } | { Key?: string }[]; IsTruncated?: string; NextContinuationToken?: string }
+        | undefined;
+      for (const o of many(page?.Contents)) if (typeof o.Key === 'string') keys.push(o.Key);
+      token = page?.IsTruncated === 'true' ? page.NextContinuationToken : undefined;
     } while (token);
     return keys;
   }
 
   async getText(key: string): Promise<string | null> {
     try {
-      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }));
-      return await res.Body!.transformToString('utf8');
+      return (await this.s3.text({ method: 'GET', key })).text;
     } catch (err) {
       if (isNotFound(err)) return null;
       throw storeError(err, this.config, `reading ${key}`);
@@ -166,112 +164,161 @@ export class Store {
 
   /** Writes a small object; with `onlyIfAbsent`, resolves false when it already exists (If-None-Match). */
   async putText(key: string, body: string, options: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
+    const headers = { 'content-type': 'application/json', ...(options.onlyIfAbsent ? { 'if-none-match': '*' } : {}) };
     try {
-      await this.s3.send(
-        new PutObjectCommand({ Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/json', ...(options.onlyIfAbsent ? { IfNoneMatch: '*' } : {}) }),
-      );
+      await this.s3.text({ method: 'PUT', key, headers, body: Buffer.from(body, 'utf8') });
       return true;
     } catch (err) {
-      if (options.onlyIfAbsent && isPreconditionFailed(err)) return false;
+      if (options.onlyIfAbsent && statusOf(err) === 412) return false;
       throw storeError(err, this.config, `writing ${key}`);
     }
   }
 
   async delete(key: string): Promise<void> {
-    await this.call(`deleting ${key}`, () => this.s3.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: key })));
+    await this.text(`deleting ${key}`, { method: 'DELETE', key });
+  }
+
+  private async putObject(key: string, body: Buffer, signal: AbortSignal): Promise<void> {
+    await this.text(`uploading ${key}`, { method: 'PUT', key, headers: { 'content-type': 'application/octet-stream' }, body, signal });
+  }
+
+  private async createUpload(key: string, signal: AbortSignal): Promise<string> {
+    const res = (await this.xml(`uploading ${key}`, { method: 'POST', key, query: { uploads: '' }, headers: { 'content-type': 'application/octet-stream' }, signal }))
+      .InitiateMultipartUploadResult as { UploadId?: unknown } | undefined;
+    if (typeof res?.UploadId !== 'string') throw new StoreError(`uploading ${key}: the store started a multipart upload without an id`, true);
+    return res.UploadId;
+  }
+
+  private async uploadPart(key: string, uploadId: string, n: number, body: Buffer, signal: AbortSignal): Promise<string> {
+    const res = await this.call(`uploading ${key}`, () => this.s3.text({ method: 'PUT', key, query: { partNumber: String(n), uploadId }, body, signal }));
+    const etag = res.headers.etag;
+    if (typeof etag !== 'string') throw new StoreError(`uploading ${key}: the store answered part ${n} without an ETag`, true);
+    return etag;
+  }
+
+  private async completeUpload(key: string, uploadId: string, etags: readonly string[], signal: AbortSignal): Promise<void> {
+    const parts = etags.map((etag, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${escapeXml(etag)}</ETag></Part>`).join('');
+    const body = Buffer.from(`<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${parts}</CompleteMultipartUpload>`, 'utf8');
+    // S3 may answer 200 and still fail the completion, in the body.
+    const answer = await this.xml(`uploading ${key}`, { method: 'POST', key, query: { uploadId }, headers: { 'content-type': 'application/xml' }, body, signal });
+    const failed = answer.Error as { Code?: unknown } | undefined;
+    if (failed !== undefined) throw storeError(new S3ResponseError(500, String(failed.Code ?? 'InternalError')), this.config, `uploading ${key}`);
+  }
+
+  private async abortUpload(key: string, uploadId: string): Promise<void> {
+    await this.s3.text({ method: 'DELETE', key, query: { uploadId } });
   }
 
   /**
    * Uploads a stream as a multipart upload (a single PUT when it is under one part), its parts
-   * sized for `expectedBytes` (partPlan; without it, 78 GiB at most). Any failure
-   * of the body, the store or `signal` aborts the upload: nothing of it stays visible.
+   * sized for `expectedBytes` (partPlan; without it, 78 GiB at most), up to `inFlight` of them at
+   * once from as many reused buffers and one being filled. Any failure of the body, the store or
+   * `signal` aborts the upload: nothing of it stays visible.
    */
   async upload(key: string, body: Readable, signal: AbortSignal, expectedBytes: number | null = null): Promise<void> {
     const { partBytes, inFlight } = partPlan(expectedBytes);
-    const upload = new Upload({
-      client: this.s3,
-      params: { Bucket: this.config.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
-      partSize: partBytes,
-      queueSize: inFlight,
-      leavePartsOnError: false,
-    });
-    const onAbort = () => void upload.abort().catch(() => {});
-    signal.addEventListener('abort', onAbort, { once: true });
-    // A body that fails must fail the upload, not leave it waiting for more bytes. An AbortError
-    // is the uploader's own doing (a part failed, it stopped reading): its reason follows from
-    // done(), which is given a while to say it.
-    const stopOnBodyError = (err: Error) => {
-      if (err.name !== 'AbortError') void upload.abort().catch(() => {});
-      else setTimeout(() => void upload.abort().catch(() => {}), 30_000).unref();
+    const stop = new AbortController();
+    const requests = AbortSignal.any([signal, stop.signal]);
+    const free: Buffer[] = [];
+    const etags: string[] = [];
+    const running = new Set<Promise<void>>();
+    let failure: { err: unknown } | null = null;
+    let uploadId: string | null = null;
+    const send = (id: string, n: number, part: Buffer, buffer: Buffer) => {
+      const sending: Promise<void> = this.uploadPart(key, id, n, part, requests).then(
+        (etag) => void ((etags[n - 1] = etag), free.push(buffer)),
+        (err: unknown) => void ((failure ??= { err }), stop.abort()),
+      );
+      running.add(sending);
+      void sending.finally(() => running.delete(sending));
     };
-    body.once('error', stopOnBodyError);
     try {
-      await upload.done();
+      let buffer: Buffer = Buffer.allocUnsafeSlow(partBytes);
+      let filled = 0;
+      let parts = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        for (let at = 0; at < chunk.length; ) {
+          const n = chunk.copy(buffer, filled, at, Math.min(chunk.length, at + partBytes - filled));
+          filled += n;
+          at += n;
+          if (filled < partBytes) continue;
+          uploadId ??= await this.createUpload(key, requests);
+          while (running.size >= inFlight && failure === null) await Promise.race(running);
+          if (failure !== null) throw (failure as { err: unknown }).err;
+          send(uploadId, ++parts, buffer, buffer);
+          buffer = free.pop() ?? Buffer.allocUnsafeSlow(partBytes);
+          filled = 0;
+        }
+        if (failure !== null) throw (failure as { err: unknown }).err;
+      }
+      if (uploadId === null) return await this.putObject(key, buffer.subarray(0, filled), requests);
+      if (filled > 0) send(uploadId, ++parts, buffer.subarray(0, filled), buffer);
+      while (running.size > 0) await Promise.race(running);
+      if (failure !== null) throw (failure as { err: unknown }).err;
+      await this.completeUpload(key, uploadId, etags, requests);
     } catch (err) {
-      await upload.abort().catch(() => {});
+      stop.abort();
+      await Promise.allSettled(running);
+      if (uploadId !== null) await this.abortUpload(key, uploadId).catch(() => {});
       if (signal.aborted) throw signal.reason;
       // The body's own failure (a stream that is not whole) is the reason; anything else is the store's.
       const bodyErr = body.errored;
       throw bodyErr && bodyErr.name !== 'AbortError' ? bodyErr : storeError(err, this.config, `uploading ${key}`);
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-      body.removeListener('error', stopOnBodyError);
     }
   }
 
   /**
-   * Uploads a file from disk through one part buffer, reused for every part (a single PUT when
-   * the file fits in one): PART_BYTES of memory whatever the file's size, and no garbage. A stream
-   * through the uploader instead left each part's 64 KB chunks and their 8 MiB concatenation to
-   * the collector: a 100 MB binary log raised the sidecar's peak RSS by 77 MB. Any failure or
-   * `signal` aborts the multipart upload: nothing of it stays visible.
+   * Uploads a file from disk through one part buffer of FILE_PART_BYTES, kept for every part and
+   * every file (a single PUT when the file fits in one): that much memory whatever the file's size,
+   * and no garbage. A stream through the uploader instead left each part's 64 KB chunks and their
+   * concatenation to the collector: a 100 MB binary log raised the sidecar's peak RSS by 77 MB. Any
+   * failure or `signal` aborts the multipart upload: nothing of it stays visible.
    */
   async uploadFile(key: string, path: string, signal: AbortSignal): Promise<void> {
-    const { bucket: Bucket } = this.config;
-    const doing = `uploading ${key}`;
     const file = await open(path, 'r');
-    const part = Buffer.allocUnsafeSlow(PART_BYTES);
+    // Two uploads at once (none in the agent today) would share it: the second gets its own.
+    const part = this.filePart !== null && !this.filePartBusy ? this.filePart : Buffer.allocUnsafeSlow(FILE_PART_BYTES);
+    const kept = this.filePart === null || part === this.filePart;
+    if (kept) [this.filePart, this.filePartBusy] = [part, true];
     const readPart = async (position: number): Promise<Buffer> => {
       let filled = 0;
-      for (let n = -1; n !== 0 && filled < PART_BYTES; filled += n) n = (await file.read(part, filled, PART_BYTES - filled, position + filled)).bytesRead;
+      for (let n = -1; n !== 0 && filled < FILE_PART_BYTES; filled += n) n = (await file.read(part, filled, FILE_PART_BYTES - filled, position + filled)).bytesRead;
       return part.subarray(0, filled);
     };
     try {
       let body = await readPart(0);
-      if (body.length < PART_BYTES) {
-        await this.call(doing, () => this.s3.send(new PutObjectCommand({ Bucket, Key: key, Body: body, ContentType: 'application/octet-stream' }), { abortSignal: signal }));
-        return;
-      }
-      const { UploadId } = await this.call(doing, () => this.s3.send(new CreateMultipartUploadCommand({ Bucket, Key: key, ContentType: 'application/octet-stream' }), { abortSignal: signal }));
+      if (body.length < FILE_PART_BYTES) return await this.putObject(key, body, signal);
+      const uploadId = await this.createUpload(key, signal);
       try {
-        const parts: { ETag: string | undefined; PartNumber: number }[] = [];
-        for (let position = 0; body.length > 0; position += PART_BYTES, body = await readPart(position)) {
-          const PartNumber = parts.length + 1;
-          const sent = body;
-          const { ETag } = await this.call(doing, () => this.s3.send(new UploadPartCommand({ Bucket, Key: key, UploadId, PartNumber, Body: sent, ContentLength: sent.length }), { abortSignal: signal }));
-          parts.push({ ETag, PartNumber });
+        const etags: string[] = [];
+        for (let position = 0; body.length > 0; position += FILE_PART_BYTES, body = await readPart(position)) {
+          etags.push(await this.uploadPart(key, uploadId, etags.length + 1, body, signal));
         }
-        await this.call(doing, () => this.s3.send(new CompleteMultipartUploadCommand({ Bucket, Key: key, UploadId, MultipartUpload: { Parts: parts } }), { abortSignal: signal }));
+        await this.completeUpload(key, uploadId, etags, signal);
       } catch (err) {
-        await this.s3.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId })).catch(() => {});
+        await this.abortUpload(key, uploadId).catch(() => {});
         throw err;
       }
     } catch (err) {
       throw signal.aborted ? signal.reason : err;
     } finally {
+      if (kept) this.filePartBusy = false;
       await file.close();
     }
   }
 
   /** The stored object as a stream, with its length. */
   async download(key: string, signal: AbortSignal): Promise<{ body: Readable; length: number | null }> {
-    const res = await this.call(`reading ${key}`, () => this.s3.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: key }), { abortSignal: signal }));
-    return { body: res.Body as Readable, length: res.ContentLength ?? null };
+    const res = await this.call(`reading ${key}`, () => this.s3.send({ method: 'GET', key, signal }));
+    const length = Number(res.headers['content-length']);
+    return { body: res.body, length: Number.isFinite(length) ? length : null };
   }
 
   async size(key: string): Promise<number | null> {
     try {
-      return (await this.s3.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }))).ContentLength ?? null;
+      const res = await this.s3.text({ method: 'HEAD', key });
+      const length = Number(res.headers['content-length']);
+      return Number.isFinite(length) ? length : null;
     } catch (err) {
       if (isNotFound(err)) return null;
       throw storeError(err, this.config, `reading ${key}`);
@@ -281,13 +328,14 @@ export class Store {
   /** Aborts every multipart upload left under `under` (a killed run's; default the backups prefix); returns their keys. */
   async abortLeftoverUploads(under = backupsPrefix(this.config.prefix)): Promise<string[]> {
     const aborted: string[] = [];
-    const res = await this.call('listing unfinished uploads', () => this.s3.send(new ListMultipartUploadsCommand({ Bucket: this.config.bucket, Prefix: under })));
-    for (const u of res.Uploads ?? []) {
-      if (!u.Key || !u.UploadId) continue;
-      await this.call(`aborting the upload of ${u.Key}`, () =>
-        this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: u.Key, UploadId: u.UploadId })),
-      );
-      aborted.push(u.Key);
+    const res = (await this.xml('listing unfinished uploads', { method: 'GET', key: null, query: { uploads: '', prefix: under } })).ListMultipartUploadsResult as
+      | { Upload?: { Key?: unknown; UploadId?: unknown } | { Key?: unknown; UploadId?: unknown }[] }
+      | undefined;
+    for (const u of many(res?.Upload)) {
+      if (typeof u.Key !== 'string' || typeof u.UploadId !== 'string') continue;
+      const { Key, UploadId } = u as { Key: string; UploadId: string };
+      await this.call(`aborting the upload of ${Key}`, () => this.abortUpload(Key, UploadId));
+      aborted.push(Key);
     }
     return aborted;
   }
@@ -296,4 +344,3 @@ export class Store {
     this.s3.destroy();
   }
 }
-

@@ -140,7 +140,7 @@ describe('faults of a backup to object storage', () => {
     expect(await exited).toBe(1);
     const failure = stderr.split('\n').filter((l) => l.includes('"phase":"exit"')).map((l) => JSON.parse(l) as { err: string })[0]!;
     // Whichever notices first: the upload's own retries, or the lock's renewal (every 30 s), which
-    // is the run's liveness check when lib-storage keeps feeding its other part uploaders.
+    // is the run's liveness check while parts wait on a store that accepts no connection.
     expect(failure.err).toMatch(
       /^(uploading c1\/mysql-agent\/backups\/\d{8}T\d{6}Z-[0-9a-f]{6}\/data\.xbstream\.zst|reading c1\/mysql-agent\/lock\.json): store unreachable at http:\/\/127\.0\.0\.1:7480 \(ECONNREFUSED\)$/,
     );

@@ -1,22 +1,19 @@
 /** The S3 edge (agent/store/s3.ts, lock.ts) against the real store: errors, the lock, aborted uploads. */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, StoreError } from '../../agent/core/errors.js';
 import { type BackupId, lockKey } from '../../agent/store/layout.js';
 import { acquireLock } from '../../agent/store/lock.js';
-import { Store, createS3Client } from '../../agent/store/s3.js';
+import { Store } from '../../agent/store/s3.js';
 import type { StoreConfig } from '../../agent/store/settings.js';
 import { type Rgw, startRgw } from './rgw.js';
 
 let rgw: Rgw;
 const config = (over: Partial<StoreConfig> = {}): StoreConfig => ({ bucket: 'edge', prefix: 'c1/', endpoint: rgw.endpoint, region: 'us-east-1', forcePathStyle: true, ...over });
 /** A Store with explicit credentials (the agent itself takes them from the SDK's chain: the environment). */
-const storeWith = (c: StoreConfig, user = rgw.user) => {
-  const s3 = createS3Client(c);
-  s3.config.credentials = async () => ({ accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey });
-  return new Store(c, s3);
-};
+const storeWith = (c: StoreConfig, user = rgw.user) => new Store(c, { credentials: async () => ({ accessKeyId: user.accessKeyId, secretAccessKey: user.secretAccessKey }) });
 const message = async (p: Promise<unknown>) => {
   try {
     await p;
@@ -45,6 +42,32 @@ describe('store errors name the variable or bucket, never the secret', () => {
     const unknown = await message(storeWith(config(), { ...rgw.user, accessKeyId: 'AKIDUNKNOWN' }).reach(AbortSignal.timeout(10_000)));
     expect(unknown.message).toContain('AWS_ACCESS_KEY_ID');
     expect(unknown.message).not.toContain(rgw.user.secretAccessKey);
+  });
+  it('no credentials anywhere: the SDK chain finds none, and the line names the variables', async () => {
+    const saved = { ...process.env };
+    try {
+      for (const v of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI']) delete process.env[v];
+      // Nothing leaves loopback: no instance metadata service, no shared files.
+      Object.assign(process.env, { AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: '/nonexistent/config', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials' });
+      const err = await message(new Store(config()).reach(AbortSignal.timeout(20_000)));
+      expect(err).toBeInstanceOf(StoreError);
+      expect(err.message).toMatch(/no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
+    } finally {
+      process.env = saved;
+    }
+  });
+  it('credentials from the environment, as the agent runs: the chain takes them', async () => {
+    const saved = { ...process.env };
+    try {
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: rgw.user.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.user.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' });
+      const store = new Store(config());
+      await store.reach(AbortSignal.timeout(10_000));
+      await store.putText('c1/env-check.json', '{}');
+      expect(await store.getText('c1/env-check.json')).toBe('{}');
+      await store.delete('c1/env-check.json');
+    } finally {
+      process.env = saved;
+    }
   });
   it('an unreachable store: retried, then given up with the reason', async () => {
     const started = Date.now();
@@ -82,9 +105,9 @@ describe('the lock', () => {
     const store = storeWith(config());
     const key = lockKey('c2/');
     await store.putText(key, '{"stale":true}\n');
-    const { ETag } = await store.s3.send(new HeadObjectCommand({ Bucket: 'edge', Key: key }));
+    const { ETag } = await rgw.client().send(new HeadObjectCommand({ Bucket: 'edge', Key: key }));
     expect(ETag).toMatch(/^"[0-9a-f]{32}"$/);
-    const err = await message(store.s3.send(new PutObjectCommand({ Bucket: 'edge', Key: key, Body: '{"mine":true}\n', IfMatch: ETag })));
+    const err = await message(rgw.client().send(new PutObjectCommand({ Bucket: 'edge', Key: key, Body: '{"mine":true}\n', IfMatch: ETag })));
     expect((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(412);
     expect(await store.getText(key)).toBe('{"stale":true}\n');
     await store.delete(key);
@@ -145,19 +168,28 @@ describe('uploads', () => {
     const err = await message(store.upload('c1/mysql-agent/backups/20261201T000000Z-0000ff/data.xbstream', body, AbortSignal.timeout(30_000)));
     expect(err.message).toContain('source broke');
     expect(await store.size('c1/mysql-agent/backups/20261201T000000Z-0000ff/data.xbstream')).toBeNull();
-    const uploads = await store.s3.send(new ListMultipartUploadsCommand({ Bucket: 'edge', Prefix: 'c1/' }));
+    const uploads = await rgw.client().send(new ListMultipartUploadsCommand({ Bucket: 'edge', Prefix: 'c1/' }));
     expect(uploads.Uploads ?? []).toEqual([]);
   });
 
   it('sizes the parts for the expected bytes: 20 MiB in 8 MiB parts is 3, in the 12 MiB parts of a 96,000 MiB estimate 2', async () => {
     const store = storeWith(config());
     const body = () => Readable.from((function* () { for (let i = 0; i < 20; i++) yield Buffer.alloc(1024 * 1024, i); })());
-    const parts = async (key: string) => /-(\d+)"?$/.exec((await store.s3.send(new HeadObjectCommand({ Bucket: 'edge', Key: key }))).ETag ?? '')?.[1];
+    const parts = async (key: string) => /-(\d+)"?$/.exec((await rgw.client().send(new HeadObjectCommand({ Bucket: 'edge', Key: key }))).ETag ?? '')?.[1];
     await store.upload('c1/parts/default', body(), AbortSignal.timeout(30_000));
     // 12 MiB × 10,000 parts / 1.25 = 96,000 MiB: the largest estimate 12 MiB parts hold.
     await store.upload('c1/parts/estimated', body(), AbortSignal.timeout(30_000), (96_000 * 1024 * 1024));
     expect(await parts('c1/parts/default')).toBe('3');
     expect(await parts('c1/parts/estimated')).toBe('2');
     expect(await store.size('c1/parts/estimated')).toBe(20 * 1024 * 1024);
+    // Parts go up in flight at once from reused buffers: the object must still be the stream, byte for byte.
+    const sha = async (chunks: AsyncIterable<Buffer>) => {
+      const h = createHash('sha256');
+      for await (const c of chunks) h.update(c);
+      return h.digest('hex');
+    };
+    const { body: stored, length } = await store.download('c1/parts/default', AbortSignal.timeout(30_000));
+    expect(length).toBe(20 * 1024 * 1024);
+    expect(await sha(stored)).toBe(await sha(body()));
   });
 });

@@ -1,0 +1,217 @@
+/**
+ * Signed S3 requests over node:http(s) with the AWS SDK's own signer, credential chain and XML
+ * parser, but not its S3 client: that client's command, serde and middleware modules held ~10 MB
+ * of the archiving sidecar's heap (measured: the sidecar's RSS target is 100 MB). Every request
+ * body is a Buffer, so every request can be retried; responses stream.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { parseXML } from '@aws-sdk/xml-builder';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { type Clock, retry } from '../core/retry.js';
+import type { StoreConfig } from './settings.js';
+
+export type Credentials = ConstructorParameters<typeof SignatureV4>[0]['credentials'];
+
+/** A connection that does not open in this long is a store that is not there. */
+const CONNECT_TIMEOUT_MS = 5_000;
+/** A store that sends nothing for this long on an open request has stopped. */
+const IDLE_TIMEOUT_MS = 120_000;
+/** Transient failures of one request are retried for this long (the SDK's standard mode: 3 attempts). */
+const REQUEST_RETRY = { deadlineMs: 5_000, initialDelayMs: 200, maxDelayMs: 2_000 };
+const EMPTY_SHA256 = createHash('sha256').digest('hex');
+export const TRANSIENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'SlowDown', 'RequestTimeout', 'InternalError', 'ServiceUnavailable']);
+
+/** The store's refusal: its S3 error code (or, for a body-less answer, one named after the status). */
+export class S3ResponseError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(`${code} (HTTP ${status})`);
+    this.name = code;
+  }
+}
+
+/** RFC 3986 escaping, as SigV4 canonicalises: encodeURIComponent leaves !'()* alone. */
+export const escapeUri = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+export interface Target {
+  readonly protocol: 'http:' | 'https:';
+  readonly hostname: string;
+  readonly port: number | undefined;
+  /** Escaped, as sent. */
+  readonly path: string;
+}
+
+/**
+ * Where a request for `key` (null: the bucket itself) goes. Path style where configured, or where
+ * the bucket's name has a dot (a virtual host with one would not match the endpoint's wildcard
+ * certificate); virtual-hosted otherwise, as AWS prefers.
+ */
+export function targetOf(config: StoreConfig, key: string | null): Target {
+  const url = new URL(config.endpoint ?? `https://s3.${config.region}.amazonaws.com`);
+  const base = url.pathname.replace(/\/+$/, '');
+  const object = key === null ? '' : `/${key.split('/').map(escapeUri).join('/')}`;
+  const pathStyle = config.forcePathStyle || config.bucket.includes('.');
+  return {
+    protocol: url.protocol === 'http:' ? 'http:' : 'https:',
+    hostname: pathStyle ? url.hostname : `${config.bucket}.${url.hostname}`,
+    port: url.port === '' ? undefined : Number(url.port),
+    path: pathStyle ? `${base}/${config.bucket}${object}` : `${base}${object || '/'}`,
+  };
+}
+
+/** A query string whose parameters decode to what was signed (an empty value as a bare name: `?uploads`). */
+export const queryString = (query: Readonly<Record<string, string>>) =>
+  Object.entries(query)
+    .map(([k, v]) => (v === '' ? escapeUri(k) : `${escapeUri(k)}=${escapeUri(v)}`))
+    .join('&');
+
+/** The error an S3 answer carries: the `<Error><Code>` of its body, else one named after its status. */
+export function responseError(status: number, body: string): S3ResponseError {
+  let code: string | undefined;
+  try {
+    const parsed = body.trim() === '' ? null : (parseXML(body) as { Error?: { Code?: unknown } });
+    if (typeof parsed?.Error?.Code === 'string') code = parsed.Error.Code;
+  } catch {
+    // A proxy's HTML page: the status says enough.
+  }
+  const byStatus: Record<number, string> = { 403: 'Forbidden', 404: 'NotFound', 412: 'PreconditionFailed' };
+  return new S3ResponseError(status, code ?? byStatus[status] ?? `HTTP${status}`);
+}
+
+/** A parsed XML answer's element that S3 repeats: absent, one, or several. */
+export const many = <T>(x: T | T[] | undefined): T[] => (x === undefined ? [] : Array.isArray(x) ? x : [x]);
+
+export const parseXmlBody = (text: string): Record<string, unknown> => parseXML(text) as Record<string, unknown>;
+
+type SourceData = string | ArrayBuffer | ArrayBufferView;
+const bytesOf = (d: SourceData) => (typeof d === 'string' ? d : d instanceof ArrayBuffer ? Buffer.from(d) : Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+
+/** node:crypto in the shape the signer asks for: a hash, or with a key an HMAC. */
+class Sha256 {
+  private h;
+  constructor(private readonly secret?: SourceData) {
+    this.h = this.fresh();
+  }
+  private fresh() {
+    return this.secret === undefined ? createHash('sha256') : createHmac('sha256', bytesOf(this.secret));
+  }
+  update(data: SourceData): void {
+    this.h.update(bytesOf(data));
+  }
+  async digest(): Promise<Uint8Array> {
+    return this.h.digest();
+  }
+  reset(): void {
+    this.h = this.fresh();
+  }
+}
+
+const isRetryable = (err: unknown) => {
+  const e = err as { code?: string; status?: number };
+  return err instanceof S3ResponseError ? e.status! >= 500 || TRANSIENT.has(e.code!) : TRANSIENT.has(e.code ?? '');
+};
+
+export interface S3Request {
+  readonly method: 'GET' | 'PUT' | 'POST' | 'HEAD' | 'DELETE';
+  /** null: the bucket. */
+  readonly key: string | null;
+  readonly query?: Readonly<Record<string, string>>;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Buffer;
+  readonly signal?: AbortSignal;
+}
+
+export interface S3Response {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** Unread: the caller reads or drains it. */
+  readonly body: IncomingMessage;
+}
+
+export class S3Http {
+  private readonly signer: SignatureV4;
+  private readonly agent: http.Agent;
+
+  constructor(
+    private readonly config: StoreConfig,
+    credentials: Credentials = defaultProvider(),
+    private readonly clock?: Clock,
+  ) {
+    this.signer = new SignatureV4({ credentials, region: config.region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });
+    const options = { keepAlive: true, maxSockets: 16 };
+    this.agent = targetOf(config, null).protocol === 'http:' ? new http.Agent(options) : new https.Agent(options);
+  }
+
+  /** One request, retried while the failure is transient; a 2xx answer's body unread, any other answer thrown as S3ResponseError. */
+  async send(req: S3Request): Promise<S3Response> {
+    const signal = req.signal ?? new AbortController().signal;
+    return retry(() => this.once(req), { policy: REQUEST_RETRY, classify: (err) => ({ retry: isRetryable(err) }), onRetry: () => {}, signal, clock: this.clock });
+  }
+
+  /** A request whose answer is small: its body as text. */
+  async text(req: S3Request): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+    const res = await this.send(req);
+    return { status: res.status, headers: res.headers, text: await readAll(res.body) };
+  }
+
+  private async once(req: S3Request): Promise<S3Response> {
+    const target = targetOf(this.config, req.key);
+    const query = req.query ?? {};
+    const body = req.body;
+    const host = target.port === undefined ? target.hostname : `${target.hostname}:${target.port}`;
+    const signed = await this.signer.sign({
+      method: req.method,
+      protocol: target.protocol,
+      hostname: target.hostname,
+      port: target.port,
+      path: target.path,
+      query: { ...query },
+      headers: {
+        ...req.headers,
+        host,
+        'x-amz-content-sha256': body === undefined ? EMPTY_SHA256 : createHash('sha256').update(body).digest('hex'),
+        ...(body === undefined ? {} : { 'content-length': String(body.length) }),
+      },
+    });
+    const qs = queryString(query);
+    return new Promise<S3Response>((resolve, reject) => {
+      const request = (target.protocol === 'http:' ? http : https).request({
+        method: req.method,
+        hostname: target.hostname,
+        port: target.port,
+        path: qs === '' ? target.path : `${target.path}?${qs}`,
+        headers: signed.headers,
+        agent: this.agent,
+        signal: req.signal,
+      });
+      const timedOut = () => request.destroy(Object.assign(new Error(`no answer from ${host}`), { code: 'ETIMEDOUT' }));
+      request.setTimeout(CONNECT_TIMEOUT_MS, timedOut);
+      request.once('socket', (socket) => {
+        if (socket.connecting) socket.once('connect', () => request.setTimeout(IDLE_TIMEOUT_MS, timedOut));
+        else request.setTimeout(IDLE_TIMEOUT_MS, timedOut);
+      });
+      request.once('error', reject);
+      request.once('response', (res) => {
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body: res });
+        readAll(res).then((text) => reject(responseError(status, text)), reject);
+      });
+      request.end(body);
+    });
+  }
+
+  destroy(): void {
+    this.agent.destroy();
+  }
+}
+
+export async function readAll(stream: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
