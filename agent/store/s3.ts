@@ -15,10 +15,7 @@ import type { StoreConfig } from './settings.js';
 /** Multipart: 8 MiB parts, 4 in flight: ~40 MB of buffers at most, the store's speed on two cores. */
 export const PART_BYTES = 8 * 1024 * 1024;
 export const PARTS_IN_FLIGHT = 4;
-/**
- * A file's parts (uploadFile, the archiver's): S3's smallest part, from one buffer the Store keeps:
- * a buffer per file left the last one to the collector while the next was filled (+8 MiB at peak).
- */
+/** A file's parts (uploadFile, the archiver's): S3's smallest, from one buffer per file, given back at its end. */
 export const FILE_PART_BYTES = 5 * 1024 * 1024;
 /** S3's limit of parts in one multipart upload: at PART_BYTES, 78 GiB. */
 export const MAX_PARTS = 10_000;
@@ -80,8 +77,6 @@ const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').
 /** One cluster's corner of one bucket. */
 export class Store {
   readonly s3: S3Http;
-  private filePart: Buffer | null = null;
-  private filePartBusy = false;
 
   constructor(
     readonly config: StoreConfig,
@@ -268,18 +263,15 @@ export class Store {
   }
 
   /**
-   * Uploads a file from disk through one part buffer of FILE_PART_BYTES, kept for every part and
-   * every file (a single PUT when the file fits in one): that much memory whatever the file's size,
-   * and no garbage. A stream through the uploader instead left each part's 64 KB chunks and their
+   * Uploads a file from disk through one part buffer of FILE_PART_BYTES, reused for every part (a
+   * single PUT when the file fits in one): that much memory whatever the file's size, and no garbage. A stream through the uploader instead left each part's 64 KB chunks and their
    * concatenation to the collector: a 100 MB binary log raised the sidecar's peak RSS by 77 MB. Any
    * failure or `signal` aborts the multipart upload: nothing of it stays visible.
    */
   async uploadFile(key: string, path: string, signal: AbortSignal): Promise<void> {
     const file = await open(path, 'r');
-    // Two uploads at once (none in the agent today) would share it: the second gets its own.
-    const part = this.filePart !== null && !this.filePartBusy ? this.filePart : Buffer.allocUnsafeSlow(FILE_PART_BYTES);
-    const kept = this.filePart === null || part === this.filePart;
-    if (kept) [this.filePart, this.filePartBusy] = [part, true];
+    const part = Buffer.allocUnsafeSlow(FILE_PART_BYTES);
+    let sent = false;
     const readPart = async (position: number): Promise<Buffer> => {
       let filled = 0;
       for (let n = -1; n !== 0 && filled < FILE_PART_BYTES; filled += n) n = (await file.read(part, filled, FILE_PART_BYTES - filled, position + filled)).bytesRead;
@@ -287,7 +279,11 @@ export class Store {
     };
     try {
       let body = await readPart(0);
-      if (body.length < FILE_PART_BYTES) return await this.putObject(key, body, signal);
+      if (body.length < FILE_PART_BYTES) {
+        await this.putObject(key, body, signal);
+        sent = true;
+        return;
+      }
       const uploadId = await this.createUpload(key, signal);
       try {
         const etags: string[] = [];
@@ -295,6 +291,7 @@ export class Store {
           etags.push(await this.uploadPart(key, uploadId, etags.length + 1, body, signal));
         }
         await this.completeUpload(key, uploadId, etags, signal);
+        sent = true;
       } catch (err) {
         await this.abortUpload(key, uploadId).catch(() => {});
         throw err;
@@ -302,7 +299,9 @@ export class Store {
     } catch (err) {
       throw signal.aborted ? signal.reason : err;
     } finally {
-      if (kept) this.filePartBusy = false;
+      // Given back now, not at the next full collection: the archiver reads the next file meanwhile.
+      // Only once every request is done with it (a failed one may still be writing it).
+      if (sent) part.buffer.transfer(0);
       await file.close();
     }
   }
