@@ -20,15 +20,15 @@ afterAll(async () => {
 describe('npm run bench (smoke)', () => {
   it('runs A, B, C and T (the agent over TLS) and writes the JSON and Markdown reports', async () => {
     out = await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
-    const code = await new Promise<number>((resolve) =>
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(
         process.execPath,
         [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/bench.ts'), '--size', '0.02', '--rounds', '1', '--out', out],
         { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
       ),
     );
-    expect(code).toBe(0);
+    expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'bench-0.02gb.json'), 'utf8'));
     for (const v of ['A', 'B', 'C', 'T']) {
       expect(report.variants[v].stream_s.median).toBeGreaterThan(0);
@@ -49,15 +49,15 @@ describe('npm run bench (smoke)', () => {
 describe('npm run bench -- --link (smoke)', () => {
   it('makes the two namespaces, runs A, A0, auto, C, Z, B and the cap on both links, writes the reports, and leaves no namespace behind', async () => {
     out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
-    const code = await new Promise<number>((resolve) =>
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(
         process.execPath,
         [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/link-bench.ts'), '--size', '0.02', '--rounds', '1', '--out', out],
         { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
       ),
     );
-    expect(code).toBe(0);
+    expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'link-0.02gb.json'), 'utf8'));
     const kinds = report.samples.map((s: { link: string; variant: string }) => `${s.link} ${s.variant}`).sort();
     expect(kinds).toEqual(['1 Gbit/s A', '1 Gbit/s A0', '1 Gbit/s C', '1 Gbit/s Z', '1 Gbit/s auto', '1 Gbit/s cap', 'unshaped A', 'unshaped A0', 'unshaped B', 'unshaped C', 'unshaped Z', 'unshaped auto', 'unshaped cap']);
@@ -77,15 +77,15 @@ describe('npm run bench -- --link (smoke)', () => {
 describe('npm run bench -- --archive (smoke)', () => {
   it('loads the archiving primary with sysbench, samples the lag gauge every second and writes every row of the report', async () => {
     out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
-    const code = await new Promise<number>((resolve) =>
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
       execFile(
         process.execPath,
         [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/archive-bench.ts'), '--interval', '5', '--rounds', '1', '--size', '0.002', '--out', out],
         { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err) => resolve(err ? Number((err as { code?: number }).code ?? 1) : 0),
+        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
       ),
     );
-    expect(code).toBe(0);
+    expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'archive-5s.json'), 'utf8'));
     expect(report.sysbench.tps).toBeGreaterThan(0);
     expect(report.lag_gauge.samples).toBeGreaterThan(0);
