@@ -60,13 +60,13 @@ describe('npm run demo: the prerequisite step', () => {
     expect({ code, calls }, stderr).toEqual({ code: 0, calls: ['npm ci --no-audit --no-fund', 'npm run build', 'npx tsx test/rig/demo.ts --once'] });
   });
 
-  it('on a fresh machine installs Debian\'s mariadb-server and mariadb-backup only: no ncat, docker.io, docker-compose or debootstrap', async () => {
+  it('on a fresh machine installs Debian\'s mariadb-server, mariadb-backup and zstd (init\'s decompressor) only: no ncat, docker.io, docker-compose or debootstrap', async () => {
     const { code, calls, stderr } = await demo(join(dir, 'fresh'));
     expect({ code, calls }, stderr).toEqual({
       code: 0,
       calls: [
         'apt-get -o DPkg::Lock::Timeout=300 update -q',
-        'apt-get -o DPkg::Lock::Timeout=300 install -y -q mariadb-server mariadb-backup',
+        'apt-get -o DPkg::Lock::Timeout=300 install -y -q mariadb-server mariadb-backup zstd',
         'npm ci --no-audit --no-fund',
         'npm run build',
         'npx tsx test/rig/demo.ts --once',
