@@ -5,6 +5,7 @@
  * own text is not passed on).
  */
 import { open } from 'node:fs/promises';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { StoreError } from '../core/errors.js';
 import { type Clock, RetryExhausted, retry } from '../core/retry.js';
@@ -71,6 +72,11 @@ export function storeError(err: unknown, config: StoreConfig, doing: string): St
 
 const statusOf = (err: unknown) => (err instanceof S3ResponseError ? err.status : undefined);
 const isNotFound = (err: unknown) => statusOf(err) === 404;
+
+const lengthOf = (headers: IncomingHttpHeaders): number | null => {
+  const length = Number(headers['content-length']);
+  return Number.isFinite(length) ? length : null;
+};
 
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -309,15 +315,12 @@ export class Store {
   /** The stored object as a stream, with its length. */
   async download(key: string, signal: AbortSignal): Promise<{ body: Readable; length: number | null }> {
     const res = await this.call(`reading ${key}`, () => this.s3.send({ method: 'GET', key, signal }));
-    const length = Number(res.headers['content-length']);
-    return { body: res.body, length: Number.isFinite(length) ? length : null };
+    return { body: res.body, length: lengthOf(res.headers) };
   }
 
   async size(key: string): Promise<number | null> {
     try {
-      const res = await this.s3.text({ method: 'HEAD', key });
-      const length = Number(res.headers['content-length']);
-      return Number.isFinite(length) ? length : null;
+      return lengthOf((await this.s3.text({ method: 'HEAD', key })).headers);
     } catch (err) {
       if (isNotFound(err)) return null;
       throw storeError(err, this.config, `reading ${key}`);
