@@ -2,10 +2,11 @@
  * Signed S3 requests over node:http(s) with the AWS SDK's own signer, credential chain and XML
  * parser, but not its S3 client: that client's command, serde and middleware modules held ~10 MB
  * of the archiving sidecar's heap (measured: the sidecar's RSS target is 100 MB). Every request
- * body is a Buffer, so every request can be retried; responses stream.
+ * body is a Buffer or a range of an open file, so every request can be retried; responses stream.
  */
 import { createHash, createHmac } from 'node:crypto';
-import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { FileHandle } from 'node:fs/promises';
+import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { parseXML } from '@aws-sdk/xml-builder';
@@ -116,14 +117,50 @@ const isRetryable = (err: unknown) => {
   return err instanceof S3ResponseError ? e.status! >= 500 || TRANSIENT.has(e.code!) : TRANSIENT.has(e.code ?? '');
 };
 
+/**
+ * A body read from a file, never held whole: read once for the SHA-256 the signature carries and
+ * once to send, through `buffer` (the caller's, reused; one request at a time uses it).
+ */
+export interface FileRange {
+  readonly file: FileHandle;
+  readonly position: number;
+  readonly length: number;
+  readonly buffer: Buffer;
+}
+
 export interface S3Request {
   readonly method: 'GET' | 'PUT' | 'POST' | 'HEAD' | 'DELETE';
   /** null: the bucket. */
   readonly key: string | null;
   readonly query?: Readonly<Record<string, string>>;
   readonly headers?: Readonly<Record<string, string>>;
-  readonly body?: Buffer;
+  readonly body?: Buffer | FileRange;
   readonly signal?: AbortSignal;
+}
+
+/** Calls `each` with the range's bytes in order, one buffer's worth at a time; a file shorter than the range is an error. */
+async function eachChunk(range: FileRange, each: (chunk: Buffer) => Promise<void> | void): Promise<void> {
+  for (let done = 0; done < range.length; ) {
+    const want = Math.min(range.buffer.length, range.length - done);
+    const { bytesRead } = await range.file.read(range.buffer, 0, want, range.position + done);
+    if (bytesRead === 0) throw new Error(`the file ended ${range.length - done} bytes before the part it was to send`);
+    await each(range.buffer.subarray(0, bytesRead));
+    done += bytesRead;
+  }
+}
+
+async function sha256Of(body: Buffer | FileRange | undefined): Promise<string> {
+  if (body === undefined) return EMPTY_SHA256;
+  if (Buffer.isBuffer(body)) return createHash('sha256').update(body).digest('hex');
+  const hash = createHash('sha256');
+  await eachChunk(body, (chunk) => void hash.update(chunk));
+  return hash.digest('hex');
+}
+
+/** Writes the range to the request and ends it; each chunk is handed to the socket before the buffer is read into again. */
+async function sendRange(request: ClientRequest, range: FileRange): Promise<void> {
+  await eachChunk(range, (chunk) => new Promise<void>((resolve, reject) => request.write(chunk, (err) => (err ? reject(err) : resolve()))));
+  request.end();
 }
 
 export interface S3Response {
@@ -174,12 +211,16 @@ export class S3Http {
       headers: {
         ...req.headers,
         host,
-        'x-amz-content-sha256': body === undefined ? EMPTY_SHA256 : createHash('sha256').update(body).digest('hex'),
+        'x-amz-content-sha256': await sha256Of(body),
         ...(body === undefined ? {} : { 'content-length': String(body.length) }),
       },
     });
     const qs = queryString(query);
-    return new Promise<S3Response>((resolve, reject) => {
+    return new Promise<S3Response>((resolveAnswer, rejectAnswer) => {
+      // Settled only once a file range is no longer being read into its buffer: a retry reuses it.
+      let sending: Promise<void> = Promise.resolve();
+      const resolve = (answer: S3Response) => void sending.finally(() => resolveAnswer(answer));
+      const reject = (err: unknown) => void sending.finally(() => rejectAnswer(err));
       const request = (target.protocol === 'http:' ? http : https).request({
         method: req.method,
         hostname: target.hostname,
@@ -201,7 +242,8 @@ export class S3Http {
         if (status >= 200 && status < 300) return resolve({ status, headers: res.headers, body: res });
         readAll(res).then((text) => reject(responseError(status, text)), reject);
       });
-      request.end(body);
+      if (body === undefined || Buffer.isBuffer(body)) request.end(body);
+      else sending = sendRange(request, body).catch((err: unknown) => void request.destroy(err as Error));
     });
   }
 

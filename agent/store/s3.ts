@@ -10,14 +10,16 @@ import type { Readable } from 'node:stream';
 import { StoreError } from '../core/errors.js';
 import { type Clock, RetryExhausted, retry } from '../core/retry.js';
 import { type StoredBackup, backupsPrefix, groupKeys } from './layout.js';
-import { type Credentials, S3Http, type S3Request, S3ResponseError, TRANSIENT, many, parseXmlBody } from './s3-http.js';
+import { type Credentials, type FileRange, S3Http, type S3Request, S3ResponseError, TRANSIENT, many, parseXmlBody } from './s3-http.js';
 import type { StoreConfig } from './settings.js';
 
 /** Multipart: 8 MiB parts, 4 in flight: ~40 MB of buffers at most, the store's speed on two cores. */
 export const PART_BYTES = 8 * 1024 * 1024;
 export const PARTS_IN_FLIGHT = 4;
-/** A file's parts (uploadFile, the archiver's): S3's smallest, from one buffer per file, given back at its end. */
-export const FILE_PART_BYTES = 5 * 1024 * 1024;
+/** A file's parts (uploadFile, the archiver's): sent from the file, so their size costs no memory; 1,000 parts for an 8 GB file. */
+export const FILE_PART_BYTES = 8 * 1024 * 1024;
+/** uploadFile's one buffer: what it reads from the file at a time. */
+const FILE_READ_BYTES = 256 * 1024;
 /** S3's limit of parts in one multipart upload: at PART_BYTES, 78 GiB. */
 export const MAX_PARTS = 10_000;
 const MiB = 1024 * 1024;
@@ -179,7 +181,7 @@ export class Store {
     await this.text(`deleting ${key}`, { method: 'DELETE', key });
   }
 
-  private async putObject(key: string, body: Buffer, signal: AbortSignal): Promise<void> {
+  private async putObject(key: string, body: Buffer | FileRange, signal: AbortSignal): Promise<void> {
     await this.text(`uploading ${key}`, { method: 'PUT', key, headers: { 'content-type': 'application/octet-stream' }, body, signal });
   }
 
@@ -190,7 +192,7 @@ export class Store {
     return res.UploadId;
   }
 
-  private async uploadPart(key: string, uploadId: string, n: number, body: Buffer, signal: AbortSignal): Promise<string> {
+  private async uploadPart(key: string, uploadId: string, n: number, body: Buffer | FileRange, signal: AbortSignal): Promise<string> {
     const res = await this.call(`uploading ${key}`, () => this.s3.text({ method: 'PUT', key, query: { partNumber: String(n), uploadId }, body, signal }));
     const etag = res.headers.etag;
     if (typeof etag !== 'string') throw new StoreError(`uploading ${key}: the store answered part ${n} without an ETag`, true);
@@ -269,35 +271,25 @@ export class Store {
   }
 
   /**
-   * Uploads a file from disk through one part buffer of FILE_PART_BYTES, reused for every part (a
-   * single PUT when the file fits in one): that much memory whatever the file's size, and no garbage. A stream through the uploader instead left each part's 64 KB chunks and their
-   * concatenation to the collector: a 100 MB binary log raised the sidecar's peak RSS by 77 MB. Any
-   * failure or `signal` aborts the multipart upload: nothing of it stays visible.
+   * Uploads a file from disk in parts of FILE_PART_BYTES (a single PUT when it fits in one), each
+   * read from the file twice through one small buffer, once for the signature's SHA-256 and once
+   * to send: that much memory whatever the file's or the part's size. A part buffer per file (5
+   * MiB) raised the archiving sidecar's peak RSS by as much at every rotation; a stream through
+   * the uploader left each part's 64 KB chunks to the collector (+77 MB for a 100 MB binary log).
+   * Any failure or `signal` aborts the multipart upload: nothing of it stays visible.
    */
   async uploadFile(key: string, path: string, signal: AbortSignal): Promise<void> {
     const file = await open(path, 'r');
-    const part = Buffer.allocUnsafeSlow(FILE_PART_BYTES);
-    let sent = false;
-    const readPart = async (position: number): Promise<Buffer> => {
-      let filled = 0;
-      for (let n = -1; n !== 0 && filled < FILE_PART_BYTES; filled += n) n = (await file.read(part, filled, FILE_PART_BYTES - filled, position + filled)).bytesRead;
-      return part.subarray(0, filled);
-    };
     try {
-      let body = await readPart(0);
-      if (body.length < FILE_PART_BYTES) {
-        await this.putObject(key, body, signal);
-        sent = true;
-        return;
-      }
+      const { size } = await file.stat();
+      const buffer = Buffer.allocUnsafe(FILE_READ_BYTES);
+      const range = (position: number): FileRange => ({ file, position, length: Math.min(FILE_PART_BYTES, size - position), buffer });
+      if (size <= FILE_PART_BYTES) return await this.putObject(key, range(0), signal);
       const uploadId = await this.createUpload(key, signal);
       try {
         const etags: string[] = [];
-        for (let position = 0; body.length > 0; position += FILE_PART_BYTES, body = await readPart(position)) {
-          etags.push(await this.uploadPart(key, uploadId, etags.length + 1, body, signal));
-        }
+        for (let position = 0; position < size; position += FILE_PART_BYTES) etags.push(await this.uploadPart(key, uploadId, etags.length + 1, range(position), signal));
         await this.completeUpload(key, uploadId, etags, signal);
-        sent = true;
       } catch (err) {
         await this.abortUpload(key, uploadId).catch(() => {});
         throw err;
@@ -305,9 +297,6 @@ export class Store {
     } catch (err) {
       throw signal.aborted ? signal.reason : err;
     } finally {
-      // Given back now, not at the next full collection: the archiver reads the next file meanwhile.
-      // Only once every request is done with it (a failed one may still be writing it).
-      if (sent) part.buffer.transfer(0);
       await file.close();
     }
   }

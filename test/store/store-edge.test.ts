@@ -1,12 +1,15 @@
 /** The S3 edge (agent/store/s3.ts, lock.ts) against the real store: errors, the lock, aborted uploads. */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, StoreError } from '../../agent/core/errors.js';
 import { type BackupId, lockKey } from '../../agent/store/layout.js';
 import { acquireLock } from '../../agent/store/lock.js';
-import { Store } from '../../agent/store/s3.js';
+import { FILE_PART_BYTES, Store } from '../../agent/store/s3.js';
 import type { StoreConfig } from '../../agent/store/settings.js';
 import { type Rgw, startRgw } from './rgw.js';
 
@@ -191,5 +194,32 @@ describe('uploads', () => {
     const { body: stored, length } = await store.download('c1/parts/default', AbortSignal.timeout(30_000));
     expect(length).toBe(20 * 1024 * 1024);
     expect(await sha(stored)).toBe(await sha(body()));
+  });
+
+  it('a file goes up in parts read from the file (each part twice: its SHA-256, then the bytes), whole and in order', async () => {
+    const store = storeWith(config());
+    const dir = await mkdtemp(join(tmpdir(), 'edge-file-'));
+    try {
+      const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+      const parts = async (key: string) => /-(\d+)"?$/.exec((await rgw.client().send(new HeadObjectCommand({ Bucket: 'edge', Key: key }))).ETag ?? '')?.[1];
+      const readBack = async (key: string) => {
+        const chunks: Buffer[] = [];
+        for await (const c of (await store.download(key, AbortSignal.timeout(30_000))).body) chunks.push(c as Buffer);
+        return Buffer.concat(chunks);
+      };
+      // Two parts and a short third, none a multiple of the 256 KiB read: a chunk that repeats or goes missing shows.
+      const cases = { big: randomBytes(2 * FILE_PART_BYTES + 123_457), exact: randomBytes(FILE_PART_BYTES), small: randomBytes(70_001), empty: Buffer.alloc(0) };
+      for (const [name, bytes] of Object.entries(cases)) {
+        await writeFile(join(dir, name), bytes);
+        await store.uploadFile(`c1/files/${name}`, join(dir, name), AbortSignal.timeout(60_000));
+        expect(sha(await readBack(`c1/files/${name}`)), name).toBe(sha(bytes));
+      }
+      expect(await parts('c1/files/big')).toBe('3');
+      expect(await parts('c1/files/exact')).toBeUndefined(); // one part's worth: a single PUT
+      const uploads = await rgw.client().send(new ListMultipartUploadsCommand({ Bucket: 'edge', Prefix: 'c1/files/' }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
