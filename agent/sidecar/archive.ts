@@ -63,9 +63,16 @@ interface LocalFile extends ServerBinlog {
   readonly firstTransactionTime: number | null;
 }
 
+/**
+ * Bytes of a file read between two young-generation collections: a quarter of what a stream
+ * relay waits (COLLECT_EVERY_BYTES). Measured on the index pass of a 153 MB binary log: the
+ * process's peak 4–5 MB lower than at 4 MiB, for ~150 collections of under a millisecond.
+ */
+const ARCHIVE_COLLECT_EVERY_BYTES = 1024 * 1024;
+
 /** A file's chunks, collected as they die (stream/meter.ts): the sidecar's memory, not the archive's speed, is what is short. */
 async function* collected(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  const collect = chunkCollector();
+  const collect = chunkCollector(ARCHIVE_COLLECT_EVERY_BYTES);
   for await (const chunk of chunks) {
     collect(chunk.length);
     yield chunk;
