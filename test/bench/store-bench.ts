@@ -12,19 +12,20 @@
  *
  *   npm run bench -- --store [--size GB] [--rounds N] [--out DIR]
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { cpus, hostname, totalmem } from 'node:os';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { newBaseDir } from '../rig/helpers.js';
-import { CREDENTIALS, REPO, Rig, type RigNode } from '../rig/rig.js';
+import { CREDENTIALS, Rig, type RigNode } from '../rig/rig.js';
 import { listBackups, storeEnv } from '../rig/store-helpers.js';
 import { type Rgw, startRgw } from '../store/rgw.js';
 import { benchArgs, dropCaches, loadDataset, median, run, timed, watch } from './measure.js';
 
 const { sizeGb: SIZE_GB, rounds: ROUNDS, out: OUT } = benchArgs('store', '0.25');
+/** The agent runs' logs (pino lines with each phase's bytes and durations), kept past the rig: where the time went. */
+const LOGS = await mkdtemp(join(tmpdir(), 'store-bench-logs-'));
 const BUCKET = 'bench';
 const log = (msg: string) => console.error(`[bench] ${msg}`);
 
@@ -61,7 +62,7 @@ async function objectSize(rgw: Rgw, key: string): Promise<number> {
 async function agentBackup(rig: Rig, rgw: Rgw, round: number): Promise<Sample & { id: string }> {
   const env = storeEnv(rig, rgw, `s3://${BUCKET}/agent`, { BACKUP_SOURCE: 'primary', BACKUP_KEEP: '100' });
   const started = performance.now();
-  const child = rig.spawnAgent(['backup'], env, join(rig.options.baseDir, 'bench-backup.log'));
+  const child = rig.spawnAgent(['backup'], env, join(LOGS, `backup-${round}.log`));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const usage = await watch(child);
@@ -91,8 +92,7 @@ async function agentRestore(rig: Rig, rgw: Rgw, id: string, round: number): Prom
   await node.prepareDirs();
   const env = node.agentEnv({ POD_NAME: 'mysql-0', BACKUP_STORE_URL: `s3://${BUCKET}/agent`, ...rgw.env(), RESTORE_FROM: id, PEER_PROBE_COUNT: '1', PEER_HOST_TEMPLATE: '127.0.3.9{ordinal}' });
   const started = performance.now();
-  const child = spawn(join(REPO, 'dist/cli.js'), ['init'], { env, stdio: 'ignore' });
-  const usage = await watch(child);
+  const usage = await watch(rig.spawnAgent(['init'], env, join(LOGS, `restore-${round}.log`)));
   if (usage.code !== 0) throw new Error(`restore exited ${usage.code}`);
   return { variant: 'R', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
 }
@@ -103,7 +103,7 @@ async function agentDrill(rig: Rig, rgw: Rgw, id: string, round: number): Promis
   await mkdir(drillDir, { recursive: true });
   const env = storeEnv(rig, rgw, `s3://${BUCKET}/agent`, { BACKUP_ID: id, DRILL_DIR: drillDir });
   const started = performance.now();
-  const usage = await watch(rig.spawnAgent(['verify-backup'], env, join(rig.options.baseDir, 'bench-drill.log')));
+  const usage = await watch(rig.spawnAgent(['verify-backup'], env, join(LOGS, `drill-${round}.log`)));
   if (usage.code !== 0) throw new Error(`verify-backup exited ${usage.code}`);
   return { variant: 'V', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
 }
@@ -187,6 +187,7 @@ async function main(): Promise<void> {
     const text = lines.join('\n');
     console.log(text);
     writeFileSync(join(OUT, `store-${SIZE_GB}gb.md`), `${text}\n`);
+    log(`the agent runs' logs: ${LOGS}`);
     writeFileSync(join(OUT, `store-${SIZE_GB}gb.json`), `${JSON.stringify({ date, host: hostname(), dataset_bytes: dataset, samples }, null, 2)}\n`);
   } finally {
     await rig.destroy();
