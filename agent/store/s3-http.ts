@@ -187,7 +187,9 @@ export class S3Http {
   /** One request, retried while the failure is transient; a 2xx answer's body unread, any other answer thrown as S3ResponseError. */
   async send(req: S3Request): Promise<S3Response> {
     const signal = req.signal ?? new AbortController().signal;
-    return retry(() => this.once(req), { policy: REQUEST_RETRY, classify: (err) => ({ retry: isRetryable(err) }), onRetry: () => {}, signal, clock: this.clock });
+    // Once per request, not per attempt: a file range would be read again only to hash the same bytes.
+    const payloadSha256 = await sha256Of(req.body);
+    return retry(() => this.once(req, payloadSha256), { policy: REQUEST_RETRY, classify: (err) => ({ retry: isRetryable(err) }), onRetry: () => {}, signal, clock: this.clock });
   }
 
   /** A request whose answer is small: its body as text. */
@@ -196,7 +198,7 @@ export class S3Http {
     return { status: res.status, headers: res.headers, text: await readAll(res.body) };
   }
 
-  private async once(req: S3Request): Promise<S3Response> {
+  private async once(req: S3Request, payloadSha256: string): Promise<S3Response> {
     const target = targetOf(this.config, req.key);
     const query = req.query ?? {};
     const body = req.body;
@@ -211,7 +213,7 @@ export class S3Http {
       headers: {
         ...req.headers,
         host,
-        'x-amz-content-sha256': await sha256Of(body),
+        'x-amz-content-sha256': payloadSha256,
         ...(body === undefined ? {} : { 'content-length': String(body.length) }),
       },
     });

@@ -40,7 +40,7 @@ const started = Date.now();
 if (variant !== 'bare' && variant !== 'sdk') {
   const summary = await summarizeBinlog(basename(file), read());
   const key = `mem/${variant}-${summary.sha256.slice(0, 8)}`;
-  // upload-stream: the file streamed through the SDK's uploader (the archive before); upload-file: one reused part buffer (now).
+  // upload-stream: the file streamed through the SDK's uploader (the archive before); upload-file: parts read from the file (now).
   if (variant.startsWith('upload-stream')) await store.upload(key, read(), new AbortController().signal);
   else if (variant.startsWith('upload-file') || variant.startsWith('archiver-only')) await store.uploadFile(key, file, new AbortController().signal);
 }

@@ -6,7 +6,7 @@
  *   bare          the binlog reader alone imported     sdk   plus the store (AWS SDK) loaded
  *   summarize     the index pass (SHA-256, every header)
  *   upload-stream that, then the file streamed through the SDK's multipart uploader (the archive before)
- *   upload-file   that, then Store.uploadFile: one part buffer, reused (the archive now)
+ *   upload-file   that, then Store.uploadFile: each part read from the file, no part buffer (the archive now)
  *   …-collected   the reads' chunks counted into the young-generation collector (stream/meter.ts)
  *   archiver-only-collected  upload-file-collected in a process that also loads what a container
  *                 running only the archiver would (driver, log, archiver, metrics)
