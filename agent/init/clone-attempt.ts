@@ -92,11 +92,13 @@ const TRANSIENT_NETWORK = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EH
 const seconds = (ms: number) => `${Math.round(ms / 1000)} s`;
 
 /** GET /backup from a peer's agent, its clocks running; network failures become retryable CloneErrors. */
-export function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal): Promise<Connection> {
+export function connect(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal, accept: Compression = 'none'): Promise<Connection> {
   const peer = hostPort(source.host, source.port);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { te: 'trailers' };
     if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
+    // A sender that can answers with Content-Encoding: zstd; an older one or one without zstd sends raw.
+    if (accept === 'zstd') headers['accept-encoding'] = 'zstd';
     const req = source.transport.request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal });
     let expired: CloneError | null = null;
     let clock: NodeJS.Timeout | undefined;

@@ -5,7 +5,7 @@
  * TLS_CLIENT_AUTH=require. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
-import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { randomFillSync } from 'node:crypto';
@@ -103,6 +103,9 @@ function* probeChunks(bytes: number): Generator<Buffer> {
     yield randomFillSync(Buffer.allocUnsafe(n));
   }
 }
+
+/** Whether a request's Accept-Encoding lists zstd. */
+const acceptsZstd = (headers: IncomingHttpHeaders): boolean => /(^|[\s,])zstd($|[\s,;])/i.test(String(headers['accept-encoding'] ?? ''));
 
 /** A whole HTTP/1.1 answer written on a raw socket (the upgrade path), then the connection closed. */
 function answerRaw(socket: Socket, status: number, headers: Record<string, string>, body: unknown): void {
@@ -210,7 +213,8 @@ export function buildHttpServer(deps: {
   app.get(BACKUP_PATH, { onRequest: authenticate, exposeHeadRoute: false }, async (req, reply) => {
     const refusal = deps.status.backupRefusal();
     if (refusal !== null) return notReady(reply, refusal);
-    const run = await deps.backups.start(req.ip);
+    // zstd when asked (Accept-Encoding) and installed: the receiver stores it as it comes.
+    const run = await deps.backups.start(req.ip, acceptsZstd(req.headers) ? 'zstd' : 'none');
     if (run === 'busy') {
       req.log.info({ client: req.ip }, 'backup refused: another one is running');
       return busy(reply);
@@ -222,6 +226,7 @@ export function buildHttpServer(deps: {
     // From here to send() nothing awaits: the tool's output must be piped in the turn it started.
     if (run.estimatedBytes !== null) reply.header(ESTIMATE_HEADER, String(run.estimatedBytes));
     reply.header('content-type', 'application/octet-stream');
+    if (run.encoding === 'zstd') reply.header('content-encoding', 'zstd');
     reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
     // The headers go out as the stream is piped, not with the tool's first byte, which may come
     // minutes later (locks, a checkpoint): the receiver learns at once that it was accepted.
@@ -258,7 +263,7 @@ export function buildHttpServer(deps: {
       watchIdleClient(socket, () => socket.bytesWritten, app.log.child({ client }), run, deps.idleTimeoutMs);
       // Compressed only when the receiver asks (Accept-Encoding: zstd): it then hands the socket
       // to a decompressor rather than to its stream tool.
-      const encoding: Compression = /(^|[\s,])zstd($|[\s,;])/i.test(String(req.headers['accept-encoding'] ?? '')) ? 'zstd' : 'none';
+      const encoding: Compression = acceptsZstd(req.headers) ? 'zstd' : 'none';
       const extra = [
         `${STARTED_HEADER}: ${run.startedAt}`,
         ...(run.estimatedBytes === null ? [] : [`${ESTIMATE_HEADER}: ${run.estimatedBytes}`]),

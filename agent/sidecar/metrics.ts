@@ -194,8 +194,8 @@ export class CountedBackupService extends BackupService {
     return this;
   }
 
-  override async start(client: string): ReturnType<BackupService['start']> {
-    const run = await super.start(client);
+  override async start(...args: Parameters<BackupService['start']>): ReturnType<BackupService['start']> {
+    const run = await super.start(...args);
     if (run !== 'busy') {
       void run.finished.then((failure) => {
         const last = this.last;

@@ -5,7 +5,7 @@ import { type ClientAuth, TLS_CLIENT_AUTH, TLS_DIR, type TlsDir, readTlsDir } fr
 import type { RequestedMode } from '../mysql/replication-sql.js';
 import { REPLICATION_MODE, SERVER_ACCESS, type ServerAccess, readServerAccess } from '../mysql/settings.js';
 import { STORE_SETTINGS, type StoreConfig, readStore } from '../store/settings.js';
-import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XTRABACKUP_ARGS, XTRABACKUP_BIN, findTool, readToken } from '../stream/settings.js';
+import { BACKUP_AUTH, BACKUP_PORT, BACKUP_TOKEN, XTRABACKUP_ARGS, XTRABACKUP_BIN, ZSTD_BIN, findTool, readToken } from '../stream/settings.js';
 
 export interface SidecarConfig extends PodConfig, ServerAccess {
   readonly command: 'sidecar';
@@ -23,7 +23,8 @@ export interface SidecarConfig extends PodConfig, ServerAccess {
   };
   /** HTTPS only, from TLS_DIR; null: plain HTTP. */
   readonly tls: { readonly dir: TlsDir; readonly clientAuth: ClientAuth } | null;
-  readonly tools: { readonly backup: string; readonly extraArgs: readonly string[] };
+  /** zstd '' when none is installed: backups are then served raw. */
+  readonly tools: { readonly backup: string; readonly extraArgs: readonly string[]; readonly zstd: string };
   /** A replica is ready only while it is at most this many seconds behind. */
   readonly readyMaxLagSeconds: number;
   readonly replicationMode: RequestedMode;
@@ -50,7 +51,7 @@ export const sidecarCommand: CommandSpec<SidecarConfig> = {
   summary: 'Configures replication once from the clone, then serves /backup, /healthz, /readyz, /status and /metrics.',
   settings: [
     POD_NAME, SERVER_ID_OFFSET, CONF_DIR, DATA_DIR, SERVICE_NAME, PEER_HOST_TEMPLATE, ...SERVER_ACCESS,
-    BACKUP_BIND, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, BACKUP_IDLE_TIMEOUT, BACKUP_MAX_RATE, XTRABACKUP_BIN, XTRABACKUP_ARGS,
+    BACKUP_BIND, BACKUP_PORT, BACKUP_TOKEN, BACKUP_AUTH, BACKUP_IDLE_TIMEOUT, BACKUP_MAX_RATE, XTRABACKUP_BIN, XTRABACKUP_ARGS, ZSTD_BIN,
     READY_MAX_LAG, REPLICATION_MODE, TLS_DIR, TLS_CLIENT_AUTH, ...STORE_SETTINGS, BINLOG_ARCHIVE_INTERVAL, LOG_LEVEL,
   ],
   build: (read, sources) => {
@@ -77,7 +78,7 @@ export const sidecarCommand: CommandSpec<SidecarConfig> = {
         idleTimeoutMs: read.get(BACKUP_IDLE_TIMEOUT),
         maxRateMbS: read.get(BACKUP_MAX_RATE) || null,
       },
-      tools: { backup: findTool(read, sources, 'backup', true), extraArgs: read.get(XTRABACKUP_ARGS) },
+      tools: { backup: findTool(read, sources, 'backup', true), extraArgs: read.get(XTRABACKUP_ARGS), zstd: findTool(read, sources, 'zstd', false) },
       readyMaxLagSeconds: read.get(READY_MAX_LAG),
       replicationMode: read.get(REPLICATION_MODE),
       archive: store !== null && pod.role === 'primary' ? { store, intervalMs } : null,

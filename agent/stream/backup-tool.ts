@@ -14,7 +14,8 @@ export interface ToolCommand {
 
 /** What the backup tool is run with: the tool, its extra arguments, and the server it copies. */
 export interface BackupToolSettings {
-  readonly tools: { readonly backup: string; readonly extraArgs: readonly string[] };
+  /** zstd '' when none is installed: a receiver asking for zstd then gets the raw stream. */
+  readonly tools: { readonly backup: string; readonly extraArgs: readonly string[]; readonly zstd: string };
   readonly mysql: { readonly host: string; readonly port: number; readonly user: string; readonly password: string };
   readonly dataDir: string;
 }
@@ -50,6 +51,24 @@ export function extractCommand(tool: string, dir: string): ToolCommand {
 /** `zstd -d`: a zstd stream on stdin, decompressed to stdout; it fails on a frame whose checksum does not match. */
 export function unzstdCommand(tool: string): ToolCommand {
   return { command: tool, args: ['-d', '-q', '-c'], env: {} };
+}
+
+/**
+ * `zstd -1 -vv -c`: stdin compressed to stdout at level 1 (the peers' `zstd -1`), with frame
+ * checksums (the CLI's default). -vv only for its summary line on stderr, the exact byte counts
+ * (zstdSummary): the tool's stdout goes to zstd directly and no byte of it passes the agent.
+ */
+export function zstdCommand(tool: string): ToolCommand {
+  return { command: tool, args: ['-1', '-vv', '-c'], env: {} };
+}
+
+/**
+ * The bytes zstd read and wrote, from its -vv summary line: `(1000 B => 250 B, …)` in 1.5, `(  1000 =>
+ *    250 bytes, …)` in 1.4 (its format pads to 6 places); null when no such line was printed.
+ */
+export function zstdSummary(stderr: string): { readonly inBytes: number; readonly outBytes: number } | null {
+  const m = /\(\s*(\d+)(?: B)? =>\s*(\d+)(?: B| bytes), /.exec(stderr);
+  return m ? { inBytes: Number(m[1]), outBytes: Number(m[2]) } : null;
 }
 
 /** `<tool> --prepare --target-dir=DIR`: makes a hot copy consistent. */

@@ -29,6 +29,8 @@ export interface ChildSpec {
   readonly log: Logger;
   /** A stderr line worth keeping wherever it comes (`watched()`): tools bury their cause under the tail. */
   readonly watchFor?: RegExp;
+  /** Its stderr is a report the agent asked for (zstd -vv), not news: logged at debug. */
+  readonly reportOnStderr?: boolean;
 }
 
 export interface OwnedChild {
@@ -103,7 +105,7 @@ export function spawnOwned(spec: ChildSpec): OwnedChild {
     if (watched === null && spec.watchFor?.test(line)) watched = line;
     tail.push(line);
     if (tail.length > TAIL_LINES) tail.shift();
-    if (ROUTINE.test(line)) log.debug({ stderr: line }, 'tool output');
+    if (spec.reportOnStderr || ROUTINE.test(line)) log.debug({ stderr: line }, 'tool output');
     else log.info({ stderr: line }, 'tool output');
   });
 

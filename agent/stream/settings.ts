@@ -26,7 +26,7 @@ export const XBSTREAM_BIN = text('XBSTREAM_BIN', 'stream tool', '', '(xbstream, 
 export const MYSQLD_BIN = text('MYSQLD_BIN', 'the server the restore drill starts', '', '(mysqld, else mariadbd, on PATH)');
 /** A point-in-time restore's replay: the binlog client reads the archived files, the client applies them. */
 export const MYSQLBINLOG_BIN = text('MYSQLBINLOG_BIN', 'binary log reader a point-in-time restore replays with', '', '(mariadb-binlog, else mysqlbinlog, on PATH)');
-export const ZSTD_BIN = text('ZSTD_BIN', 'zstd, which decompresses a compressed clone straight into the stream tool', '', '(zstd on PATH; without it the agent decompresses, slower)');
+export const ZSTD_BIN = text('ZSTD_BIN', 'zstd: init decompresses a compressed clone or restore with it, child to child; the sidecar compresses a backup asked for zstd with it', '', '(zstd on PATH; without it init decompresses, slower, and the sidecar serves backups raw)');
 export const MYSQL_BIN = text('MYSQL_BIN', 'client a point-in-time restore applies the binary logs with', '', '(mariadb, else mysql, on PATH)');
 export const XTRABACKUP_ARGS: Setting<readonly string[]> = {
   name: 'XTRABACKUP_ARGS',

@@ -420,6 +420,14 @@ describe('loadConfig tool lookup', () => {
     expect(configError(() => load({ argv: ['init'], env: { ZSTD_BIN: '/nowhere/zstd' }, executables: new Set(MARIADB_TOOLS) }))).toContain('ZSTD_BIN="/nowhere/zstd" is not an executable file');
   });
 
+  it("finds zstd on PATH for the sidecar (backups asked for zstd are compressed with it) and serves raw without it", () => {
+    const found = load({ argv: ['sidecar'], env: { PATH: '/usr/bin' }, executables: new Set(['/usr/bin/zstd', ...MARIADB_TOOLS]) });
+    expect(found.command === 'sidecar' && found.tools.zstd).toBe('/usr/bin/zstd');
+    const none = load({ argv: ['sidecar'], env: { PATH: '/usr/bin' }, executables: new Set(MARIADB_TOOLS) });
+    expect(none.command === 'sidecar' && none.tools.zstd).toBe('');
+    expect(configError(() => load({ argv: ['sidecar'], env: { ZSTD_BIN: '/nowhere/zstd' }, executables: new Set(MARIADB_TOOLS) }))).toContain('ZSTD_BIN="/nowhere/zstd" is not an executable file');
+  });
+
   it('refuses an explicit XBSTREAM_BIN that is not executable', () => {
     expect(configError(() => load({ argv: ['init'], env: { XBSTREAM_BIN: '/nowhere/xbstream' } }))).toContain('XBSTREAM_BIN');
   });

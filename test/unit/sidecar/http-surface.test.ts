@@ -4,19 +4,21 @@
  * exits), so every spawn is counted in-process by a spy on the spawner, not by polling `pgrep`
  * for a tool that may live a few milliseconds.
  */
+import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { zstdCompressSync } from 'node:zlib';
+import { zstdCompressSync, zstdDecompressSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BackupService } from '../../../agent/sidecar/backup.js';
 import { type StatusSource, buildHttpServer } from '../../../agent/sidecar/http-server.js';
 import { spawnOwned } from '../../../agent/stream/child.js';
 import { estimateBackupBytes } from '../../../agent/stream/sizes.js';
+import { running } from '../../rig/helpers.js';
 
 vi.mock('../../../agent/stream/child.js', async (importOriginal) => {
   const child = await importOriginal<typeof import('../../../agent/stream/child.js')>();
@@ -31,6 +33,8 @@ let tool: string;
 let slowTool: string;
 let failingTool: string;
 let deafTool: string;
+let bigTool: string;
+let big: Buffer;
 let dataDir: string;
 let logs: string[];
 let refusal: string | null;
@@ -43,7 +47,7 @@ async function script(name: string, body: string): Promise<string> {
   return path;
 }
 
-function app(token: string | null = TOKEN, backupTool = tool) {
+function app(token: string | null = TOKEN, backupTool = tool, zstd = '') {
   const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _enc, done) => (logs.push(String(chunk)), done()) }));
   const status: StatusSource = {
     readiness: async () => ({ ready: refusal === null, reason: refusal }),
@@ -52,7 +56,7 @@ function app(token: string | null = TOKEN, backupTool = tool) {
     backupRefusal: () => refusal,
   };
   const backups = new BackupService(
-    { tools: { backup: backupTool, extraArgs: [] }, mysql: { host: '127.0.0.1', port: 3306, user: 'agent', password: 'agent-secret' }, dataDir },
+    { tools: { backup: backupTool, extraArgs: [], zstd }, mysql: { host: '127.0.0.1', port: 3306, user: 'agent', password: 'agent-secret' }, dataDir },
     log,
     new AbortController().signal,
   );
@@ -70,6 +74,10 @@ beforeAll(async () => {
   slowTool = await script('slow-backup-tool', `sleep 1\nprintf '${BODY.trimEnd()}\\n'`);
   // As mariadb-backup: SIGTERM ignored (an ignored signal stays ignored across exec, so sleep too).
   deafTool = await script('deaf-backup-tool', `trap '' TERM\nsleep 30`);
+  // 300 kB, half of it incompressible: several pipe reads and zstd blocks.
+  big = Buffer.concat([randomBytes(150_000), Buffer.alloc(150_000, 'x')]);
+  await writeFile(join(base, 'big.xb'), big);
+  bigTool = await script('big-backup-tool', `cat '${join(base, 'big.xb')}'`);
   failingTool = await script('failing-backup-tool', 'printf partial\necho "InnoDB: Error: log block corrupt" >&2\nexit 1');
 });
 
@@ -165,28 +173,83 @@ describe('GET /backup and the token', () => {
   });
 });
 
-describe('a client that goes away', () => {
-  it('gets the backup tool SIGKILLed at once, even one that ignores SIGTERM and writes nothing', async () => {
-    const { server, backups } = app(null, deafTool);
-    await server.listen({ host: '127.0.0.1', port: 0 });
-    try {
-      const { port } = server.server.address() as AddressInfo;
-      // The reply's headers go out as the stream is piped: then the client hangs up.
-      await new Promise<void>((resolve) => {
-        const req = request({ host: '127.0.0.1', port, path: '/backup' }, () => {
-          req.destroy();
-          resolve();
-        });
-        req.on('error', () => {});
-        req.end();
-      });
-      const gone = performance.now();
-      await vi.waitFor(() => expect(backups.last).not.toBeNull(), { timeout: 10_000, interval: 20 });
-      // A SIGTERM would be ignored until the owner's escalation 5 s later.
-      expect(performance.now() - gone).toBeLessThan(1500);
-      expect(backups.last!.failure).toMatch(/client disconnected/);
-    } finally {
+describe('GET /backup with Accept-Encoding: zstd', () => {
+  const ZSTD = '/usr/bin/zstd';
+  const asked = { authorization: `Bearer ${TOKEN}`, 'accept-encoding': 'gzip, zstd' };
+
+  it("compresses with a zstd child fed by the tool's stdout: Content-Encoding zstd, the exact raw count, the Success trailer", async () => {
+    const { server, backups } = app(TOKEN, bigTool, ZSTD);
+    const r = await server.inject({ url: '/backup', headers: asked });
+    expect(r.statusCode).toBe(200);
+    expect(r.headers['content-encoding']).toBe('zstd');
+    expect(r.trailers['x-backup-status']).toBe('Success');
+    expect(zstdDecompressSync(r.rawPayload).equals(big)).toBe(true);
+    expect(r.rawPayload.length).toBeLessThan(big.length * 0.6);
+    // Child to child: zstd reads the tool's stdout itself (handed over as its stdin), with -1.
+    const calls = vi.mocked(spawnOwned).mock.calls.map(([o]) => o);
+    expect(calls.map((o) => o.command)).toEqual([bigTool, ZSTD]);
+    expect(calls[1]!.args).toEqual(['-1', '-vv', '-c']);
+    expect(typeof calls[1]!.stdin).toBe('object');
+    expect(calls[1]!.killWith).toBe('SIGKILL');
+    // The raw bytes from zstd's own report, not the compressed ones the sidecar relayed.
+    await vi.waitFor(() => expect(backups.last).toMatchObject({ bytes: big.length, failure: null }));
+    const served = logs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'backup served');
+    expect(served).toMatchObject({ bytes: big.length, wire_bytes: r.rawPayload.length });
+    await server.close();
+  });
+
+  it('sends the raw stream, without Content-Encoding, when zstd is not installed or not asked for', async () => {
+    for (const [zstd, headers] of [['', asked], [ZSTD, { authorization: `Bearer ${TOKEN}` }], [ZSTD, { ...asked, 'accept-encoding': 'gzip, zstdx' }]] as const) {
+      vi.mocked(spawnOwned).mockClear();
+      const { server, backups } = app(TOKEN, bigTool, zstd);
+      const r = await server.inject({ url: '/backup', headers });
+      expect(r.headers['content-encoding']).toBeUndefined();
+      expect(r.rawPayload.equals(big)).toBe(true);
+      expect(spawnOwned).toHaveBeenCalledTimes(1);
+      await vi.waitFor(() => expect(backups.last).toMatchObject({ bytes: big.length, failure: null }));
       await server.close();
+    }
+  });
+
+  it("puts the tool's failure in the trailer, not zstd's, and what the tool wrote in the frame", async () => {
+    const { server, backups } = app(null, failingTool, ZSTD);
+    const r = await server.inject({ url: '/backup', headers: { 'accept-encoding': 'zstd' } });
+    expect(r.headers['content-encoding']).toBe('zstd');
+    expect(zstdDecompressSync(r.rawPayload).toString()).toBe('partial');
+    expect(r.trailers['x-backup-status']).toBe('Failed: failing-backup-tool exited with status 1: InnoDB: Error: log block corrupt');
+    await vi.waitFor(() => expect(backups.last).toMatchObject({ bytes: 'partial'.length, failure: expect.stringMatching(/exited with status 1/) }));
+    await server.close();
+  });
+});
+
+describe('a client that goes away', () => {
+  it('gets the backup tool SIGKILLed at once, even one that ignores SIGTERM and writes nothing, and zstd with it', async () => {
+    for (const zstd of ['', '/usr/bin/zstd']) {
+      vi.mocked(spawnOwned).mockClear();
+      const { server, backups } = app(null, deafTool, zstd);
+      await server.listen({ host: '127.0.0.1', port: 0 });
+      try {
+        const { port } = server.server.address() as AddressInfo;
+        // The reply's headers go out as the stream is piped: then the client hangs up.
+        await new Promise<void>((resolve) => {
+          const req = request({ host: '127.0.0.1', port, path: '/backup', headers: { 'accept-encoding': 'zstd' } }, () => {
+            req.destroy();
+            resolve();
+          });
+          req.on('error', () => {});
+          req.end();
+        });
+        const gone = performance.now();
+        await vi.waitFor(() => expect(backups.last).not.toBeNull(), { timeout: 10_000, interval: 20 });
+        // A SIGTERM would be ignored until the owner's escalation 5 s later.
+        expect(performance.now() - gone).toBeLessThan(1500);
+        expect(backups.last!.failure).toMatch(/client disconnected/);
+        const children = vi.mocked(spawnOwned).mock.results.map((r) => r.value as ReturnType<typeof spawnOwned>);
+        expect(children).toHaveLength(zstd ? 2 : 1);
+        for (const child of children) expect(running(child.pid), `${zstd || 'no zstd'}: pid ${child.pid}`).toBe(false);
+      } finally {
+        await server.close();
+      }
     }
   });
 });

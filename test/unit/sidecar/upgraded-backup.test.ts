@@ -37,7 +37,7 @@ beforeAll(async () => {
   const data = join(dir, 'data');
   await mkdir(data);
   backups = new BackupService(
-    { tools: { backup: '/bin/sh', extraArgs: ['-c', script] }, mysql: { host: '127.0.0.1', port: 3306, user: 'u', password: 'p' }, dataDir: data },
+    { tools: { backup: '/bin/sh', extraArgs: ['-c', script], zstd: '' }, mysql: { host: '127.0.0.1', port: 3306, user: 'u', password: 'p' }, dataDir: data },
     pino({ level: 'silent' }),
     new AbortController().signal,
   );
