@@ -6,7 +6,8 @@
  * 2. Pick the source as a clone does (BACKUP_SOURCE=auto: the clone's ranking of every ordinal's
  *    /status), GET its /backup; a busy or unreachable source passes to the next candidate.
  * 3. Stream: sidecar → [count, read chunk headers] → zstd → [SHA-256, count] → check → multipart
- *    upload. The check stage fails the body at its end unless the sender's trailer said
+ *    upload; or, when the sidecar compressed (it asks for zstd), sidecar → [SHA-256, count] →
+ *    check → upload, with a zstd decompression beside it for the count and the chunk headers. The check stage fails the body at its end unless the sender's trailer said
  *    Success, the stream ended on a chunk boundary and its closing files went by: the upload is
  *    then aborted instead of completed. Every failure and SIGTERM aborts the upload.
  * 4. The manifest, written last, with the coordinates read from the stream's own info files
@@ -15,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { BackupError, CloneError, StoreError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { probePeers, statusOver } from '../cluster/peer-status.js';
@@ -25,7 +26,7 @@ import { hostOf } from '../core/topology.js';
 import { connect, refusal } from '../init/clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label, rankCloneSources } from '../init/clone-source.js';
 import { coordinatesOfFiles } from '../mysql/clone-info.js';
-import { compressor } from '../stream/compression.js';
+import { type Compression, compressor, decompressor } from '../stream/compression.js';
 import { type BackupId, dataKey, manifestKey, newBackupId } from '../store/layout.js';
 import { type HeldLock, LOCK_RENEW_MS, LOCK_STALE_MS, acquireLock } from '../store/lock.js';
 import { type Manifest, formatJson } from '../store/manifest.js';
@@ -94,16 +95,39 @@ function completenessGate(res: IncomingMessage, reader: XbstreamReader, peer: st
   });
 }
 
+/**
+ * The stages between the reply and the completeness gate, and where the tool's own bytes are
+ * seen (`raw`: counted, parsed). A reply in zstd (the sender compressed, child to child) is stored
+ * as it comes and decompressed beside the upload only to be read; a raw one is compressed here.
+ */
+function storedForm(res: IncomingMessage, compression: Compression, raw: (chunk: Buffer) => void): Transform[] {
+  if (compression === 'zstd' && res.headers['content-encoding'] === 'zstd') {
+    const unzip = decompressor('zstd');
+    unzip.on('data', raw);
+    // Backpressure from both: the upload and the reading of the stream.
+    const tee = new Transform({
+      transform: (chunk: Buffer, _enc, cb) => (unzip.write(chunk) ? cb(null, chunk) : unzip.once('drain', () => cb(null, chunk))),
+      flush: (cb) => void finished(unzip.end()).then(() => cb(), cb),
+    });
+    unzip.on('error', (err) => tee.destroy(new BackupError(`the zstd stream from the source does not decompress: ${errorMessage(err)}`)));
+    return [tee];
+  }
+  res.on('data', raw);
+  return [compressor(compression)];
+}
+
 /** Streams one source's backup into the data object; resolves once the upload is complete. */
 async function streamToStore(config: BackupConfig, store: Store, key: string, candidate: Candidate, log: Logger, signal: AbortSignal): Promise<Streamed> {
   const peer = `${candidate.host}:${config.backup.port}`;
-  const connection = await connect({ host: candidate.host, port: config.backup.port, token: config.backup.token, transport: agentTransport(config.tls) }, config.source.timeouts, signal);
+  const source = { host: candidate.host, port: config.backup.port, token: config.backup.token, transport: agentTransport(config.tls) };
+  const connection = await connect(source, config.source.timeouts, signal, config.compression);
   const { res } = connection;
   if (res.statusCode !== 200) {
     res.resume();
     throw refusal(res.statusCode ?? 0, res.headers, peer);
   }
-  log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key }, 'source accepted, uploading');
+  const compressedBy = res.headers['content-encoding'] === 'zstd' ? 'source' : 'agent';
+  log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key, compressed_by: config.compression === 'none' ? null : compressedBy }, 'source accepted, uploading');
   const raw = { bytes: 0 };
   const stored = { bytes: 0 };
   const hash = createHash('sha256');
@@ -111,7 +135,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   const collect = chunkCollector();
   let parseError: unknown = null;
   connection.streaming(() => raw.bytes);
-  res.on('data', (chunk: Buffer) => {
+  const stages = storedForm(res, config.compression, (chunk: Buffer) => {
     raw.bytes += chunk.length;
     collect(chunk.length);
     if (parseError === null) {
@@ -122,8 +146,8 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
       }
     }
   });
-  const zip = compressor(config.compression);
-  zip.on('data', (chunk: Buffer) => {
+  const last = stages.at(-1)!;
+  last.on('data', (chunk: Buffer) => {
     stored.bytes += chunk.length;
     hash.update(chunk);
   });
@@ -134,7 +158,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   const upload = store.upload(key, gate, signal, expected);
   // A failed upload stops reading: end the stream too, so the sidecar's tool is killed at once.
   upload.catch((err: unknown) => gate.destroy(err instanceof Error ? err : new Error(String(err))));
-  const flowing = pipeline(res, zip, gate);
+  const flowing = pipeline([res, ...stages, gate]);
   const [flow, up] = await Promise.allSettled([flowing, upload]);
   if (flow.status === 'rejected' || up.status === 'rejected') {
     if (signal.aborted) throw signal.reason;

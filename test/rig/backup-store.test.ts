@@ -46,6 +46,8 @@ describe('mysql-agent backup', () => {
     expect(id).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
     const done = run.lines.find((l) => l.phase === 'done')!;
     expect(done.peer).toBe('127.0.2.11');
+    // The sidecar has zstd: it compressed, and the stream was stored as it came.
+    expect(run.lines.find((l) => l.msg === 'source accepted, uploading')).toMatchObject({ compressed_by: 'source' });
     expect(JSON.stringify(run.stderr)).not.toContain(rgw.user.secretAccessKey);
     expect(JSON.stringify(run.stderr)).not.toContain(rig.token);
   }, 120_000);
@@ -67,6 +69,8 @@ describe('mysql-agent backup', () => {
     const raw = zstdDecompressSync(stored);
     expect(raw.length).toBe(b!.data.raw_bytes);
     expect(b!.data.stored_bytes).toBeLessThan(b!.data.raw_bytes);
+    // What the sidecar served: the tool's bytes (zstd's count) and the compressed ones it relayed.
+    expect(rig.node(1).sidecarLines().filter((l) => l.msg === 'backup served').at(-1)).toMatchObject({ bytes: b!.data.raw_bytes, wire_bytes: b!.data.stored_bytes });
     // The stored stream is a whole backup: mbstream extracts the table and the closing files.
     const dir = await mkdtemp(join(tmpdir(), 'backup-extract-'));
     await writeFile(join(dir, 's.xbstream'), raw);
