@@ -29,7 +29,7 @@ import {
   tokensEqual,
 } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
-import { type Compression, compressor } from '../stream/compression.js';
+import { type Compression, compressor, zstdFrame } from '../stream/compression.js';
 import { chunkCollector } from '../stream/meter.js';
 import { rateCap } from '../stream/rate.js';
 import type { Logger } from '../core/log.js';
@@ -247,7 +247,10 @@ export function buildHttpServer(deps: {
       if (refusedToken(req, client) !== null) return answerRaw(socket, 401, { 'www-authenticate': 'Bearer' }, UNAUTHORIZED);
       const refusal = deps.status.backupRefusal();
       if (refusal !== null) return answerRaw(socket, 503, { 'retry-after': String(RETRY_NOT_READY_S) }, { error: refusal });
-      const run = await deps.backups.start(client);
+      // Compressed only when the receiver asks (Accept-Encoding: zstd): it then hands the socket
+      // to a decompressor rather than to its stream tool. A zstd child where installed, else here.
+      const encoding: Compression = acceptsZstd(req.headers) ? 'zstd' : 'none';
+      const run = await deps.backups.start(client, encoding);
       if (run === 'busy') {
         app.log.info({ client }, 'backup refused: another one is running');
         return answerRaw(socket, 429, { 'retry-after': String(RETRY_BUSY_S) }, BUSY);
@@ -261,17 +264,15 @@ export function buildHttpServer(deps: {
       // its end is its going away (else writes into the void go on until a reset comes back).
       socket.once('end', () => socket.destroy());
       watchIdleClient(socket, () => socket.bytesWritten, app.log.child({ client }), run, deps.idleTimeoutMs);
-      // Compressed only when the receiver asks (Accept-Encoding: zstd): it then hands the socket
-      // to a decompressor rather than to its stream tool.
-      const encoding: Compression = acceptsZstd(req.headers) ? 'zstd' : 'none';
       const extra = [
         `${STARTED_HEADER}: ${run.startedAt}`,
         ...(run.estimatedBytes === null ? [] : [`${ESTIMATE_HEADER}: ${run.estimatedBytes}`]),
         ...(encoding === 'zstd' ? ['content-encoding: zstd'] : []),
       ];
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n${extra.map((h) => `${h}\r\n`).join('')}\r\n`);
-      // tool → [zstd] → [cap on wire bytes] → socket
-      const stages = [...(encoding === 'zstd' ? [compressor('zstd')] : []), ...(deps.maxRateMbS ? [rateCap(deps.maxRateMbS)] : [])];
+      // tool → [zstd here, unless the tool's stdout went to a zstd child] → [cap on wire bytes] → socket
+      const zipHere = encoding === 'zstd' && run.encoding === 'none';
+      const stages = [...(zipHere ? [compressor('zstd')] : []), ...(deps.maxRateMbS ? [rateCap(deps.maxRateMbS)] : [])];
       const outlet: Writable = stages[0] ?? socket;
       [...stages, socket].reduce((from, to) => from.pipe(to));
       // The client gone (or a stage failing) ends them all: no write reaches a closed socket unhandled.
@@ -281,7 +282,9 @@ export function buildHttpServer(deps: {
       // `finished` comes after the tool's stdout ended, so every byte of it is queued before the verdict.
       const failure = await run.finished;
       finished = true;
-      if (!socket.destroyed) outlet.end(statusChunk(failure, run.bytes()));
+      // After the child's frame, the verdict in a frame of its own: receivers read one stream of frames.
+      const verdict = statusChunk(failure, run.bytes());
+      if (!socket.destroyed) outlet.end(run.encoding === 'zstd' ? zstdFrame(verdict) : verdict);
     })().catch((err: unknown) => {
       app.log.error({ client, err: err instanceof Error ? err.message : String(err) }, 'upgraded backup request failed');
       socket.destroy();

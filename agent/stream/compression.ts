@@ -4,7 +4,7 @@
  * The stored form of a backup (BACKUP_COMPRESSION) and a clone's wire (CLONE_COMPRESSION) use it.
  */
 import { PassThrough, type Transform } from 'node:stream';
-import { constants, createZstdCompress, createZstdDecompress } from 'node:zlib';
+import { constants, createZstdCompress, createZstdDecompress, zstdCompressSync } from 'node:zlib';
 
 export type Compression = 'zstd' | 'none';
 
@@ -16,11 +16,16 @@ const ZSTD_LEVEL = 1;
  */
 const CHUNK_BYTES = 256 * 1024;
 
+/** The frame checksum makes a corrupt object fail in decompression, not only at the SHA-256 at the end. */
+const PARAMS = { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 };
+
 export function compressor(c: Compression): Transform {
-  // The frame checksum makes a corrupt object fail in decompression, not only at the SHA-256 at the end.
-  return c === 'zstd'
-    ? createZstdCompress({ chunkSize: CHUNK_BYTES, params: { [constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL, [constants.ZSTD_c_checksumFlag]: 1 } })
-    : new PassThrough();
+  return c === 'zstd' ? createZstdCompress({ chunkSize: CHUNK_BYTES, params: PARAMS }) : new PassThrough();
+}
+
+/** A few bytes as one whole frame of their own (decompressors read frames one after another as one stream). */
+export function zstdFrame(bytes: Buffer): Buffer {
+  return zstdCompressSync(bytes, { params: PARAMS });
 }
 
 export function decompressor(c: Compression): Transform {

@@ -12,9 +12,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { zstdDecompressSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { BackupService } from '../../../agent/sidecar/backup.js';
 import { buildHttpServer } from '../../../agent/sidecar/http-server.js';
+import { zstdFrame } from '../../../agent/stream/compression.js';
 import { STATUS_FILE, STREAM_UPGRADE, parseResponseHead, statusChunk } from '../../../agent/stream/protocol.js';
 
 const TOKEN = 'upgraded-test-token-0123456789';
@@ -23,6 +24,10 @@ let stream: Buffer;
 let app: FastifyInstance;
 let port: number;
 let backups: BackupService;
+/** The same, with zstd installed: the tool's stdout goes to a zstd child. */
+let appZ: FastifyInstance;
+let portZ: number;
+let backupsZ: BackupService;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mysql-agent-upgraded-'));
@@ -36,30 +41,35 @@ beforeAll(async () => {
   const script = `head -c ${half} ${dir}/stream.xb; sleep 3; tail -c +${half + 1} ${dir}/stream.xb`;
   const data = join(dir, 'data');
   await mkdir(data);
-  backups = new BackupService(
-    { tools: { backup: '/bin/sh', extraArgs: ['-c', script], zstd: '' }, mysql: { host: '127.0.0.1', port: 3306, user: 'u', password: 'p' }, dataDir: data },
-    pino({ level: 'silent' }),
-    new AbortController().signal,
-  );
-  app = buildHttpServer({
-    idleTimeoutMs: 60_000,
-    token: TOKEN,
-    backups,
-    status: { readiness: async () => ({ ready: true, reason: null }), status: async () => ({}), backupRefusal: () => null },
-    log: pino({ level: 'silent' }),
-  });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as { port: number }).port;
+  const serve = async (zstd: string) => {
+    const service = new BackupService(
+      { tools: { backup: '/bin/sh', extraArgs: ['-c', script], zstd }, mysql: { host: '127.0.0.1', port: 3306, user: 'u', password: 'p' }, dataDir: data },
+      pino({ level: 'silent' }),
+      new AbortController().signal,
+    );
+    const server = buildHttpServer({
+      idleTimeoutMs: 60_000,
+      token: TOKEN,
+      backups: service,
+      status: { readiness: async () => ({ ready: true, reason: null }), status: async () => ({}), backupRefusal: () => null },
+      log: pino({ level: 'silent' }),
+    });
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    return { service, server, port: (server.server.address() as { port: number }).port };
+  };
+  ({ service: backups, server: app, port } = await serve(''));
+  ({ service: backupsZ, server: appZ, port: portZ } = await serve('/usr/bin/zstd'));
 });
 
 afterAll(async () => {
   await app?.close();
+  await appZ?.close();
   await rm(dir, { recursive: true, force: true });
 });
 
 /** Sends an upgraded GET and collects everything that comes back until the server closes. */
-async function upgradedGet(headers: Record<string, string>, leaveAfterBytes?: number): Promise<Buffer> {
-  const socket: Socket = connect(port, '127.0.0.1');
+async function upgradedGet(headers: Record<string, string>, leaveAfterBytes?: number, to = port): Promise<Buffer> {
+  const socket: Socket = connect(to, '127.0.0.1');
   const parts: Buffer[] = [];
   let got = 0;
   socket.on('data', (d: Buffer) => {
@@ -98,12 +108,27 @@ describe('GET /backup upgraded to the bare xbstream', () => {
     expect(body.includes(Buffer.from(STATUS_FILE))).toBe(true);
   });
 
-  it('ends the tool when the client leaves mid-stream, with or without zstd, and stays up for the next', async () => {
-    for (const extra of [{}, { 'accept-encoding': 'zstd' }]) {
-      await upgradedGet({ authorization: `Bearer ${TOKEN}`, ...extra }, 200);
-      for (let i = 0; i < 200 && backups.inProgress !== null; i++) await delay(50);
-      expect(backups.inProgress).toBeNull();
-      expect(backups.last?.failure).toMatch(/client disconnected/);
+  it("with zstd installed, a zstd child compresses the tool's stdout and the verdict follows in a frame of its own", async () => {
+    const answer = await upgradedGet({ authorization: `Bearer ${TOKEN}`, 'accept-encoding': 'zstd' }, undefined, portZ);
+    const head = parseResponseHead(answer)!;
+    expect(head.headers['content-encoding']).toBe('zstd');
+    const frames = answer.subarray(head.length);
+    // The same bytes for the receiver, the exact raw count (zstd's report) in the verdict.
+    expect(Buffer.compare(zstdDecompressSync(frames), Buffer.concat([stream, statusChunk(null, stream.length)]))).toBe(0);
+    const verdict = zstdFrame(statusChunk(null, stream.length));
+    expect(Buffer.compare(frames.subarray(-verdict.length), verdict)).toBe(0);
+    expect(Buffer.compare(zstdDecompressSync(frames.subarray(0, -verdict.length)), stream)).toBe(0);
+    await vi.waitFor(() => expect(backupsZ.last).toMatchObject({ bytes: stream.length, failure: null }));
+  });
+
+  it('ends the tool when the client leaves mid-stream, with or without zstd (here or a child), and stays up for the next', async () => {
+    // The zstd child holds what it makes of this repetitive half until a block fills: that client leaves at the 101.
+    const cases = [[{}, port, backups, 200], [{ 'accept-encoding': 'zstd' }, port, backups, 200], [{ 'accept-encoding': 'zstd' }, portZ, backupsZ, 1]] as const;
+    for (const [extra, to, service, leaveAt] of cases) {
+      await upgradedGet({ authorization: `Bearer ${TOKEN}`, ...extra }, leaveAt, to);
+      for (let i = 0; i < 200 && service.inProgress !== null; i++) await delay(50);
+      expect(service.inProgress).toBeNull();
+      expect(service.last?.failure).toMatch(/client disconnected/);
     }
     const answer = await upgradedGet({ authorization: `Bearer ${TOKEN}` });
     expect(parseResponseHead(answer)?.status).toBe(101);
