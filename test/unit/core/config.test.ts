@@ -412,20 +412,13 @@ describe('loadConfig tool lookup', () => {
     expect(configError(() => load({ env: { XTRABACKUP_BIN: '/nowhere/xtrabackup' } }))).toContain('XTRABACKUP_BIN');
   });
 
-  it("finds zstd on PATH for init, and takes its absence as decompressing in the agent, not as an error", () => {
-    const found = load({ argv: ['init'], env: { PATH: '/usr/bin' }, executables: new Set(['/usr/bin/zstd', ...MARIADB_TOOLS]) });
-    expect(found.command === 'init' && found.tools.zstd).toBe('/usr/bin/zstd');
-    const none = load({ argv: ['init'], env: { PATH: '/usr/bin' }, executables: new Set(MARIADB_TOOLS) });
-    expect(none.command === 'init' && none.tools.zstd).toBe('');
-    expect(configError(() => load({ argv: ['init'], env: { ZSTD_BIN: '/nowhere/zstd' }, executables: new Set(MARIADB_TOOLS) }))).toContain('ZSTD_BIN="/nowhere/zstd" is not an executable file');
-  });
-
-  it("finds zstd on PATH for the sidecar (backups asked for zstd are compressed with it) and serves raw without it", () => {
-    const found = load({ argv: ['sidecar'], env: { PATH: '/usr/bin' }, executables: new Set(['/usr/bin/zstd', ...MARIADB_TOOLS]) });
-    expect(found.command === 'sidecar' && found.tools.zstd).toBe('/usr/bin/zstd');
-    const none = load({ argv: ['sidecar'], env: { PATH: '/usr/bin' }, executables: new Set(MARIADB_TOOLS) });
-    expect(none.command === 'sidecar' && none.tools.zstd).toBe('');
-    expect(configError(() => load({ argv: ['sidecar'], env: { ZSTD_BIN: '/nowhere/zstd' }, executables: new Set(MARIADB_TOOLS) }))).toContain('ZSTD_BIN="/nowhere/zstd" is not an executable file');
+  // init decompresses in the agent without zstd; the sidecar serves backups asked for zstd raw.
+  it.each(['init', 'sidecar'] as const)('finds zstd on PATH for %s, and takes its absence as no zstd, not as an error', (command) => {
+    const found = load({ argv: [command], env: { PATH: '/usr/bin' }, executables: new Set(['/usr/bin/zstd', ...MARIADB_TOOLS]) });
+    expect(found.command === command && found.tools.zstd).toBe('/usr/bin/zstd');
+    const none = load({ argv: [command], env: { PATH: '/usr/bin' }, executables: new Set(MARIADB_TOOLS) });
+    expect(none.command === command && none.tools.zstd).toBe('');
+    expect(configError(() => load({ argv: [command], env: { ZSTD_BIN: '/nowhere/zstd' }, executables: new Set(MARIADB_TOOLS) }))).toContain('ZSTD_BIN="/nowhere/zstd" is not an executable file');
   });
 
   it('refuses an explicit XBSTREAM_BIN that is not executable', () => {
