@@ -211,6 +211,15 @@ describe('GET /backup with Accept-Encoding: zstd', () => {
     }
   });
 
+  it("puts zstd's failure in the trailer when the tool did its part", async () => {
+    const brokenZstd = await script('broken-zstd', 'cat >/dev/null\necho "zstd: error 70 : Write error : cannot write block" >&2\nexit 70');
+    const { server, backups } = app(null, bigTool, brokenZstd);
+    const r = await server.inject({ url: '/backup', headers: { 'accept-encoding': 'zstd' } });
+    expect(r.trailers['x-backup-status']).toBe('Failed: broken-zstd exited with status 70: zstd: error 70 : Write error : cannot write block');
+    await vi.waitFor(() => expect(backups.last?.failure).toMatch(/broken-zstd exited with status 70/));
+    await server.close();
+  });
+
   it("puts the tool's failure in the trailer, not zstd's, and what the tool wrote in the frame", async () => {
     const { server, backups } = app(null, failingTool, ZSTD);
     const r = await server.inject({ url: '/backup', headers: { 'accept-encoding': 'zstd' } });

@@ -109,7 +109,12 @@ describe('GET /backup upgraded to the bare xbstream', () => {
   });
 
   it("with zstd installed, a zstd child compresses the tool's stdout and the verdict follows in a frame of its own", async () => {
-    const answer = await upgradedGet({ authorization: `Bearer ${TOKEN}`, 'accept-encoding': 'zstd' }, undefined, portZ);
+    const answering = upgradedGet({ authorization: `Bearer ${TOKEN}`, 'accept-encoding': 'zstd' }, undefined, portZ);
+    // While the tool pauses after half the stream, its progress is what zstd has read of it
+    // (its /proc counter, so a few kB of its own start-up on top): no byte passed the sidecar.
+    await vi.waitFor(() => expect(backupsZ.inProgress?.bytes).toBeGreaterThanOrEqual(Math.floor(stream.length / 2)), { timeout: 2500, interval: 100 });
+    expect(backupsZ.inProgress!.bytes).toBeLessThan(stream.length);
+    const answer = await answering;
     const head = parseResponseHead(answer)!;
     expect(head.headers['content-encoding']).toBe('zstd');
     const frames = answer.subarray(head.length);
