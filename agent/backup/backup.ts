@@ -6,10 +6,11 @@
  * 2. Pick the source as a clone does (BACKUP_SOURCE=auto: the clone's ranking of every ordinal's
  *    /status), GET its /backup; a busy or unreachable source passes to the next candidate.
  * 3. Stream: sidecar → [count, read chunk headers] → zstd → [SHA-256, count] → check → multipart
- *    upload; or, when the sidecar compressed (it asks for zstd), sidecar → [SHA-256, count] →
- *    check → upload, with a zstd decompression beside it for the count and the chunk headers. The check stage fails the body at its end unless the sender's trailer said
- *    Success, the stream ended on a chunk boundary and its closing files went by: the upload is
- *    then aborted instead of completed. Every failure and SIGTERM aborts the upload.
+ *    upload; or, when the sidecar compressed (it is asked for zstd), sidecar → [SHA-256, count]
+ *    → check → upload, with a zstd decompression beside it for the count and the chunk headers.
+ *    The check stage fails the body at its end unless the sender's trailer said Success, the
+ *    stream ended on a chunk boundary and its closing files went by: the upload is then aborted
+ *    instead of completed. Every failure and SIGTERM aborts the upload.
  * 4. The manifest, written last, with the coordinates read from the stream's own info files
  *    (the same files a restore and a clone follow), then BACKUP_KEEP, then the lock is released.
  */
@@ -96,11 +97,11 @@ function completenessGate(res: IncomingMessage, reader: XbstreamReader, peer: st
 }
 
 /**
- * The stages between the reply and the completeness gate, and where the tool's own bytes are
- * seen (`raw`: counted, parsed). A reply in zstd (the sender compressed, child to child) is stored
- * as it comes and decompressed beside the upload only to be read; a raw one is compressed here.
+ * The stage between the reply and the completeness gate, and where the tool's own bytes are seen
+ * (`raw`: counted, parsed). A reply in zstd (the sender compressed, child to child) is stored as
+ * it comes and decompressed beside the upload only to be read; a raw one is compressed here.
  */
-function storedForm(res: IncomingMessage, compression: Compression, raw: (chunk: Buffer) => void): Transform[] {
+function storedForm(res: IncomingMessage, compression: Compression, raw: (chunk: Buffer) => void): Transform {
   if (compression === 'zstd' && res.headers['content-encoding'] === 'zstd') {
     const unzip = decompressor('zstd');
     unzip.on('data', raw);
@@ -110,10 +111,10 @@ function storedForm(res: IncomingMessage, compression: Compression, raw: (chunk:
       flush: (cb) => void finished(unzip.end()).then(() => cb(), cb),
     });
     unzip.on('error', (err) => tee.destroy(new BackupError(`the zstd stream from the source does not decompress: ${errorMessage(err)}`)));
-    return [tee];
+    return tee;
   }
   res.on('data', raw);
-  return [compressor(compression)];
+  return compressor(compression);
 }
 
 /** Streams one source's backup into the data object; resolves once the upload is complete. */
@@ -135,7 +136,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   const collect = chunkCollector();
   let parseError: unknown = null;
   connection.streaming(() => raw.bytes);
-  const stages = storedForm(res, config.compression, (chunk: Buffer) => {
+  const stage = storedForm(res, config.compression, (chunk: Buffer) => {
     raw.bytes += chunk.length;
     collect(chunk.length);
     if (parseError === null) {
@@ -146,8 +147,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
       }
     }
   });
-  const last = stages.at(-1)!;
-  last.on('data', (chunk: Buffer) => {
+  stage.on('data', (chunk: Buffer) => {
     stored.bytes += chunk.length;
     hash.update(chunk);
   });
@@ -158,7 +158,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   const upload = store.upload(key, gate, signal, expected);
   // A failed upload stops reading: end the stream too, so the sidecar's tool is killed at once.
   upload.catch((err: unknown) => gate.destroy(err instanceof Error ? err : new Error(String(err))));
-  const flowing = pipeline([res, ...stages, gate]);
+  const flowing = pipeline(res, stage, gate);
   const [flow, up] = await Promise.allSettled([flowing, upload]);
   if (flow.status === 'rejected' || up.status === 'rejected') {
     if (signal.aborted) throw signal.reason;
