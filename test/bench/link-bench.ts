@@ -12,7 +12,7 @@
  *
  * Writes link-<size>gb.json and .md into --out (default test/bench/results) and prints the table.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { cpus, hostname } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +98,13 @@ async function agentClone(rig: Rig, net: Link, link: LinkName, variant: 'A' | 'A
   };
 }
 
+/** Whether anything in the namespace listens on NCAT_PORT at `address`: its socket table, not a probe. */
+async function listening(netns: string, address: string): Promise<boolean> {
+  const hex = `${address.split('.').reverse().map((o) => Number(o).toString(16).padStart(2, '0')).join('').toUpperCase()}:${NCAT_PORT.toString(16).toUpperCase().padStart(4, '0')}`;
+  const table = await new Promise<string>((resolve) => execFile('ip', ['netns', 'exec', netns, 'cat', '/proc/net/tcp'], (err, out) => resolve(err ? '' : out)));
+  return table.split('\n').some((l) => l.includes(` ${hex} `) && / 0A /.test(l));
+}
+
 /** C across the link (ncat in each namespace), or B on this side (no network). */
 async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C' | 'Z', round: number, bytes: number, net: Link): Promise<Sample> {
   const primary = rig.node(0);
@@ -113,9 +120,8 @@ async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C' | 'Z', rou
       env,
       stdio: 'ignore',
     });
-    const hex = `${net.sender.address.split('.').reverse().map((o) => Number(o).toString(16).padStart(2, '0')).join('').toUpperCase()}:${NCAT_PORT.toString(16).toUpperCase().padStart(4, "0")}`;
     // A probe connection would make ncat run the backup: the namespace's socket table says it listens.
-    await waitUntil(async () => (await readFile(`/proc/${sender!.pid}/net/tcp`, 'utf8').catch(() => '')).split('\n').some((l) => l.includes(` ${hex} `) && / 0A /.test(l)), 'ncat to listen');
+    await waitUntil(() => listening(net.sender.netns, net.sender.address), 'ncat to listen');
   }
   const script =
     variant === 'B'
@@ -124,7 +130,14 @@ async function pipeClone(rig: Rig, link: LinkName, variant: 'B' | 'C' | 'Z', rou
   const sentBefore = await net.sentBytes();
   const [, seconds] = await timed(() => run('bash', ['-o', 'pipefail', '-c', script], env));
   const sent = (await net.sentBytes()) - sentBefore;
-  sender?.kill('SIGKILL');
+  // ncat serves one connection at a time, not one in all: until it is gone, the next round's
+  // receiver could reach it and get this round's kind of stream (CI saw Z's zstd -d fed C's raw one).
+  if (sender) {
+    const gone = sender.exitCode !== null || sender.signalCode !== null ? Promise.resolve() : new Promise((r) => sender!.once('exit', r));
+    sender.kill('SIGKILL');
+    await gone;
+    await waitUntil(async () => !(await listening(net.sender.netns, net.sender.address)), 'ncat to stop listening');
+  }
   await rm(tmp, { recursive: true, force: true });
   // ncat exits 0 when the tool it runs fails, and mbstream on an empty stream: a clone that is not there is not a time.
   const files = await readdir(receiver.dataDir);
