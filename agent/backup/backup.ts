@@ -27,7 +27,7 @@ import { hostOf } from '../core/topology.js';
 import { connect, refusal } from '../init/clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label, rankCloneSources } from '../init/clone-source.js';
 import { coordinatesOfFiles } from '../mysql/clone-info.js';
-import { type Compression, compressor, decompressor } from '../stream/compression.js';
+import { compressor, decompressor } from '../stream/compression.js';
 import { type BackupId, dataKey, manifestKey, newBackupId } from '../store/layout.js';
 import { type HeldLock, LOCK_RENEW_MS, LOCK_STALE_MS, acquireLock } from '../store/lock.js';
 import { type Manifest, formatJson } from '../store/manifest.js';
@@ -96,13 +96,16 @@ function completenessGate(res: IncomingMessage, reader: XbstreamReader, peer: st
   });
 }
 
+/** Who compresses the stored object: the source (its reply is zstd), this process, or nobody (BACKUP_COMPRESSION=none). */
+type CompressedBy = 'source' | 'agent' | null;
+
 /**
  * The stage between the reply and the completeness gate, and where the tool's own bytes are seen
  * (`raw`: counted, parsed). A reply in zstd (the sender compressed, child to child) is stored as
  * it comes and decompressed beside the upload only to be read; a raw one is compressed here.
  */
-function storedForm(res: IncomingMessage, compression: Compression, raw: (chunk: Buffer) => void): Transform {
-  if (compression === 'zstd' && res.headers['content-encoding'] === 'zstd') {
+function storedForm(res: IncomingMessage, by: CompressedBy, raw: (chunk: Buffer) => void): Transform {
+  if (by === 'source') {
     const unzip = decompressor('zstd');
     unzip.on('data', raw);
     // Backpressure from both: the upload and the reading of the stream.
@@ -114,7 +117,7 @@ function storedForm(res: IncomingMessage, compression: Compression, raw: (chunk:
     return tee;
   }
   res.on('data', raw);
-  return compressor(compression);
+  return compressor(by === 'agent' ? 'zstd' : 'none');
 }
 
 /** Streams one source's backup into the data object; resolves once the upload is complete. */
@@ -127,8 +130,8 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
     res.resume();
     throw refusal(res.statusCode ?? 0, res.headers, peer);
   }
-  const compressedBy = res.headers['content-encoding'] === 'zstd' ? 'source' : 'agent';
-  log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key, compressed_by: config.compression === 'none' ? null : compressedBy }, 'source accepted, uploading');
+  const compressedBy: CompressedBy = config.compression === 'none' ? null : res.headers['content-encoding'] === 'zstd' ? 'source' : 'agent';
+  log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key, compressed_by: compressedBy }, 'source accepted, uploading');
   const raw = { bytes: 0 };
   const stored = { bytes: 0 };
   const hash = createHash('sha256');
@@ -136,7 +139,7 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   const collect = chunkCollector();
   let parseError: unknown = null;
   connection.streaming(() => raw.bytes);
-  const stage = storedForm(res, config.compression, (chunk: Buffer) => {
+  const stage = storedForm(res, compressedBy, (chunk: Buffer) => {
     raw.bytes += chunk.length;
     collect(chunk.length);
     if (parseError === null) {
