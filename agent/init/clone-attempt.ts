@@ -241,16 +241,21 @@ function timeLink(source: CloneSource, signal: AbortSignal): Promise<LinkTiming 
   });
 }
 
-/** What to ask the sender to compress the upgraded stream with: CLONE_COMPRESSION, `auto` decided by timing the link. */
-async function chooseEncoding(source: CloneSource, offersZstd: boolean, signal: AbortSignal, log: Logger): Promise<Compression> {
+/**
+ * What to ask the sender to compress the upgraded stream with: CLONE_COMPRESSION, `auto` decided by
+ * timing the link. `unzstdChild`: a compressed stream would be decompressed by a `zstd -d` child,
+ * not by this thread, so how busy this thread was says nothing against compression.
+ */
+async function chooseEncoding(source: CloneSource, offersZstd: boolean, unzstdChild: boolean, signal: AbortSignal, log: Logger): Promise<Compression> {
   const wanted = source.accept ?? 'none';
   if (wanted !== 'auto') return wanted;
   if (!offersZstd) return 'none';
   const timed = await timeLink(source, signal);
   const below = source.autoZstdBelowMbS ?? AUTO_ZSTD_BELOW_MB_S;
   // A receiver that was busy most of the time (running, or waiting for a CPU) timed itself, not
-  // the link: decompressing would only take more of the CPU it lacks.
-  const linkBound = timed !== null && (timed.busy === null || timed.busy < BUSY_SHARE);
+  // the link: decompressing here would only take more of the CPU it lacks. A zstd child costs
+  // this thread nothing (on the bench's 1 Gbit/s link it halved the clone, busy or not).
+  const linkBound = timed !== null && (unzstdChild || timed.busy === null || timed.busy < BUSY_SHARE);
   const chosen: Compression = linkBound && timed.mbS < below ? 'zstd' : 'none';
   log.info(
     {
@@ -258,6 +263,7 @@ async function chooseEncoding(source: CloneSource, offersZstd: boolean, signal: 
       peer: hostPort(source.host, source.port),
       link_mb_s: timed === null ? null : +timed.mbS.toFixed(1),
       busy: timed?.busy == null ? null : +timed.busy.toFixed(2),
+      unzstd_child: unzstdChild,
       compression: chosen,
       zstd_below_mb_s: below,
     },
@@ -283,10 +289,10 @@ const FALLBACK_BUSY_WAIT_MS = 5000;
  * The upgraded connection when the peer offers it and answers it, else null after `log`ging why;
  * network errors, clocks and refusals are the attempt's failure.
  */
-async function tryUpgraded(source: CloneSource, timeouts: StreamTimeouts, signal: AbortSignal, log: Logger): Promise<UpgradedConnection | null | 'fell back'> {
+async function tryUpgraded(source: CloneSource, timeouts: StreamTimeouts, unzstdChild: boolean, signal: AbortSignal, log: Logger): Promise<UpgradedConnection | null | 'fell back'> {
   const offer = await offersUpgrade(source, timeouts, signal);
   if (offer === null) return null;
-  const encoding = await chooseEncoding(source, offer.zstd, signal, log);
+  const encoding = await chooseEncoding(source, offer.zstd, unzstdChild, signal, log);
   try {
     return await connectUpgraded(source, encoding, timeouts, signal, UPGRADE_ANSWER_MS + 2 * offer.ms);
   } catch (err) {
@@ -620,7 +626,7 @@ export async function cloneInto(
   const ticker = setInterval(() => logProgress('clone progress'), PROGRESS_INTERVAL_MS);
   try {
     // Over TLS the socket carries ciphertext: no tool can be handed it, so the plain GET it is.
-    const tried = source.transport.scheme === 'http' ? await tryUpgraded(source, timeouts, local.signal, log) : null;
+    const tried = source.transport.scheme === 'http' ? await tryUpgraded(source, timeouts, unzstd !== null && (source.maxRateMbS ?? null) === null, local.signal, log) : null;
     const upgraded = tried === 'fell back' ? null : tried;
     const plain = upgraded === null ? await connectPlain(source, timeouts, local.signal, tried === 'fell back') : null;
     const status = upgraded?.head.status ?? plain!.res.statusCode ?? 0;

@@ -46,7 +46,7 @@ interface Sample {
   /** Between init's first and last progress lines (every 10 s): the steady rate, start-up left out. */
   readonly steady_mb_s?: number;
   /** auto: what the link timed at, and what init chose. */
-  readonly auto?: { readonly link_mb_s: number | null; readonly compression: string };
+  readonly auto?: { readonly link_mb_s: number | null; readonly busy: number | null; readonly compression: string };
 }
 
 // B and C run the tool as the tutorial does, as root over the server's socket.
@@ -84,7 +84,7 @@ async function agentClone(rig: Rig, net: Link, link: LinkName, variant: 'A' | 'A
   const chose = lines.find((l) => l.msg === 'CLONE_COMPRESSION=auto: timed the link');
   return {
     ...(steady === undefined ? {} : { steady_mb_s: steady }),
-    ...(chose ? { auto: { link_mb_s: chose.link_mb_s as number | null, compression: String(chose.compression) } } : {}),
+    ...(chose ? { auto: { link_mb_s: chose.link_mb_s as number | null, busy: (chose.busy as number | null) ?? null, compression: String(chose.compression) } } : {}),
     link,
     variant,
     round,
@@ -205,7 +205,7 @@ function report(samples: Sample[], datasetBytes: number) {
     '',
     ...links.map(
       (l) =>
-        `${l}: A/C per round ${list(ratios[l].a_c)}; A/A0 ${list(ratios[l].a_a0)}; A0/C ${list(ratios[l].a0_c)}; A0/B ${list(ratios[l].a0_b)}; Z/C ${list(ratios[l].z_c)}; A/Z ${list(ratios[l].a_z)}; auto / faster of A and A0 ${list(ratios[l].auto_best)} (auto chose ${of(l, 'auto').map((x) => `${x.auto?.compression} at ${x.auto?.link_mb_s} MB/s`).join(', ')}).`,
+        `${l}: A/C per round ${list(ratios[l].a_c)}; A/A0 ${list(ratios[l].a_a0)}; A0/C ${list(ratios[l].a0_c)}; A0/B ${list(ratios[l].a0_b)}; Z/C ${list(ratios[l].z_c)}; A/Z ${list(ratios[l].a_z)}; auto / faster of A and A0 ${list(ratios[l].auto_best)} (auto chose ${of(l, 'auto').map((x) => `${x.auto?.compression} at ${x.auto?.link_mb_s} MB/s, busy ${x.auto?.busy}`).join(', ')}).`,
     ),
     `CLONE_MAX_RATE=${CAP_MB_S} (between init's first and last progress lines of a ${caps.map((c) => f(c.over_s, 0)).join(' / ')} s stream): ${caps.map((c) => `${c.link} ${f(c.mb_s, 1)} MB/s (${f((c.mb_s / CAP_MB_S - 1) * 100, 1)} %)`).join('; ')}.`,
   ].join('\n');

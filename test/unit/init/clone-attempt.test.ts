@@ -508,6 +508,17 @@ describe('CLONE_COMPRESSION=auto on a receiver short of CPU', () => {
     expect(probes()).toBe(1);
     expect(encodings()).toEqual(['none']);
   });
+
+  it('asks for zstd all the same when a zstd child would decompress (this thread does none of it)', async () => {
+    const { port, encodings, probes } = await upgradingSender({ probeMbS: 20, busyMs: 10 });
+    const noting = await notingUnzstd();
+    const { result, error } = await attempt(port, DEFAULTS, 'auto', null, PLAIN_HTTP, undefined, noting.command);
+    expect(error).toBeNull();
+    expect(probes()).toBe(1);
+    expect(encodings()).toEqual(['zstd']);
+    expect((await noting.stdin()).trim()).toMatch(/^socket:\[\d+\]$/);
+    expect(result!.bytes).toBe(stream.length);
+  });
 });
 
 describe('cloneInto with CLONE_MAX_RATE', () => {
