@@ -206,7 +206,8 @@ export function buildHttpServer(deps: {
     const bytes = /^\d{1,9}$/.test(asked) ? Number(asked) : NaN;
     if (!(bytes >= 1 && bytes <= PROBE_BYTES.max)) return reply.code(400).send({ error: `bytes must be a whole number from 1 to ${PROBE_BYTES.max}` });
     reply.header('content-type', 'application/octet-stream').header('content-length', String(bytes));
-    const body = Readable.from(probeChunks(bytes));
+    // In bytes, not objects: Readable.from's default of 16 objects held 4 MiB of chunks ahead.
+    const body = Readable.from(probeChunks(bytes), { objectMode: false, highWaterMark: PROBE_CHUNK_BYTES });
     return reply.send(deps.maxRateMbS ? body.pipe(rateCap(deps.maxRateMbS)) : body);
   });
 
