@@ -88,9 +88,10 @@ describe('memory during a clone', () => {
     sidecarAfter.stop();
 
     // As the image runs them, through dist/cli.js's own `#!` line: its young generation of 1 MB
-    // is ~10 MB of this margin (the sidecar measured 96–98 MB without it).
+    // is ~10 MB of this margin (the sidecar measured 96–98 MB without it), no TurboFan ~5 MB more.
     const cmdline = (await readFile(`/proc/${sidecarPid}/cmdline`, 'utf8')).split('\0');
     expect(cmdline).toContain('--max-semi-space-size=1');
+    expect(cmdline).toContain('--no-turbofan');
     // glibc parses GLIBC_TUNABLES in place at start-up (2.36 leaves its first tunable there).
     const environ = (await readFile(`/proc/${sidecarPid}/environ`, 'utf8')).split('\0');
     expect(environ.some((e) => e.startsWith('GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576'))).toBe(true);
