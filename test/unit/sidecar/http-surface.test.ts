@@ -6,8 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
 import { request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,6 +18,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { BackupService } from '../../../agent/sidecar/backup.js';
 import { type StatusSource, buildHttpServer } from '../../../agent/sidecar/http-server.js';
 import { spawnOwned } from '../../../agent/stream/child.js';
+import { STREAM_UPGRADE } from '../../../agent/stream/protocol.js';
 import { estimateBackupBytes } from '../../../agent/stream/sizes.js';
 import { running } from '../../rig/helpers.js';
 
@@ -47,7 +49,7 @@ async function script(name: string, body: string): Promise<string> {
   return path;
 }
 
-function app(token: string | null = TOKEN, backupTool = tool, zstd = '') {
+function app(token: string | null = TOKEN, backupTool = tool, zstd = '', maxRateMbS: number | null = null) {
   const log = pino({ level: 'debug' }, new Writable({ write: (chunk, _enc, done) => (logs.push(String(chunk)), done()) }));
   const status: StatusSource = {
     readiness: async () => ({ ready: refusal === null, reason: refusal }),
@@ -60,7 +62,7 @@ function app(token: string | null = TOKEN, backupTool = tool, zstd = '') {
     log,
     new AbortController().signal,
   );
-  return { backups, server: buildHttpServer({ idleTimeoutMs: 10_000, token, backups, status, log }) };
+  return { backups, server: buildHttpServer({ idleTimeoutMs: 10_000, token, backups, status, log, maxRateMbS }) };
 }
 
 beforeAll(async () => {
@@ -228,6 +230,46 @@ describe('GET /backup with Accept-Encoding: zstd', () => {
     expect(r.trailers['x-backup-status']).toBe('Failed: failing-backup-tool exited with status 1: InnoDB: Error: log block corrupt');
     await vi.waitFor(() => expect(backups.last).toMatchObject({ bytes: 'partial'.length, failure: expect.stringMatching(/exited with status 1/) }));
     await server.close();
+  });
+});
+
+/** An upgraded GET /backup on a real socket: everything the sidecar sent until it closed. */
+async function upgradedGet(port: number): Promise<Buffer> {
+  const socket = connect({ host: '127.0.0.1', port });
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  socket.write(`GET /backup HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\n\r\n`);
+  await once(socket, 'close');
+  return Buffer.concat(chunks);
+}
+
+describe('BACKUP_MAX_RATE', () => {
+  // 300 kB at 0.1 MB/s: the first chunk goes at once, the rest at the cap.
+  const atTheCap = (ms: number) => expect(ms).toBeGreaterThanOrEqual(((big.length - 64 * 1024) / 1e5) * 1000 * 0.9);
+
+  it('holds a plain GET /backup to the cap, every byte of it', async () => {
+    const { server } = app(null, bigTool, '', 0.1);
+    const started = performance.now();
+    const r = await server.inject({ url: '/backup' });
+    atTheCap(performance.now() - started);
+    expect(r.rawPayload.equals(big)).toBe(true);
+    expect(r.trailers['x-backup-status']).toBe('Success');
+    await server.close();
+  });
+
+  it('holds an upgraded GET /backup (the clone\'s) to the cap, every byte of it', async () => {
+    const { server } = app(null, bigTool, '', 0.1);
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const started = performance.now();
+      const got = await upgradedGet((server.server.address() as AddressInfo).port);
+      atTheCap(performance.now() - started);
+      const body = got.subarray(got.indexOf('\r\n\r\n') + 4);
+      expect(got.subarray(0, 12).toString()).toBe('HTTP/1.1 101');
+      expect(body.subarray(0, big.length).equals(big)).toBe(true);
+    } finally {
+      await server.close();
+    }
   });
 });
 
