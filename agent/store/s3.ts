@@ -16,8 +16,9 @@ import type { StoreConfig } from './settings.js';
 /**
  * Multipart: 5 MiB parts (S3's smallest), 2 in flight: ~16 MB of buffers at most (one more is
  * being filled), ~70 MB/s to a store that takes a part in 150 ms, about what the sender's one
- * zstd thread makes (43–71 MB/s of compressed stream in the benches). 8 MiB parts kept the backup process 6 MB over its 100 MB, and with 4 or 3 in
- * flight its peak held every buffer whenever the store slowed (106 and 104 MB, measured).
+ * zstd thread makes (43–71 MB/s of compressed stream in the benches). 8 MiB parts kept the
+ * backup process 6 MB over its 100 MB, and with 4 or 3 in flight its peak held every buffer
+ * whenever the store slowed (106 and 104 MB, measured).
  */
 export const PART_BYTES = 5 * 1024 * 1024;
 export const PARTS_IN_FLIGHT = 2;
