@@ -37,7 +37,7 @@ import { type OwnedChild, spawnOwned } from '../stream/child.js';
 import { CloneError, errorMessage } from '../core/errors.js';
 import { getText } from '../core/http-get.js';
 import { childReadBytes, chunkCollector, meterChunks } from '../stream/meter.js';
-import { coalesce } from '../stream/coalesce.js';
+import { gatherInto } from '../stream/coalesce.js';
 import { type Compression, decompressor } from '../stream/compression.js';
 import { rateCap } from '../stream/rate.js';
 import { NO_SPACE, filledUp, freeBytes, mb, prepareMargin, progress } from '../stream/sizes.js';
@@ -592,7 +592,7 @@ function plainTransfer(connection: Connection, child: OwnedChild, cap: number | 
   connection.streaming(() => counter.bytes);
   meterChunks(connection.res, counter);
   return {
-    delivered: cap === null ? pipeline(connection.res, coalesce(), child.stdin!) : pipeline(connection.res, rateCap(cap), coalesce(), child.stdin!),
+    delivered: cap === null ? pipeline(connection.res, gatherInto(child.stdin!)) : pipeline(connection.res, rateCap(cap), gatherInto(child.stdin!)),
     bytes: () => counter.bytes,
     expired: () => connection.expired(),
     verdict: async () => connection.res.trailers[STATUS_TRAILER],
