@@ -11,7 +11,9 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { type ClientRequest, type IncomingMessage, type RequestOptions, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { type Socket, type OnReadOpts, connect as netConnect, isIP } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Setting, type SettingsReader, directory, oneOf } from './settings.js';
 
@@ -166,13 +168,26 @@ export async function watchTlsFiles(
   }
 }
 
+/** Where a raw connection goes (the upgraded GET), and the buffer it reads into. */
+export interface RawConnect {
+  readonly host: string;
+  readonly port: number;
+  readonly onread: OnReadOpts;
+}
+
 /** How the agent's clients reach a peer's agent: http, or https verified against ca.crt and the host name. */
 export interface AgentTransport {
   readonly scheme: 'http' | 'https';
   request(options: RequestOptions, onResponse?: (res: IncomingMessage) => void): ClientRequest;
+  /** A connection for HTTP written by hand: TCP, or TLS checked as `request` checks it. */
+  connect(options: RawConnect): Socket;
 }
 
-export const PLAIN_HTTP: AgentTransport = { scheme: 'http', request: (options, onResponse) => httpRequest(options, onResponse) };
+export const PLAIN_HTTP: AgentTransport = {
+  scheme: 'http',
+  request: (options, onResponse) => httpRequest(options, onResponse),
+  connect: (options) => netConnect(options),
+};
 
 /**
  * The transport of every client in the agent. With TLS_DIR the files are read at each request,
@@ -182,23 +197,16 @@ export const PLAIN_HTTP: AgentTransport = { scheme: 'http', request: (options, o
  */
 export function agentTransport(tls: TlsDir | null): AgentTransport {
   if (tls === null) return PLAIN_HTTP;
+  const checked = () => {
+    const own = { cert: readOrNull(tls.cert), key: readOrNull(tls.key) };
+    return { ca: readFileSync(tls.ca), ...(own.cert && own.key ? { cert: own.cert, key: own.key } : {}), rejectUnauthorized: true, minVersion: 'TLSv1.2' as const };
+  };
   return {
     scheme: 'https',
-    request: (options, onResponse) => {
-      const own = { cert: readOrNull(tls.cert), key: readOrNull(tls.key) };
-      return httpsRequest(
-        {
-          ...options,
-          ca: readFileSync(tls.ca),
-          ...(own.cert && own.key ? { cert: own.cert, key: own.key } : {}),
-          rejectUnauthorized: true,
-          minVersion: 'TLSv1.2',
-          // A pooled connection would keep the old certificates after a renewal.
-          agent: false,
-        },
-        onResponse,
-      );
-    },
+    // A pooled connection would keep the old certificates after a renewal.
+    request: (options, onResponse) => httpsRequest({ ...options, ...checked(), agent: false }, onResponse),
+    // SNI as https.request sends it: the host name, never an address.
+    connect: (options) => tlsConnect({ ...options, ...checked(), ...(isIP(options.host) ? {} : { servername: options.host }) }),
   };
 }
 

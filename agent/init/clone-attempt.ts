@@ -5,12 +5,14 @@
  *
  * A peer that offers the bare-xbstream upgrade (protocol.ts) gets an upgraded GET whose socket
  * is handed to the stream tool as its stdin: no byte of the stream passes through JavaScript
- * here. Any other peer gets the plain GET, piped through (chunked body, trailer).
+ * here. Over TLS the upgraded stream is read here (no HTTP parser, no chunk framing: a third
+ * less CPU than the plain GET) and written on. Any other peer gets the plain GET, piped through
+ * (chunked body, trailer).
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { access, readFile, rm } from 'node:fs/promises';
-import { type Socket, connect as connectSocket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -317,6 +319,8 @@ async function connectPlain(source: CloneSource, timeouts: StreamTimeouts, signa
 interface UpgradedConnection {
   readonly head: ResponseHead;
   readonly socket: Socket;
+  /** TLS: the socket carries ciphertext, so no child can be handed it. */
+  readonly encrypted: boolean;
   readonly leftover: Buffer;
   /** Delivers the rest of the body to `take` (copies); `take` returns false to pause until `resume()`. */
   body(take: (chunk: Buffer) => boolean): void;
@@ -335,6 +339,7 @@ function connectUpgraded(source: CloneSource, encoding: Compression, timeouts: S
     let expired: CloneError | null = null;
     let pending = Buffer.alloc(0);
     let take: ((chunk: Buffer) => boolean) | null = null;
+    const early: Buffer[] = [];
     let settled = false;
     let clock: NodeJS.Timeout | undefined;
     const runClock = (ms: number, why: string | UpgradeIgnored) => {
@@ -350,15 +355,19 @@ function connectUpgraded(source: CloneSource, encoding: Compression, timeouts: S
       }, ms);
     };
     runClock(timeouts.connectMs, `peer ${peer} did not accept a connection within ${seconds(timeouts.connectMs)} (CLONE_CONNECT_TIMEOUT)`);
-    const socket = connectSocket({
+    const socket = source.transport.connect({
       host: source.host,
       port: source.port,
-      signal,
       onread: {
         buffer: Buffer.allocUnsafe(READ_BUFFER_BYTES),
         callback: (n, buf) => {
           const chunk = Buffer.from(buf.subarray(0, n));
           if (take) return take(chunk);
+          // A TLS socket hands over every record it decrypted from one read, paused or not.
+          if (settled) {
+            early.push(chunk);
+            return false;
+          }
           pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
           let head: ResponseHead | null;
           try {
@@ -380,10 +389,14 @@ function connectUpgraded(source: CloneSource, encoding: Compression, timeouts: S
           resolve({
             head,
             socket,
+            encrypted: source.transport.scheme === 'https',
             leftover: pending.subarray(head.length),
             body: (t) => {
               take = t;
-              socket.resume();
+              let more = true;
+              // Each is written; a false one has asked for the resume once drained.
+              for (const chunk of early.splice(0)) more = t(chunk) && more;
+              if (more) socket.resume();
             },
           });
           return false;
@@ -395,6 +408,10 @@ function connectUpgraded(source: CloneSource, encoding: Compression, timeouts: S
         ? runClock(timeouts.firstByteMs, `peer ${peer} sent no byte of the backup within ${seconds(timeouts.firstByteMs)} of connecting (CLONE_FIRST_BYTE_TIMEOUT)`)
         : runClock(answerMs, new UpgradeIgnored(`peer ${peer} did not answer the upgraded request within ${seconds(answerMs)}`)),
     );
+    const onAbort = () => socket.destroy(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('close', () => signal.removeEventListener('abort', onAbort));
     // Kept for the socket's life: later errors (the peer resetting it mid-stream) end the tool's input, not the agent.
     socket.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(clock);
@@ -489,8 +506,9 @@ const POLL_MS = 1000;
 /**
  * The upgraded body: the socket handed to the tool (raw, nothing read past the head: the usual
  * case), or handed to a `zstd -d` child whose output is the tool's stdin (compressed, with zstd
- * installed); else written to the tool's stdin through the agent's decompressor (a corrupt frame
- * fails its checksum in either). The clocks watch the tool's read count when no byte passes here.
+ * installed); else (TLS, a cap, bytes read past the head, no zstd) written to the tool's stdin
+ * through the agent's decompressor (a corrupt frame fails its checksum in either). The clocks
+ * watch the tool's read count when no byte passes here.
  */
 function upgradedTransfer(
   connection: UpgradedConnection,
@@ -504,7 +522,7 @@ function upgradedTransfer(
   const { socket, leftover } = connection;
   const encoding = contentEncoding(connection.head.headers);
   const cap = maxRateMbS ?? null;
-  const handOver = leftover.length === 0 && cap === null && (encoding === 'none' || spawnUnzstd !== null);
+  const handOver = !connection.encrypted && leftover.length === 0 && cap === null && (encoding === 'none' || spawnUnzstd !== null);
   // socket → zstd -d → tool, child to child; our copy of the pipe between them is closed, so
   // each sees the other end go when it exits.
   const unzstd = handOver && encoding === 'zstd' ? spawnUnzstd!(socket) : null;
@@ -521,7 +539,7 @@ function upgradedTransfer(
     const unpack = decompressor(encoding);
     meterChunks(unpack, counted);
     const inlet = cap === null ? unpack : rateCap(cap);
-    delivered = inlet === unpack ? pipeline(unpack, child.stdin!) : pipeline(inlet, unpack, child.stdin!);
+    delivered = inlet === unpack ? pipeline(unpack, gatherInto(child.stdin!)) : pipeline(inlet, unpack, gatherInto(child.stdin!));
     const write = (chunk: Buffer) => {
       if (inlet.write(chunk)) return true;
       inlet.once('drain', () => socket.resume());
@@ -625,8 +643,9 @@ export async function cloneInto(
     log.info({ phase: 'stream', peer, estimated_bytes: estimatedBytes, ...progress(transfer?.bytes() ?? 0, estimatedBytes, Date.now() - started) }, msg);
   const ticker = setInterval(() => logProgress('clone progress'), PROGRESS_INTERVAL_MS);
   try {
-    // Over TLS the socket carries ciphertext: no tool can be handed it, so the plain GET it is.
-    const tried = source.transport.scheme === 'http' ? await tryUpgraded(source, timeouts, unzstd !== null && (source.maxRateMbS ?? null) === null, local.signal, log) : null;
+    // Over TLS the upgraded stream passes through here (the socket carries ciphertext), decompressed here too.
+    const unzstdChild = source.transport.scheme === 'http' && unzstd !== null && (source.maxRateMbS ?? null) === null;
+    const tried = await tryUpgraded(source, timeouts, unzstdChild, local.signal, log);
     const upgraded = tried === 'fell back' ? null : tried;
     const plain = upgraded === null ? await connectPlain(source, timeouts, local.signal, tried === 'fell back') : null;
     const status = upgraded?.head.status ?? plain!.res.statusCode ?? 0;

@@ -194,8 +194,7 @@ export function buildHttpServer(deps: {
     if (deps.backups.inProgress !== null) return busy(reply);
     const estimate = await deps.backups.estimate();
     if (estimate !== null) reply.header(ESTIMATE_HEADER, String(estimate));
-    // Over TLS no stream tool can be handed the socket (it carries ciphertext): the upgrade is not offered.
-    if (!tls) reply.header(UPGRADES_HEADER, STREAM_UPGRADE).header(ENCODINGS_HEADER, 'zstd');
+    reply.header(UPGRADES_HEADER, STREAM_UPGRADE).header(ENCODINGS_HEADER, 'zstd');
     return reply.header('content-type', 'application/octet-stream').send();
   });
 
@@ -244,7 +243,8 @@ export function buildHttpServer(deps: {
       if (req.method !== 'GET' || req.url !== BACKUP_PATH || req.headers.upgrade?.toLowerCase() !== STREAM_UPGRADE) {
         return answerRaw(socket, 404, {}, { error: `only GET ${BACKUP_PATH} upgrades, to ${STREAM_UPGRADE}` });
       }
-      if (tls) return answerRaw(socket, 400, {}, { error: `${STREAM_UPGRADE} is served over plain HTTP only; over TLS use the plain GET ${BACKUP_PATH}` });
+      const certificate = refusedCertificate(req, client);
+      if (certificate !== null) return answerRaw(socket, 403, {}, certificateRequired(certificate));
       if (refusedToken(req, client) !== null) return answerRaw(socket, 401, { 'www-authenticate': 'Bearer' }, UNAUTHORIZED);
       const refusal = deps.status.backupRefusal();
       if (refusal !== null) return answerRaw(socket, 503, { 'retry-after': String(RETRY_NOT_READY_S) }, { error: refusal });

@@ -2,9 +2,10 @@
  * TLS on the agent's port, with the built CLI as processes and certificates the run makes
  * (test/tls/pki.ts): the sidecar serves HTTPS only (plain HTTP gets nothing), /backup only to a
  * client certificate of its CA with TLS_CLIENT_AUTH=require (no backup tool started otherwise),
- * renewed files served without a restart while a backup in flight keeps its connection; init
- * clones over TLS, and refuses an unknown CA, an expired certificate, a name mismatch and a
- * peer without TLS with the cause, leaving nothing in its datadir; status asks over TLS. The
+ * the bare-xbstream upgrade too; renewed files served without a restart while a backup in flight
+ * keeps its connection; init clones over TLS (upgraded, raw or zstd), and refuses an unknown CA,
+ * an expired certificate, a name mismatch and a peer without TLS with the cause, leaving nothing
+ * in its datadir; status asks over TLS. The
  * sidecar is ordinal 0 without a MySQL server (it serves while it waits for one); its backup
  * tool is a stand-in streaming a real xbstream.
  */
@@ -21,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, script, waitUntil } from '../rig/helpers.js';
 import { tlsGet } from '../tls/client.js';
 import { type Pki, createPki } from '../tls/pki.js';
-import { STREAM_UPGRADE } from '../../agent/stream/protocol.js';
+import { STATUS_FILE, STREAM_UPGRADE } from '../../agent/stream/protocol.js';
 
 const CLI = join(import.meta.dirname, '../../dist/cli.js');
 const TOKEN = 'tls-test-token-0123456789abcdef';
@@ -180,25 +181,43 @@ describe('the sidecar with TLS_DIR', () => {
 });
 
 describe('the bare-xbstream upgrade with TLS_DIR', () => {
-  it('is not offered (HEAD has no X-Backup-Upgrades) and an upgraded GET gets 400, starting no backup: a TLS socket carries ciphertext no stream tool can read', async () => {
+  /** An upgraded GET over TLS, as init sends it, with or without the client certificate; what came back, whole. */
+  const upgradedGet = (withCertificate: boolean) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const own = withCertificate ? { cert: readFileSync(join(dirs.client, 'tls.crt')), key: readFileSync(join(dirs.client, 'tls.key')) } : {};
+      const socket = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(pki.caCert), ...own }, () =>
+        socket.write(`GET /backup HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`),
+      );
+      const parts: Buffer[] = [];
+      socket.on('data', (d: Buffer) => parts.push(d));
+      socket.on('close', () => resolve(Buffer.concat(parts)));
+      socket.on('error', reject);
+    });
+
+  it('is offered over TLS too, and an upgraded GET without a client certificate gets 403, starting no backup', async () => {
     const auth = { authorization: `Bearer ${TOKEN}` };
     const head = await tlsGet(url('/backup'), { ca: pki.caCert, client: dirs.client }, { headers: auth, method: 'HEAD' });
     expect(head.status).toBe(200);
-    expect(head.headers['x-backup-upgrades']).toBeUndefined();
+    expect(head.headers['x-backup-upgrades']).toBe(STREAM_UPGRADE);
+    expect(head.headers['x-backup-encodings']).toBe('zstd');
     const before = await backupRuns();
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = tlsConnect(
-        { host: '127.0.0.1', port, ca: readFileSync(pki.caCert), cert: readFileSync(join(dirs.client, 'tls.crt')), key: readFileSync(join(dirs.client, 'tls.key')) },
-        () => socket.write(`GET /backup HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ${STREAM_UPGRADE}\r\nauthorization: Bearer ${TOKEN}\r\n\r\n`),
-      );
-      let text = '';
-      socket.on('data', (d: Buffer) => (text += d.toString()));
-      socket.on('close', () => resolve(text));
-      socket.on('error', reject);
-    });
-    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
-    expect(answer).toContain('served over plain HTTP only');
+    const answer = (await upgradedGet(false)).toString();
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer).toContain('no client certificate: TLS_CLIENT_AUTH=require');
     expect(await backupRuns()).toBe(before);
+  });
+
+  it('with a client certificate, streams the bare xbstream over TLS, ending in the verdict file', async () => {
+    const before = await backupRuns();
+    const answer = await upgradedGet(true);
+    const headEnd = answer.indexOf('\r\n\r\n');
+    expect(answer.subarray(0, headEnd).toString()).toMatch(/^HTTP\/1\.1 101 /);
+    const body = answer.subarray(headEnd + 4);
+    expect(body.subarray(0, 8).toString()).toBe('XBSTCK01');
+    // The verdict file is the last: its payload, then its end chunk.
+    expect(body.toString('latin1')).toMatch(new RegExp(`${STATUS_FILE}[^]{4,40}Success \\d+\\n`));
+    expect(body.toString('latin1').endsWith(`E${String.fromCharCode(STATUS_FILE.length)}\0\0\0${STATUS_FILE}`)).toBe(true);
+    expect(await backupRuns()).toBe(before + 1);
   });
 });
 
@@ -209,12 +228,20 @@ describe('init with TLS_DIR', () => {
     expect(r.out).toContain('"reason":"primary not ready: local server does not answer');
   });
 
-  it('clones over TLS, presenting its own certificate', async () => {
+  it('clones over TLS on the upgraded framing, presenting its own certificate', async () => {
     const before = await backupRuns();
     const r = await init({ TLS_DIR: dirs.node1 });
     expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/"framing":"mysql-agent-xbstream","compression":"none"/);
     expect(r.entries).toContain('mysql');
     expect(await backupRuns()).toBe(before + 1);
+  });
+
+  it('clones over TLS compressed with CLONE_COMPRESSION=zstd, decompressed here', async () => {
+    const r = await init({ TLS_DIR: dirs.node1, CLONE_COMPRESSION: 'zstd' });
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/"framing":"mysql-agent-xbstream","compression":"zstd"/);
+    expect(r.entries).toContain('mysql');
   });
 
   it('trusting another CA: refuses the peer as an unknown CA, not retried, nothing in the datadir', async () => {

@@ -578,15 +578,38 @@ describe('cloneInto and an upgrade offered but not answered (a proxy passing hea
 });
 
 describe('cloneInto over TLS (TLS_DIR)', () => {
-  it('never asks for the upgrade: the socket carries ciphertext no stream tool can read, so the plain GET carries the stream', async () => {
-    const { port, upgraded } = await upgradingSender({});
-    const methods: string[] = [];
-    // An https-scheme transport speaking plain HTTP underneath: what is asked, not the cipher, is under test.
-    const tlsLike: AgentTransport = { scheme: 'https', request: (options, onResponse) => (methods.push(options.method ?? 'GET'), PLAIN_HTTP.request(options, onResponse)) };
-    const { result, error } = await attempt(port, DEFAULTS, 'zstd', null, tlsLike);
+  /**
+   * An https-scheme transport speaking plain TCP underneath, whose reads reach the callback in
+   * 100-byte records whether or not one asked to pause, as a TLS socket hands over every record
+   * it decrypted from one read: what is asked and how the records are taken are under test.
+   */
+  const tlsLike: AgentTransport = {
+    scheme: 'https',
+    request: (options, onResponse) => PLAIN_HTTP.request(options, onResponse),
+    connect: (options) =>
+      PLAIN_HTTP.connect({
+        ...options,
+        onread: {
+          buffer: Buffer.alloc(64 * 1024),
+          callback: (n, buf) => {
+            let more = true;
+            for (let at = 0; at < n; at += 100) more = options.onread.callback(Math.min(100, n - at), Buffer.from(buf.subarray(at, Math.min(n, at + 100)))) !== false && more;
+            return more;
+          },
+        },
+      }),
+  };
+
+  it.each(['none', 'zstd'] as const)('takes the upgraded stream (%s) through here, never handing the socket over, every record after the head kept', async (accept) => {
+    let stdin: 'tcp' | 'local' | null = null;
+    // Raw: the head and the first 1000 bytes in one write, so records past the head come in the same read.
+    const early = accept === 'none' ? { headExtra: stream.subarray(0, 1000), body: stream.subarray(1000), tail: statusChunk(null, stream.length) } : {};
+    const { port, upgraded, encodings } = await upgradingSender({ ...early, between: async () => void (stdin = await streamToolStdin()) });
+    const { result, error } = await attempt(port, DEFAULTS, accept, null, tlsLike);
     expect(error).toBeNull();
     expect(result!.bytes).toBe(stream.length);
-    expect(methods).toEqual(['GET']);
-    expect(upgraded()).toBe(0);
+    expect(upgraded()).toBe(1);
+    expect(encodings()).toEqual([accept]);
+    if (accept === 'none') expect(stdin).toBe('local');
   });
 });
