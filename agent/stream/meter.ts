@@ -17,26 +17,27 @@ export type Collect = (full?: boolean) => void;
 /** Bytes of stream between two collections: measured, 4 MiB kept the peak ~20 MB lower than 16 MiB did. */
 export const COLLECT_EVERY_BYTES = 4 * 1024 * 1024;
 /**
- * Growth of ArrayBuffer memory, over the lowest seen since the last full collection, that calls
- * for a full one: a chunk that waited long enough for a slow consumer (the stream tool behind a
- * busy disk) is promoted, and once dead there only a full collection frees it (CI measured init
- * decompressing a clone at 100.7 MB without one). A full collection costs tens of ms, against
- * one ms for a young one: taking one every 32 MiB whether needed or not cost the sidecar about
- * 2 CPU s per GB served.
- *
- * The memory is read before each young collection, not after: V8 frees a collection's dead
- * buffers on a background thread, so a read just after it still counted them about half the
- * time (1 or 10 MB by turns over TLS), and those misreadings took a full collection every
- * 8 MiB of stream: init over TLS spent 1.5 of its 3.3 CPU s per 0.38 GB on them.
+ * Growth of ArrayBuffer memory after a young-generation collection, over the lowest seen since
+ * the last full one, that calls for a full collection: a chunk that waited long enough for a slow
+ * consumer (the stream tool behind a busy disk) is promoted, and once dead there only a full
+ * collection frees it (CI measured init decompressing a clone at 100.7 MB without one). A full
+ * collection costs tens of ms, against one ms for a young one: taking one every 32 MiB whether
+ * needed or not cost the sidecar about 2 CPU s per GB served.
  */
 export const FULL_ABOVE_BYTES = 8 * 1024 * 1024;
 
 /**
  * V8's own young-generation collection, or null where it cannot be reached. Enabling the flag
  * at run time exposes `gc` to contexts created afterwards, so no command-line flag is needed.
+ *
+ * Dead buffers are freed during the collection, not after it on a background thread (V8's
+ * default): otherwise the read that follows it still counts them most of the time (22–33 of 40
+ * here; 1 or 10 MB by turns in init over TLS), and those misreadings took a full collection
+ * every 8 MiB of stream, which cost init over TLS 1.5 of its 3.3 CPU s per 0.38 GB.
  */
 function minorCollector(): Collect | null {
   try {
+    setFlagsFromString('--no-concurrent-array-buffer-sweeping');
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as (options: { type: 'minor' | 'major' }) => void;
     return (full) => gc({ type: full ? 'major' : 'minor' });
@@ -49,8 +50,8 @@ let cached: Collect | null | undefined;
 
 /**
  * Returns the counter to call with each chunk's length: it runs a young-generation `collect`
- * once every `everyBytes` of stream, and a full one when `arrayBuffers` (the memory of Buffers,
- * read before the young one) is more than FULL_ABOVE_BYTES above its lowest since the last full one.
+ * once every `everyBytes` of stream, and a full one when `arrayBuffers` (the memory of Buffers)
+ * stays FULL_ABOVE_BYTES above its lowest since the last full one.
  */
 export function chunkCollector(
   everyBytes = COLLECT_EVERY_BYTES,
@@ -64,13 +65,12 @@ export function chunkCollector(
     since += bytes;
     if (since < everyBytes) return;
     since = 0;
-    const now = arrayBuffers();
     collect(false);
+    const now = arrayBuffers();
     lowest = Math.min(lowest, now);
     if (now - lowest > FULL_ABOVE_BYTES) {
       collect(true);
-      // Counted from here: what the full one freed shows in the next reads, which lower it.
-      lowest = now;
+      lowest = arrayBuffers();
     }
   };
 }
