@@ -170,10 +170,10 @@ async function main(): Promise<void> {
       ...(['A', 'B', 'C', 'R', 'S', 'V'] as const).map((v) => {
         const label = {
           A: 'A agent `backup`',
-          B: 'B `mariadb-backup | gzip | rclone rcat`',
-          C: 'C `mariadb-backup | zstd -1 | rclone rcat`',
+          B: 'B `mariadb-backup \\| gzip \\| rclone rcat`',
+          C: 'C `mariadb-backup \\| zstd -1 \\| rclone rcat`',
           R: 'R agent `init` RESTORE_FROM (incl. prepare)',
-          S: 'S `rclone cat | zstd -d | mbstream -x` + prepare',
+          S: 'S `rclone cat \\| zstd -d \\| mbstream -x` + prepare',
           V: 'V agent `verify-backup` (the drill)',
         }[v];
         const secs = of(v).map((s) => s.seconds);
