@@ -319,8 +319,6 @@ async function connectPlain(source: CloneSource, timeouts: StreamTimeouts, signa
 interface UpgradedConnection {
   readonly head: ResponseHead;
   readonly socket: Socket;
-  /** TLS: the socket carries ciphertext, so no child can be handed it. */
-  readonly encrypted: boolean;
   readonly leftover: Buffer;
   /** Delivers the rest of the body to `take` (copies); `take` returns false to pause until `resume()`. */
   body(take: (chunk: Buffer) => boolean): void;
@@ -389,7 +387,6 @@ function connectUpgraded(source: CloneSource, encoding: Compression, timeouts: S
           resolve({
             head,
             socket,
-            encrypted: source.transport.scheme === 'https',
             leftover: pending.subarray(head.length),
             body: (t) => {
               take = t;
@@ -518,11 +515,13 @@ function upgradedTransfer(
   timeouts: StreamTimeouts,
   stagingDir: string,
   maxRateMbS: number | null | undefined,
+  /** Whether a child may read the socket at all (cloneInto's `socketToChild`). */
+  socketToChild: boolean,
 ): [OwnedChild, Transfer] {
   const { socket, leftover } = connection;
   const encoding = contentEncoding(connection.head.headers);
   const cap = maxRateMbS ?? null;
-  const handOver = !connection.encrypted && leftover.length === 0 && cap === null && (encoding === 'none' || spawnUnzstd !== null);
+  const handOver = socketToChild && leftover.length === 0 && (encoding === 'none' || spawnUnzstd !== null);
   // socket → zstd -d → tool, child to child; our copy of the pipe between them is closed, so
   // each sees the other end go when it exits.
   const unzstd = handOver && encoding === 'zstd' ? spawnUnzstd!(socket) : null;
@@ -643,9 +642,9 @@ export async function cloneInto(
     log.info({ phase: 'stream', peer, estimated_bytes: estimatedBytes, ...progress(transfer?.bytes() ?? 0, estimatedBytes, Date.now() - started) }, msg);
   const ticker = setInterval(() => logProgress('clone progress'), PROGRESS_INTERVAL_MS);
   try {
-    // Over TLS the upgraded stream passes through here (the socket carries ciphertext), decompressed here too.
-    const unzstdChild = source.transport.scheme === 'http' && unzstd !== null && (source.maxRateMbS ?? null) === null;
-    const tried = await tryUpgraded(source, timeouts, unzstdChild, local.signal, log);
+    // A child can read the socket only as plain TCP (TLS carries ciphertext) and uncapped (the cap reads it here).
+    const socketToChild = source.transport.scheme === 'http' && (source.maxRateMbS ?? null) === null;
+    const tried = await tryUpgraded(source, timeouts, socketToChild && unzstd !== null, local.signal, log);
     const upgraded = tried === 'fell back' ? null : tried;
     const plain = upgraded === null ? await connectPlain(source, timeouts, local.signal, tried === 'fell back') : null;
     const status = upgraded?.head.status ?? plain!.res.statusCode ?? 0;
@@ -681,7 +680,7 @@ export async function cloneInto(
       spawnOwned({ ...extract, stdin, stdout: 'ignore', signal: local.signal, killWith: 'SIGKILL', log, watchFor: NO_SPACE });
     const spawnUnzstd = unzstd && ((stdin: Socket) => spawnOwned({ ...unzstd, stdin, stdout: 'pipe', signal: local.signal, killWith: 'SIGTERM', log }));
     let child: OwnedChild;
-    if (upgraded) [child, transfer] = upgradedTransfer(upgraded, spawn, spawnUnzstd, peer, timeouts, stagingDir, source.maxRateMbS);
+    if (upgraded) [child, transfer] = upgradedTransfer(upgraded, spawn, spawnUnzstd, peer, timeouts, stagingDir, source.maxRateMbS, socketToChild);
     else {
       child = spawn('pipe');
       transfer = plainTransfer(plain!, child, source.maxRateMbS ?? null);
