@@ -10,12 +10,17 @@
  * `If-None-Match: *`. Two runs that both found the lock stale can then both create it in turn
  * (the second deleting the first's); each therefore reads the lock back after LOCK_SETTLE_MS and
  * goes on only if it is still its own, so the earlier one steps back before it touches anything.
+ *
+ * "Still its own" is a HEAD compared with the ETag of the run's last write, not a GET of the body:
+ * Ceph RGW sends a small object's body in a segment of its own after the headers, and with Nagle
+ * on its side and delayed ACKs on ours each such GET took ~45 ms against ~3 ms for a HEAD
+ * (measured on the test store; a backup read the lock at its end, inside the measured time).
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { BackupError } from '../core/errors.js';
 import type { BackupId } from './layout.js';
 import { lockKey } from './layout.js';
-import type { Store } from './s3.js';
+import type { Store, Written } from './s3.js';
 
 export const LOCK_RENEW_MS = 30_000;
 export const LOCK_STALE_MS = 180_000;
@@ -56,11 +61,15 @@ export interface HeldLock {
 /** Takes the lock or throws BackupError naming the run that holds it. */
 export async function acquireLock(store: Store, id: BackupId, host: string, now: () => number = Date.now, settleMs = LOCK_SETTLE_MS): Promise<HeldLock> {
   const key = lockKey(store.config.prefix);
-  const mine = async () => judgeLock(await store.getText(key), now()).body?.id === id;
+  let written: Written | null = null;
+  // A store that names no version (no ETag) is asked for the body.
+  const mine = async () =>
+    written?.etag ? (await store.etag(key)) === written.etag : judgeLock(await store.getText(key), now()).body?.id === id;
   const started = new Date(now()).toISOString();
   const body = (): string => `${JSON.stringify({ id, host, started_at: started, renewed_at: new Date(now()).toISOString() } satisfies LockBody)}\n`;
   let replaced: LockBody | null = null;
-  if (!(await store.putText(key, body(), { onlyIfAbsent: true }))) {
+  written = await store.putText(key, body(), { onlyIfAbsent: true });
+  if (written === null) {
     const state = judgeLock(await store.getText(key), now());
     if (state.kind === 'held') {
       const who = state.body ? `backup ${state.body.id} from ${state.body.host}, started ${state.body.started_at}` : 'another run';
@@ -68,9 +77,9 @@ export async function acquireLock(store: Store, id: BackupId, host: string, now:
     }
     replaced = state.body;
     await store.delete(key);
-    const tookOver = await store.putText(key, body(), { onlyIfAbsent: true });
-    if (tookOver) await delay(settleMs);
-    if (!tookOver || !(await mine())) {
+    written = await store.putText(key, body(), { onlyIfAbsent: true });
+    if (written !== null) await delay(settleMs);
+    if (written === null || !(await mine())) {
       throw new BackupError('another backup run took over the stale lock at the same moment: refusing to start a second one; this run wrote nothing');
     }
   }
@@ -78,7 +87,7 @@ export async function acquireLock(store: Store, id: BackupId, host: string, now:
     replaced,
     renew: async () => {
       if (!(await mine())) throw new BackupError(`lost the store's lock to another run (this run was stalled over ${LOCK_STALE_MS / 1000} s): stopping`);
-      await store.putText(key, body());
+      written = await store.putText(key, body());
     },
     release: async () => {
       if (await mine()) await store.delete(key);

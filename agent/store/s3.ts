@@ -85,6 +85,13 @@ const lengthOf = (headers: IncomingHttpHeaders): number | null => {
   return Number.isFinite(length) ? length : null;
 };
 
+const etagOf = (headers: IncomingHttpHeaders): string | null => (typeof headers.etag === 'string' && headers.etag !== '' ? headers.etag : null);
+
+/** What putText wrote: the ETag names that version of the object. */
+export interface Written {
+  readonly etag: string | null;
+}
+
 const escapeXml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** One cluster's corner of one bucket. */
@@ -170,15 +177,28 @@ export class Store {
     }
   }
 
-  /** Writes a small object; with `onlyIfAbsent`, resolves false when it already exists (If-None-Match). */
-  async putText(key: string, body: string, options: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
+  /**
+   * Writes a small object and resolves with the ETag the store gave it; with `onlyIfAbsent`,
+   * resolves null when the object already exists (If-None-Match).
+   */
+  async putText(key: string, body: string, options: { onlyIfAbsent?: boolean } = {}): Promise<Written | null> {
     const headers = { 'content-type': 'application/json', ...(options.onlyIfAbsent ? { 'if-none-match': '*' } : {}) };
     try {
-      await this.s3.text({ method: 'PUT', key, headers, body: Buffer.from(body, 'utf8') });
-      return true;
+      const res = await this.s3.text({ method: 'PUT', key, headers, body: Buffer.from(body, 'utf8') });
+      return { etag: etagOf(res.headers) };
     } catch (err) {
-      if (options.onlyIfAbsent && statusOf(err) === 412) return false;
+      if (options.onlyIfAbsent && statusOf(err) === 412) return null;
       throw storeError(err, this.config, `writing ${key}`);
+    }
+  }
+
+  /** The object's ETag, null when there is none: a HEAD, whose answer has no body to wait for. */
+  async etag(key: string): Promise<string | null> {
+    try {
+      return etagOf((await this.s3.text({ method: 'HEAD', key })).headers);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw storeError(err, this.config, `reading ${key}`);
     }
   }
 

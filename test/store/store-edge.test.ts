@@ -104,6 +104,45 @@ describe('the lock', () => {
     expect(lock.replaced?.host).toBe('dead');
     await lock.release();
   });
+  it('renew and release know the lock is theirs by its ETag (a HEAD), and stop when another run has written it', async () => {
+    const store = storeWith(config({ prefix: 'c4/' }));
+    const key = lockKey('c4/');
+    const reads: string[] = [];
+    const counted = Object.assign(Object.create(store) as Store, {
+      getText: async (k: string) => (reads.push(k), store.getText(k)),
+    });
+    const lock = await acquireLock(counted, '20261201T000000Z-0000c4' as BackupId, 'a');
+    await lock.renew();
+    expect(JSON.parse((await store.getText(key))!).id).toBe('20261201T000000Z-0000c4');
+    await lock.release();
+    expect(await store.getText(key)).toBeNull();
+    expect(reads).toEqual([]);
+    // Another run's lock in its place (this one was stalled past LOCK_STALE_MS): renew stops, release leaves it.
+    const stalled = await acquireLock(counted, '20261201T000000Z-0000c5' as BackupId, 'a');
+    await store.putText(key, '{"id":"20261201T000000Z-0000c6","host":"b"}\n');
+    expect((await message(stalled.renew())).message).toMatch(/lost the store's lock to another run/);
+    await stalled.release();
+    expect(JSON.parse((await store.getText(key))!).host).toBe('b');
+    expect(reads).toEqual([]);
+    await store.delete(key);
+  });
+  it('with a store that answers a write without an ETag, the lock is read back to know it is its own', async () => {
+    const store = storeWith(config({ prefix: 'c5/' }));
+    const key = lockKey('c5/');
+    const untagged = Object.assign(Object.create(store) as Store, {
+      putText: async (...args: Parameters<Store['putText']>) => ((await store.putText(...args)) === null ? null : { etag: null }),
+    });
+    const lock = await acquireLock(untagged, '20261201T000000Z-0000c7' as BackupId, 'a');
+    await lock.renew();
+    await store.putText(key, '{"id":"20261201T000000Z-0000c8","host":"b"}\n');
+    expect((await message(lock.renew())).message).toMatch(/lost the store's lock to another run/);
+    await lock.release();
+    expect(JSON.parse((await store.getText(key))!).host).toBe('b');
+    await store.delete(key);
+    const again = await acquireLock(untagged, '20261201T000000Z-0000c9' as BackupId, 'a');
+    await again.release();
+    expect(await store.getText(key)).toBeNull();
+  });
   it('cannot be taken over with one conditional request: RGW answers 412 to If-Match even with the ETag HEAD gives', async () => {
     const store = storeWith(config());
     const key = lockKey('c2/');
