@@ -2,7 +2,8 @@
  * `mysql-agent backup`: one backup now, into the object store.
  *
  * 1. Reach the store (bounded retry), take its lock (one writer per cluster prefix), and clean
- *    what a killed run left: unfinished multipart uploads, data objects without a manifest.
+ *    what a killed run left: unfinished multipart uploads, data objects without a manifest
+ *    (while step 2 and 3 begin: a failed cleanup stops the stream).
  * 2. Pick the source as a clone does (BACKUP_SOURCE=auto: the clone's ranking of every ordinal's
  *    /status), GET its /backup; a busy or unreachable source passes to the next candidate.
  * 3. Stream: sidecar → [count, read chunk headers] → zstd → [SHA-256, count] → check → multipart
@@ -12,7 +13,8 @@
  *    stream ended on a chunk boundary and its closing files went by: the upload is then aborted
  *    instead of completed. Every failure and SIGTERM aborts the upload.
  * 4. The manifest, written last, with the coordinates read from the stream's own info files
- *    (the same files a restore and a clone follow), then BACKUP_KEEP, then the lock is released.
+ *    (the same files a restore and a clone follow), then BACKUP_KEEP (planned from step 1's
+ *    listing), then the lock is released.
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
@@ -28,10 +30,10 @@ import { connect, refusal } from '../init/clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label, rankCloneSources } from '../init/clone-source.js';
 import { coordinatesOfFiles } from '../mysql/clone-info.js';
 import { compressor, decompressor } from '../stream/compression.js';
-import { type BackupId, dataKey, manifestKey, newBackupId } from '../store/layout.js';
+import { type BackupId, type StoredBackup, backupDir, dataKey, groupKeys, manifestKey, newBackupId } from '../store/layout.js';
 import { type HeldLock, LOCK_RENEW_MS, LOCK_STALE_MS, acquireLock } from '../store/lock.js';
 import { type Manifest, formatJson } from '../store/manifest.js';
-import { planRetention } from '../store/retention.js';
+import { type RetentionPlan, planRetention } from '../store/retention.js';
 import { MAX_PARTS, PART_BYTES, Store, where } from '../store/s3.js';
 import { chunkCollector } from '../stream/meter.js';
 import { CLOSING_FILES, STATUS_TRAILER, SUCCESS, estimatedBytesOf } from '../stream/protocol.js';
@@ -198,14 +200,27 @@ function manifestOf(id: BackupId, startedAt: Date, candidate: Candidate, config:
   };
 }
 
-/** Deletes what a killed run left and the complete backups beyond BACKUP_KEEP; manifest first, so a half-deleted backup is no backup. */
-async function applyRetention(store: Store, keep: number, writing: BackupId[], log: Logger): Promise<void> {
-  const plan = planRetention(await store.list(), keep, writing);
+/** Deletes the backups `plan` names, manifest first, so a half-deleted backup is no backup. */
+async function deleteBackups(store: Store, plan: RetentionPlan, log: Logger): Promise<void> {
   for (const b of [...plan.leftovers, ...plan.expired]) {
     const ordered = [...b.keys].sort((a, z) => Number(z.endsWith('/manifest.json')) - Number(a.endsWith('/manifest.json')));
     for (const key of ordered) await store.delete(key);
     log.info({ phase: 'retention', backup_id: b.id, complete: b.hasManifest }, b.hasManifest ? 'deleted a backup beyond BACKUP_KEEP' : "deleted a killed run's leftover");
   }
+}
+
+/**
+ * What a killed run left: its unfinished multipart uploads and its data objects without a
+ * manifest, all but this run's own (`id`, whose upload may begin meanwhile). Resolves with the
+ * complete backups there are: under the lock nothing else changes them, so the retention after
+ * this run's manifest is planned from this one listing.
+ */
+async function cleanLeftovers(store: Store, id: BackupId, log: Logger): Promise<StoredBackup[]> {
+  const aborted = await store.abortLeftoverUploads(undefined, backupDir(store.config.prefix, id));
+  if (aborted.length > 0) log.warn({ phase: 'retention', keys: aborted }, 'aborted unfinished uploads of a killed run');
+  const listed = await store.list();
+  await deleteBackups(store, planRetention(listed, Number.MAX_SAFE_INTEGER, [id]), log);
+  return listed.filter((b) => b.hasManifest && b.id !== id);
 }
 
 /** How long a run keeps trying to release its lock (the store may be back in a moment) before it leaves it to go stale. */
@@ -236,30 +251,38 @@ export async function runBackup(config: BackupConfig, log: Logger, signal: Abort
     const lock = await acquireLock(store, id, config.podName);
     if (lock.replaced) blog.warn({ phase: 'lock', stale: lock.replaced }, 'took over the lock of a run that stopped renewing it');
     const renewal = setInterval(() => lock.renew().catch((err: unknown) => local.abort(err)), LOCK_RENEW_MS);
+    // The leftovers are cleaned while the source starts its backup: both take a while, neither needs the other.
+    const cleaning = cleanLeftovers(store, id, blog);
+    cleaning.catch((err: unknown) => local.abort(err));
     try {
-      const aborted = await store.abortLeftoverUploads();
-      if (aborted.length > 0) blog.warn({ phase: 'retention', keys: aborted }, "aborted unfinished uploads of a killed run");
-      await applyRetention(store, Number.MAX_SAFE_INTEGER, [id], blog);
-
-      const ranking = await rankBackupSources(config, blog);
-      blog.info({ phase: 'source', candidates: ranking.candidates.map((c) => ({ peer: c.host, peer_ordinal: c.ordinal, why: c.why })) }, ranking.candidates.length > 0 ? `backup source candidates: ${ranking.candidates.map(label).join(', ')}` : 'no backup source candidate');
       const key = dataKey(config.store.prefix, id, config.compression);
-      const { result, candidate } = await cloneFromFirst(
-        ranking,
-        (c) => streamToStore(config, store, key, c, blog, local.signal),
-        (c, err, remaining) => blog.warn({ phase: 'source', peer: c.host, peer_ordinal: c.ordinal, remaining, err: errorMessage(err) }, remaining > 0 ? 'backup source failed, trying the next' : 'backup source failed'),
-      ).catch((err: unknown) => {
-        throw err instanceof CloneError ? new BackupError(`no source could be backed up: ${err.message}`, { cause: err }) : err;
-      });
+      const streaming = (async () => {
+        const ranking = await rankBackupSources(config, blog);
+        blog.info({ phase: 'source', candidates: ranking.candidates.map((c) => ({ peer: c.host, peer_ordinal: c.ordinal, why: c.why })) }, ranking.candidates.length > 0 ? `backup source candidates: ${ranking.candidates.map(label).join(', ')}` : 'no backup source candidate');
+        return cloneFromFirst(
+          ranking,
+          (c) => streamToStore(config, store, key, c, blog, local.signal),
+          (c, err, remaining) => blog.warn({ phase: 'source', peer: c.host, peer_ordinal: c.ordinal, remaining, err: errorMessage(err) }, remaining > 0 ? 'backup source failed, trying the next' : 'backup source failed'),
+        ).catch((err: unknown) => {
+          throw err instanceof CloneError ? new BackupError(`no source could be backed up: ${err.message}`, { cause: err }) : err;
+        });
+      })();
+      // Both settle before anything else happens: no delete runs on after the lock is released.
+      const [cleaned, streamed] = await Promise.allSettled([cleaning, streaming]);
+      if (cleaned.status === 'rejected') throw cleaned.reason;
+      if (streamed.status === 'rejected') throw streamed.reason;
+      const { result, candidate } = streamed.value;
       const manifest = manifestOf(id, started, candidate, config, key, result);
-      await store.putText(manifestKey(config.store.prefix, id), formatJson(manifest));
+      const manifestAt = manifestKey(config.store.prefix, id);
+      await store.putText(manifestAt, formatJson(manifest));
       const seconds = (Date.now() - started.getTime()) / 1000;
       blog.info(
         { phase: 'done', peer: candidate.host, bytes: result.rawBytes, stored_bytes: result.storedBytes, sha256: result.sha256, duration_ms: Date.now() - started.getTime(), rate_mb_s: +(result.rawBytes / 1e6 / seconds).toFixed(1), coordinates: manifest.coordinates },
         `backup ${id} complete in ${where(config.store)}`,
       );
       out.write(`${id}\n`);
-      await applyRetention(store, config.keep, [id], blog);
+      const now = groupKeys(config.store.prefix, [...cleaned.value.flatMap((b) => b.keys), key, manifestAt]);
+      await deleteBackups(store, planRetention(now, config.keep, [id]), blog);
     } finally {
       clearInterval(renewal);
       await releaseLock(lock, blog);

@@ -341,14 +341,14 @@ export class Store {
     }
   }
 
-  /** Aborts every multipart upload left under `under` (a killed run's; default the backups prefix); returns their keys. */
-  async abortLeftoverUploads(under = backupsPrefix(this.config.prefix)): Promise<string[]> {
+  /** Aborts every multipart upload left under `under` (a killed run's; default the backups prefix) but those under `spare`; returns their keys. */
+  async abortLeftoverUploads(under = backupsPrefix(this.config.prefix), spare: string | null = null): Promise<string[]> {
     const aborted: string[] = [];
     const res = (await this.xml('listing unfinished uploads', { method: 'GET', key: null, query: { uploads: '', prefix: under } })).ListMultipartUploadsResult as
       | { Upload?: { Key?: unknown; UploadId?: unknown } | { Key?: unknown; UploadId?: unknown }[] }
       | undefined;
     for (const u of many(res?.Upload)) {
-      if (typeof u.Key !== 'string' || typeof u.UploadId !== 'string') continue;
+      if (typeof u.Key !== 'string' || typeof u.UploadId !== 'string' || (spare !== null && u.Key.startsWith(spare))) continue;
       const { Key, UploadId } = u as { Key: string; UploadId: string };
       await this.call(`aborting the upload of ${Key}`, () => this.abortUpload(Key, UploadId));
       aborted.push(Key);

@@ -4,7 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, StoreError } from '../../agent/core/errors.js';
 import { type BackupId, lockKey } from '../../agent/store/layout.js';
@@ -197,6 +197,17 @@ describe('the lock', () => {
 });
 
 describe('uploads', () => {
+  it("a killed run's unfinished uploads are aborted, but not the one under the folder this run spares", async () => {
+    const s3 = rgw.client();
+    const leftover = 'c6/mysql-agent/backups/20261201T000000Z-0000a6/data.xbstream.zst';
+    const mine = 'c6/mysql-agent/backups/20261201T000000Z-0000b6/data.xbstream.zst';
+    for (const Key of [leftover, mine]) await s3.send(new CreateMultipartUploadCommand({ Bucket: 'edge', Key }));
+    const store = storeWith(config({ prefix: 'c6/' }));
+    expect(await store.abortLeftoverUploads(undefined, 'c6/mysql-agent/backups/20261201T000000Z-0000b6/')).toEqual([leftover]);
+    const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: 'edge', Prefix: 'c6/' }));
+    expect((uploads.Uploads ?? []).map((u) => u.Key)).toEqual([mine]);
+    expect(await store.abortLeftoverUploads()).toEqual([mine]);
+  });
   it('a body that fails leaves no object and no unfinished multipart upload', async () => {
     const store = storeWith(config());
     let sent = 0;
