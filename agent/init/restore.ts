@@ -30,6 +30,12 @@ import type { InitConfig, RestoreFrom } from './settings.js';
 
 /** The manifest `from` names (RESTORE_FROM, or the drill's BACKUP_ID); a missing id is refused with the ids there are. */
 export async function chooseBackup(store: Store, from: RestoreFrom, variable = 'RESTORE_FROM'): Promise<Manifest> {
+  // An id is looked up directly: the listing is only for `latest` and for the refusal's list of ids.
+  if (from.kind === 'id') {
+    const key = manifestKey(store.config.prefix, from.id);
+    const text = await store.getText(key);
+    if (text !== null) return parseManifest(text, key);
+  }
   const complete = (await store.list()).filter((b) => b.hasManifest);
   const setting = `${variable}=${from.kind === 'latest' ? 'latest' : from.id}`;
   if (complete.length === 0) throw new BackupError(`${setting}: there is no complete backup in ${where(store.config)}`);
