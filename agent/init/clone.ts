@@ -17,6 +17,7 @@ import { type CloneSource, cloneInto } from './clone-attempt.js';
 import { type Candidate, type SourceRanking, cloneFromFirst, label } from './clone-source.js';
 import { markPrepared, promoteStaging, removeStaging, resetStaging, stagingDir } from './datadir.js';
 import type { InitConfig } from './settings.js';
+import { writeBackAlong } from './writeback.js';
 
 const INITIAL_RETRY_DELAY_MS = 1000;
 
@@ -113,7 +114,8 @@ export async function cloneDataDir(config: InitConfig, log: Logger, signal: Abor
             const dir = await resetStaging(config.dataDir);
             log.info({ phase: 'stream', peer: hostPort(c.host, source.port), peer_ordinal: c.ordinal, why: c.why, attempt }, 'clone attempt');
             const unzstd = config.tools.zstd === '' ? null : unzstdCommand(config.tools.zstd);
-            return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts, unzstd);
+            const writtenBack = writeBackAlong(dir, log, signal);
+            return cloneInto(source, dir, extractCommand(config.tools.stream, dir), log, signal, config.clone.timeouts, unzstd).finally(writtenBack);
           },
           (c, err, remaining) =>
             log.warn(

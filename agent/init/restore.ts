@@ -27,6 +27,7 @@ import { promoteStaging, removeStaging, resetStaging } from './datadir.js';
 import { type PeerReport, probePeers, statusOver } from '../cluster/peer-status.js';
 import { agentTransport } from '../core/tls.js';
 import type { InitConfig, RestoreFrom } from './settings.js';
+import { writeBackAlong } from './writeback.js';
 
 /** The manifest `from` names (RESTORE_FROM, or the drill's BACKUP_ID); a missing id is refused with the ids there are. */
 export async function chooseBackup(store: Store, from: RestoreFrom, variable = 'RESTORE_FROM'): Promise<Manifest> {
@@ -126,7 +127,8 @@ export async function restoreDataDir(
   try {
     const dir = await resetStaging(config.dataDir);
     log.info({ phase: 'stream', peer: source, backup_id: manifest.id, bytes: manifest.data.stored_bytes }, `restoring backup ${manifest.id}`);
-    const result = await restoreInto(store, manifest, config.tools, dir, log, signal);
+    const writtenBack = writeBackAlong(dir, log, signal);
+    const result = await restoreInto(store, manifest, config.tools, dir, log, signal).finally(writtenBack);
     const seconds = result.durationMs / 1000;
     log.info(
       { phase: 'stream', peer: source, bytes: result.bytes, duration_ms: result.durationMs, rate_mb_s: +(manifest.data.raw_bytes / 1e6 / seconds).toFixed(1), sha256: manifest.data.sha256 },
