@@ -16,7 +16,7 @@
  *    (the same files a restore and a clone follow), then BACKUP_KEEP (planned from step 1's
  *    listing), then the lock is released.
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/builtins.js';
 import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';

@@ -1,5 +1,5 @@
 /** Small filesystem helpers: writes that never leave a half-written file, reads with fallbacks. */
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from './builtins.js';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 

@@ -10,7 +10,7 @@
  */
 import { isIPv6 } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseArgs } from './builtins.js';
 import { ConfigError } from './errors.js';
 
 /** Where a value came from: flags are typed by a person in a shell, so relative paths are theirs. */

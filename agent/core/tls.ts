@@ -6,14 +6,12 @@
  * client of the agent uses (init's clone and /status probes, ordinal 0's guard, `status`), which
  * verifies the peer against ca.crt and its host name and names the cause when it cannot.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { type ClientRequest, type IncomingMessage, type RequestOptions, request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type { ClientRequest, IncomingMessage, RequestOptions } from 'node:http';
 import { type Socket, type OnReadOpts, connect as netConnect, isIP } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { X509Certificate, createPrivateKey, http, https, tlsConnect } from './builtins.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { type Setting, type SettingsReader, directory, oneOf } from './settings.js';
 
@@ -185,7 +183,7 @@ export interface AgentTransport {
 
 export const PLAIN_HTTP: AgentTransport = {
   scheme: 'http',
-  request: (options, onResponse) => httpRequest(options, onResponse),
+  request: (options, onResponse) => http.request(options, onResponse),
   connect: (options) => netConnect(options),
 };
 
@@ -204,7 +202,7 @@ export function agentTransport(tls: TlsDir | null): AgentTransport {
   return {
     scheme: 'https',
     // A pooled connection would keep the old certificates after a renewal.
-    request: (options, onResponse) => httpsRequest({ ...options, ...checked(), agent: false }, onResponse),
+    request: (options, onResponse) => https.request({ ...options, ...checked(), agent: false }, onResponse),
     // SNI as https.request sends it: the host name, never an address.
     connect: (options) => tlsConnect({ ...options, ...checked(), ...(isIP(options.host) ? {} : { servername: options.host }) }),
   };

@@ -15,7 +15,7 @@
  * 4. The recovery record names the stop state, so the sidecar makes the server continue that GTID
  *    history as after a plain restore.
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/builtins.js';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -6,7 +6,7 @@
  * does not decompress or extract, refuses before prepare and removes the staging directory, so
  * DATA_DIR is as before. Then the same prepare, records, flush and `mysql/`-last move as a clone.
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/builtins.js';
 import { pipeline } from 'node:stream/promises';
 import { BackupError, StoreError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';

@@ -10,7 +10,7 @@
  * client library); `readClaimEvidence` never rejects — an unreadable answer is evidence too.
  */
 import { readFile } from 'node:fs/promises';
-import { request } from 'node:https';
+import { https } from '../core/builtins.js';
 import { join } from 'node:path';
 import { errorMessage } from '../core/errors.js';
 import { getText } from '../core/http-get.js';
@@ -101,7 +101,7 @@ export async function listClaims(api: KubernetesApi, timeoutMs: number): Promise
   if (!NAMESPACE.test(namespace)) throw new Error(`the service account's namespace file in ${api.serviceAccountDir} does not hold a namespace name`);
   const { status, text } = await getText(
     (onResponse) =>
-      request(
+      https.request(
         {
           host: api.host,
           port: api.port,

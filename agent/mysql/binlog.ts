@@ -9,7 +9,7 @@
  * space-padded hour; and reading 100 MB this way takes well under a second without a child.
  * Encrypted binary logs (`encrypt_binlog`) are refused: their bodies cannot be read here.
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/builtins.js';
 import { crc32 } from 'node:zlib';
 import { compareGtid, gtidCovers, isGtidState } from './gtid.js';
 

@@ -5,10 +5,10 @@
  * TLS_CLIENT_AUTH=require. Routing and HTTP semantics only; the work is done by the
  * BackupService and the status source passed in.
  */
-import { type IncomingHttpHeaders, type IncomingMessage, STATUS_CODES } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { randomFillSync } from 'node:crypto';
+import { STATUS_CODES, randomFillSync } from '../core/builtins.js';
 import { Readable, type Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';

@@ -4,13 +4,12 @@
  * of the archiving sidecar's heap (measured: the sidecar's RSS target is 100 MB). Every request
  * body is a Buffer or a range of an open file, so every request can be retried; responses stream.
  */
-import { createHash, createHmac } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import http, { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { parseXML } from '@aws-sdk/xml-builder';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { createHash, createHmac, http, https } from '../core/builtins.js';
 import { type Clock, retry } from '../core/retry.js';
 import type { StoreConfig } from './settings.js';
 
@@ -172,7 +171,7 @@ export interface S3Response {
 
 export class S3Http {
   private readonly signer: SignatureV4;
-  private readonly agent: http.Agent;
+  private readonly agent: Agent;
 
   constructor(
     private readonly config: StoreConfig,

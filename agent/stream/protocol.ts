@@ -14,7 +14,7 @@
  *   STATUS_FILE, so the receiver can hand the socket itself to the stream tool and stay off the
  *   data path; the tool extracts the verdict, the receiver reads and removes it.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from '../core/builtins.js';
 import { crc32 } from 'node:zlib';
 
 export const BACKUP_PATH = '/backup';

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,11 +16,12 @@ import {
   statusTrailer,
   tokensEqual,
 } from '../../../agent/stream/protocol.js';
+import { timingSafeEqual } from '../../../agent/core/builtins.js';
 
 // The real comparison, watched: the contract is what it is given.
-vi.mock('node:crypto', async (importOriginal) => {
-  const crypto = await importOriginal<typeof import('node:crypto')>();
-  return { ...crypto, timingSafeEqual: vi.fn(crypto.timingSafeEqual) };
+vi.mock('../../../agent/core/builtins.js', async (importOriginal) => {
+  const builtins = await importOriginal<typeof import('../../../agent/core/builtins.js')>();
+  return { ...builtins, timingSafeEqual: vi.fn(builtins.timingSafeEqual) };
 });
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
