@@ -23,7 +23,7 @@ import { newBaseDir } from '../rig/helpers.js';
 import { CREDENTIALS, Rig, type RigNode } from '../rig/rig.js';
 import { listBackups, storeEnv } from '../rig/store-helpers.js';
 import { type Rgw, startRgw } from '../store/rgw.js';
-import { benchArgs, dropCaches, loadDataset, median, run, timed, watch } from './measure.js';
+import { benchArgs, dropCaches, loadDataset, median, run, settleRedo, timed, watch } from './measure.js';
 
 const { sizeGb: SIZE_GB, rounds: ROUNDS, out: OUT } = benchArgs('store', '0.25');
 /** The agent runs' logs (pino lines with each phase's bytes and durations), kept past the rig: where the time went. */
@@ -141,7 +141,8 @@ async function main(): Promise<void> {
     await primary.up();
     log(`loading about ${SIZE_GB} GB`);
     const dataset = await loadDataset(primary, SIZE_GB);
-    log(`dataset ${(dataset / 1e9).toFixed(2)} GB; one warm-up backup`);
+    log(`dataset ${(dataset / 1e9).toFixed(2)} GB; InnoDB's checkpoint brought up to the log, one warm-up backup`);
+    await settleRedo(primary);
     await agentBackup(rig, rgw, 0);
     const samples: Sample[] = [];
     const cold = await dropCaches();
