@@ -192,14 +192,20 @@ export class Store {
     }
   }
 
-  /** The object's ETag, null when there is none: a HEAD, whose answer has no body to wait for. */
-  async etag(key: string): Promise<string | null> {
+  /** The object's headers (a HEAD, whose answer has no body to wait for), null when there is no object. */
+  private async head(key: string): Promise<IncomingHttpHeaders | null> {
     try {
-      return etagOf((await this.s3.text({ method: 'HEAD', key })).headers);
+      return (await this.s3.text({ method: 'HEAD', key })).headers;
     } catch (err) {
       if (isNotFound(err)) return null;
       throw storeError(err, this.config, `reading ${key}`);
     }
+  }
+
+  /** The object's ETag, null when there is no object or it has none. */
+  async etag(key: string): Promise<string | null> {
+    const headers = await this.head(key);
+    return headers === null ? null : etagOf(headers);
   }
 
   async delete(key: string): Promise<void> {
@@ -333,12 +339,8 @@ export class Store {
   }
 
   async size(key: string): Promise<number | null> {
-    try {
-      return lengthOf((await this.s3.text({ method: 'HEAD', key })).headers);
-    } catch (err) {
-      if (isNotFound(err)) return null;
-      throw storeError(err, this.config, `reading ${key}`);
-    }
+    const headers = await this.head(key);
+    return headers === null ? null : lengthOf(headers);
   }
 
   /** Aborts every multipart upload left under `under` (a killed run's; default the backups prefix) but those under `spare`; returns their keys. */
