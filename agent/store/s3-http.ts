@@ -6,7 +6,6 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { Agent, ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { parseXML } from '@aws-sdk/xml-builder';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { createHash, createHmac, http, https } from '../core/builtins.js';
@@ -169,13 +168,31 @@ export interface S3Response {
   readonly body: IncomingMessage;
 }
 
+/**
+ * Keys in the environment are used as they are: the SDK's default chain would take them first
+ * too, and importing the chain (for web identity, SSO, the container and instance roles) cost
+ * ~50 ms of every store command's start. Without them, or with an expiry for them, the chain.
+ */
+export function defaultCredentials(env: NodeJS.ProcessEnv = process.env): Credentials {
+  const { AWS_ACCESS_KEY_ID: accessKeyId, AWS_SECRET_ACCESS_KEY: secretAccessKey, AWS_SESSION_TOKEN: sessionToken } = env;
+  if (accessKeyId && secretAccessKey && !env.AWS_CREDENTIAL_EXPIRATION) {
+    const identity = { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+    return async () => identity;
+  }
+  let chain: ReturnType<typeof import('@aws-sdk/credential-provider-node').defaultProvider> | undefined;
+  return async () => {
+    chain ??= (await import('@aws-sdk/credential-provider-node')).defaultProvider();
+    return chain();
+  };
+}
+
 export class S3Http {
   private readonly signer: SignatureV4;
   private readonly agent: Agent;
 
   constructor(
     private readonly config: StoreConfig,
-    credentials: Credentials = defaultProvider(),
+    credentials: Credentials = defaultCredentials(),
     private readonly clock?: Clock,
   ) {
     this.signer = new SignatureV4({ credentials, region: config.region, service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false });

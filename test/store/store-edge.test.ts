@@ -10,6 +10,7 @@ import { BackupError, StoreError } from '../../agent/core/errors.js';
 import { type BackupId, lockKey } from '../../agent/store/layout.js';
 import { acquireLock } from '../../agent/store/lock.js';
 import { FILE_PART_BYTES, Store } from '../../agent/store/s3.js';
+import { defaultCredentials } from '../../agent/store/s3-http.js';
 import type { StoreConfig } from '../../agent/store/settings.js';
 import { type Rgw, startRgw } from './rgw.js';
 
@@ -55,6 +56,18 @@ describe('store errors name the variable or bucket, never the secret', () => {
       const err = await message(new Store(config()).reach(AbortSignal.timeout(20_000)));
       expect(err).toBeInstanceOf(StoreError);
       expect(err.message).toMatch(/no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
+    } finally {
+      process.env = saved;
+    }
+  });
+  it('credentials with an expiry in the environment go through the SDK chain, which takes them', async () => {
+    const saved = { ...process.env };
+    try {
+      const expiry = new Date(Date.now() + 3_600_000).toISOString();
+      Object.assign(process.env, { AWS_ACCESS_KEY_ID: rgw.user.accessKeyId, AWS_SECRET_ACCESS_KEY: rgw.user.secretAccessKey, AWS_CREDENTIAL_EXPIRATION: expiry, AWS_EC2_METADATA_DISABLED: 'true' });
+      const identity = await defaultCredentials()();
+      expect(identity.expiration?.toISOString()).toBe(expiry);
+      await new Store(config()).reach(AbortSignal.timeout(10_000));
     } finally {
       process.env = saved;
     }

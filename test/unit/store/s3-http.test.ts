@@ -1,6 +1,6 @@
 /** The pure half of the S3 edge: where a request goes, how its query is written, what an error answer says. */
 import { describe, expect, it } from 'vitest';
-import { S3ResponseError, escapeUri, many, queryString, responseError, targetOf } from '../../../agent/store/s3-http.js';
+import { S3ResponseError, defaultCredentials, escapeUri, many, queryString, responseError, targetOf } from '../../../agent/store/s3-http.js';
 import type { StoreConfig } from '../../../agent/store/settings.js';
 
 const config = (over: Partial<StoreConfig> = {}): StoreConfig => ({ bucket: 'backups', prefix: 'c1/', endpoint: null, region: 'eu-west-1', forcePathStyle: false, ...over });
@@ -49,5 +49,25 @@ describe('many', () => {
     expect(many(undefined)).toEqual([]);
     expect(many({ Key: 'a' })).toEqual([{ Key: 'a' }]);
     expect(many([{ Key: 'a' }, { Key: 'b' }])).toHaveLength(2);
+  });
+});
+
+describe('defaultCredentials', () => {
+  it('takes keys in the environment as they are, with a session token if there is one', async () => {
+    expect(await defaultCredentials({ AWS_ACCESS_KEY_ID: 'AKIA1', AWS_SECRET_ACCESS_KEY: 'secret1' })()).toEqual({ accessKeyId: 'AKIA1', secretAccessKey: 'secret1' });
+    expect(await defaultCredentials({ AWS_ACCESS_KEY_ID: 'AKIA1', AWS_SECRET_ACCESS_KEY: 'secret1', AWS_SESSION_TOKEN: 'tok' })()).toEqual({ accessKeyId: 'AKIA1', secretAccessKey: 'secret1', sessionToken: 'tok' });
+  });
+  it('without both keys, or with an expiry, asks the SDK chain (here: nothing to find, so its own error)', async () => {
+    const saved = { ...process.env };
+    try {
+      for (const v of Object.keys(process.env)) if (v.startsWith('AWS_')) delete process.env[v];
+      Object.assign(process.env, { AWS_EC2_METADATA_DISABLED: 'true', AWS_CONFIG_FILE: '/nonexistent/config', AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials' });
+      for (const env of [{ AWS_ACCESS_KEY_ID: 'AKIA1' }, { AWS_ACCESS_KEY_ID: 'AKIA1', AWS_SECRET_ACCESS_KEY: 'secret1', AWS_CREDENTIAL_EXPIRATION: '2030-01-01T00:00:00Z' }]) {
+        const err = await defaultCredentials(env)().then(() => null, (e: unknown) => e as Error);
+        expect(err?.name).toBe('CredentialsProviderError');
+      }
+    } finally {
+      process.env = saved;
+    }
   });
 });
