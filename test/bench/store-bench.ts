@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     const f2 = (x: number) => x.toFixed(2);
     const date = new Date().toISOString();
     const lines = [
-      `Dataset ${f2(dataset / 1e9)} GB, ${ROUNDS} interleaved rounds (order rotated, after a warm-up backup), page cache ${cold ? 'dropped before each run' : 'NOT dropped'}; ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ${date.slice(0, 10)}; one Ceph RGW (memstore OSD) on this machine.`,
+      `Dataset ${f2(dataset / 1e9)} GB, ${ROUNDS} interleaved rounds (order rotated; InnoDB's checkpoint caught up and one warm-up backup before them; an untimed extraction before each round's restores), page cache ${cold ? 'dropped before each run' : 'NOT dropped'}; ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ${date.slice(0, 10)}; one Ceph RGW (memstore OSD) on this machine.`,
       '',
       '| variant | seconds (median, min–max) | stored MB (median) | peak RSS MB |',
       '|---|---|---|---|',
