@@ -2,6 +2,7 @@
  * Sizes on disk around a backup: what a backup of a datadir will roughly weigh (announced by
  * the sender so the receiver can refuse up front), and the room left to receive one.
  */
+import type { Dirent } from 'node:fs';
 import { lstat, readdir, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -10,28 +11,33 @@ const COPIED_AT_TOP = /^(ibdata\d+|undo\d+|aria_log[._].*|ib_logfile\d+)$/;
 
 const sum = (sizes: readonly number[]) => sizes.reduce((a, b) => a + b, 0);
 
-/** Every file's size at once, not one after another: a table's files are one stat each (a 217-entry datadir here: 30 -> 13 ms). */
-async function treeBytes(dir: string): Promise<number> {
-  const entries = await readdir(dir, { withFileTypes: true });
-  const path = (name: string) => join(dir, name);
-  return sum(await Promise.all(entries.map(async (e) => (e.isDirectory() ? treeBytes(path(e.name)) : e.isFile() ? (await lstat(path(e.name))).size : 0))));
+/**
+ * The bytes of the files under `dir` that `counted` keeps (at this level; everything below it),
+ * every size asked for at once, not one after another: a table's files are one stat each (a
+ * 217-entry datadir here: 30 -> 13 ms).
+ */
+async function treeBytes(dir: string, counted: (entry: Dirent) => boolean = () => true): Promise<number> {
+  const entries = (await readdir(dir, { withFileTypes: true })).filter(counted);
+  return sum(
+    await Promise.all(
+      entries.map(async (e) => {
+        const path = join(dir, e.name);
+        return e.isDirectory() ? treeBytes(path) : e.isFile() ? (await lstat(path)).size : 0;
+      }),
+    ),
+  );
 }
+
+/** At the top of a datadir: database directories, and the shared tablespaces and logs. */
+const copiedByTheTool = (e: Dirent) =>
+  e.isDirectory() ? !e.name.startsWith('.') && !e.name.startsWith('#innodb_temp') && e.name !== 'lost+found' : e.isFile() && COPIED_AT_TOP.test(e.name);
 
 /**
  * What a backup of this datadir will roughly weigh: database directories plus the shared
  * tablespaces and logs the tool copies. Announced to the receiver so it can refuse up front
  * when its volume is too small, instead of filling it.
  */
-export async function estimateBackupBytes(dataDir: string): Promise<number> {
-  const entries = await readdir(dataDir, { withFileTypes: true });
-  const sizes = entries.map(async (entry) => {
-    const path = join(dataDir, entry.name);
-    if (entry.isDirectory() && !entry.name.startsWith('.') && !entry.name.startsWith('#innodb_temp') && entry.name !== 'lost+found') return treeBytes(path);
-    if (entry.isFile() && COPIED_AT_TOP.test(entry.name)) return (await lstat(path)).size;
-    return 0;
-  });
-  return sum(await Promise.all(sizes));
-}
+export const estimateBackupBytes = (dataDir: string): Promise<number> => treeBytes(dataDir, copiedByTheTool);
 
 /** Bytes as people read them in a message: `51.3 MB`. */
 export const mb = (bytes: number) => `${(bytes / 1e6).toFixed(1)} MB`;

@@ -110,11 +110,15 @@ async function agentDrill(rig: Rig, rgw: Rgw, id: string, round: number): Promis
   return { variant: 'V', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
 }
 
-/** The pipe's extraction of the round's C object into a scratch directory, removed after: the restores' untimed warm-up. */
+/** `rclone cat | zstd -d | mbstream -x` of the round's C object into `dir`. */
+const pipeExtract = (rgw: Rgw, round: number, dir: string) =>
+  run('bash', ['-o', 'pipefail', '-c', `rclone cat rgw:${BUCKET}/pipe/C-${round}.xbstream.zst | zstd -d | mbstream -x -C ${dir}`], rcloneEnv(rgw));
+
+/** The pipe's extraction into a scratch directory, removed after: the restores' untimed warm-up. */
 async function settleRestores(rig: Rig, rgw: Rgw, round: number): Promise<void> {
   const dir = join(rig.options.baseDir, 'settle');
   await mkdir(dir, { recursive: true });
-  await run('bash', ['-o', 'pipefail', '-c', `rclone cat rgw:${BUCKET}/pipe/C-${round}.xbstream.zst | zstd -d | mbstream -x -C ${dir}`], rcloneEnv(rgw));
+  await pipeExtract(rgw, round, dir);
   await rm(dir, { recursive: true, force: true });
 }
 
@@ -124,7 +128,7 @@ async function pipeRestore(rig: Rig, rgw: Rgw, round: number): Promise<Sample> {
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const [, seconds] = await timed(async () => {
-    await run('bash', ['-o', 'pipefail', '-c', `rclone cat rgw:${BUCKET}/pipe/C-${round}.xbstream.zst | zstd -d | mbstream -x -C ${dir}`], rcloneEnv(rgw));
+    await pipeExtract(rgw, round, dir);
     await run('mariadb-backup', ['--prepare', `--target-dir=${dir}`]);
   });
   await rm(dir, { recursive: true, force: true });
