@@ -59,8 +59,7 @@ export function formatTable(backups: readonly ListedBackup[]): string {
 export async function runBackups(config: BackupsConfig, log: Logger, signal: AbortSignal, out: NodeJS.WritableStream): Promise<void> {
   const store = new Store(config.store);
   try {
-    await store.reach(signal);
-    const backups = await describeBackups(store, log);
+    const backups = await store.reachWith(signal, () => describeBackups(store, log));
     out.write(config.json ? `${JSON.stringify(backups.map((b) => ({ ...b.manifest, drill: b.drill })), null, 2)}\n` : formatTable(backups));
   } finally {
     store.destroy();

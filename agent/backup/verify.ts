@@ -81,8 +81,7 @@ async function drill(config: VerifyConfig, store: Store, manifest: Manifest, scr
 export async function runVerifyBackup(config: VerifyConfig, log: Logger, signal: AbortSignal): Promise<void> {
   const store = new Store(config.store);
   try {
-    await store.reach(signal);
-    const manifest = await chooseBackup(store, config.backupId === null ? { kind: 'latest' } : { kind: 'id', id: config.backupId }, 'BACKUP_ID');
+    const manifest = await store.reachWith(signal, () => chooseBackup(store, config.backupId === null ? { kind: 'latest' } : { kind: 'id', id: config.backupId }, 'BACKUP_ID'));
     const dlog = log.child({ backup_id: manifest.id });
     const started = Date.now();
     const scratch = await mkdtemp(join(config.drillDir, 'mysql-agent-drill-'));

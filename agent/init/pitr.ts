@@ -208,8 +208,7 @@ export async function replayInto(store: Store, p: RestorePlan, staged: string, t
 export async function runRestorePlan(config: RestorePlanConfig, signal: AbortSignal, out: NodeJS.WritableStream): Promise<void> {
   const store = new Store(config.store);
   try {
-    await store.reach(signal);
-    out.write(`${JSON.stringify(planSummary(await planRestore(store, config.point, signal)))}\n`);
+    out.write(`${JSON.stringify(planSummary(await store.reachWith(signal, () => planRestore(store, config.point, signal))))}\n`);
   } finally {
     store.destroy();
   }

@@ -171,12 +171,11 @@ export async function restoreDataDir(
 export async function restorePrimary(config: InitConfig, log: Logger, signal: AbortSignal): Promise<void> {
   const store = new Store(config.store!);
   try {
-    await store.reach(signal);
     const point = config.restoreTo;
     if (point !== null) {
       // Planned in full before DATA_DIR is touched: a refusal leaves it empty.
       const { describePoint, planRestore, planSummary, replayInto } = await import('./pitr.js');
-      const plan = await planRestore(store, point, signal).catch((err: unknown) => {
+      const plan = await store.reachWith(signal, () => planRestore(store, point, signal)).catch((err: unknown) => {
         throw err instanceof BackupError ? new BackupError(`${err.message}; nothing restored, DATA_DIR untouched`, { cause: err }) : err;
       });
       log.info({ phase: 'plan', ...planSummary(plan) }, `point-in-time restore: backup ${plan.manifest.id}, then ${plan.plan.files.length} archived binary logs up to ${plan.plan.lastEvent?.gtid ?? 'the backup'}`);
@@ -188,7 +187,7 @@ export async function restorePrimary(config: InitConfig, log: Logger, signal: Ab
       await restoreDataDir(config, store, plan.manifest, { choice: 'restore', why, continueGtid: true, replay }, log, signal);
       return;
     }
-    const manifest = await chooseBackup(store, config.restoreFrom!);
+    const manifest = await store.reachWith(signal, () => chooseBackup(store, config.restoreFrom!));
     const why = `RESTORE_FROM=${config.restoreFrom!.kind === 'latest' ? 'latest' : manifest.id}`;
     await restoreDataDir(config, store, manifest, { choice: 'restore', why, continueGtid: true }, log, signal);
   } finally {
@@ -221,8 +220,7 @@ export function seedProblem(manifest: Manifest, primary: PeerReport): string | n
 export async function seedReplica(config: InitConfig, log: Logger, signal: AbortSignal): Promise<string | null> {
   const store = new Store(config.store!);
   try {
-    await store.reach(signal);
-    const latest = (await store.list()).find((b) => b.hasManifest);
+    const latest = (await store.reachWith(signal, () => store.list())).find((b) => b.hasManifest);
     if (latest === undefined) return `there is no complete backup in ${where(store.config)}`;
     const key = manifestKey(store.config.prefix, latest.id);
     const manifest = parseManifest((await store.getText(key)) ?? '', key);

@@ -148,6 +148,23 @@ export class Store {
     });
   }
 
+  /**
+   * `reach`, with the caller's first reads (`first`: reads only) sent beside its probe: on a
+   * reachable store a round-trip less at start (RGW holds each small answer ~40 ms, README). The
+   * probe's error is the one reported; reads that failed while the store was unreachable run again.
+   */
+  async reachWith<T>(signal: AbortSignal, first: () => Promise<T>, clock?: Clock): Promise<T> {
+    const early = Promise.resolve()
+      .then(first)
+      .then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      );
+    await this.reach(signal, clock);
+    const settled = await early;
+    return 'value' in settled ? settled.value : first();
+  }
+
   /** Every backup id under the prefix with what it holds, newest first. */
   async list(): Promise<StoredBackup[]> {
     return groupKeys(this.config.prefix, await this.listKeys(backupsPrefix(this.config.prefix), 'listing backups'));

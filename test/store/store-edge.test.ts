@@ -3,7 +3,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { Readable } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackupError, StoreError } from '../../agent/core/errors.js';
@@ -90,6 +92,68 @@ describe('store errors name the variable or bucket, never the secret', () => {
     const err = await message(storeWith(config({ endpoint: 'http://127.0.0.1:1' })).reach(AbortSignal.timeout(60_000)));
     expect(err.message).toMatch(/store unreachable at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\); gave up after 20 s/);
     expect(Date.now() - started).toBeGreaterThan(5_000);
+  });
+});
+
+describe('reachWith: the first reads beside the probe', () => {
+  it('on a reachable store, they are sent once, beside the probe', async () => {
+    const store0 = storeWith(config());
+    await store0.putText('c1/reach-with.json', '{"n":1}');
+    // Every request held 500 ms on its way to the store: one after the other, the probe and the read take 1 s.
+    const target = new URL(rgw.endpoint);
+    const held = createServer((socket) => {
+      const upstream = connect(Number(target.port), target.hostname);
+      socket.on('data', (chunk) => void delay(500).then(() => upstream.write(chunk)));
+      upstream.pipe(socket);
+    });
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    const store = storeWith(config({ endpoint: `http://127.0.0.1:${(held.address() as AddressInfo).port}` }));
+    let reads = 0;
+    try {
+      const started = Date.now();
+      const text = await store.reachWith(AbortSignal.timeout(10_000), () => (reads++, store.getText('c1/reach-with.json')));
+      expect(Date.now() - started).toBeLessThan(900);
+      expect(text).toBe('{"n":1}');
+      expect(reads).toBe(1);
+    } finally {
+      store.destroy();
+      held.close();
+      await store0.delete('c1/reach-with.json');
+    }
+  });
+  it('reads that failed while the store was down run again once it answers', async () => {
+    const store0 = storeWith(config());
+    await store0.putText('c1/reach-later.json', 'later');
+    // A port that refuses until a forwarder to the store starts on it, past one request's own retries (5 s).
+    const free = createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const port = (free.address() as AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const target = new URL(rgw.endpoint);
+    const forwarder = createServer((socket) => socket.pipe(connect(Number(target.port), target.hostname)).pipe(socket));
+    const opening = delay(6_500).then(() => new Promise<void>((r) => forwarder.listen(port, '127.0.0.1', r)));
+    const store = storeWith(config({ endpoint: `http://127.0.0.1:${port}` }));
+    const errors: string[] = [];
+    try {
+      const text = await store.reachWith(AbortSignal.timeout(30_000), () =>
+        store.getText('c1/reach-later.json').catch((err: unknown) => {
+          errors.push((err as Error).message);
+          throw err;
+        }),
+      );
+      expect(text).toBe('later');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toMatch(/store unreachable at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    } finally {
+      await opening;
+      store.destroy();
+      forwarder.close();
+      await store0.delete('c1/reach-later.json');
+    }
+  });
+  it("the probe's error is the one reported, not the reads'", async () => {
+    const err = await message(storeWith(config({ bucket: 'no-such-bucket' })).reachWith(AbortSignal.timeout(10_000), async () => Promise.reject(new Error('the read failed'))));
+    expect(err.message).toMatch(/bucket "no-such-bucket" does not exist/);
   });
 });
 
