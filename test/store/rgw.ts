@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateBucketCommand, DeleteObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 
 const execFileP = promisify(execFile);
 const DAEMONS = ['rgw', 'osd', 'mon'] as const;
@@ -55,6 +55,12 @@ export interface Rgw {
   createUser(uid: string): Promise<S3User>;
   /** A new bucket owned by the default user. */
   createBucket(name: string): Promise<void>;
+  /**
+   * Deletes every object and unfinished upload in the bucket and runs RGW's garbage collection, so
+   * the memstore gets their bytes back now (a deleted object's tail waits two hours by default):
+   * a bench that writes GBs per round stays inside memstoreBytes.
+   */
+  emptyBucket(name: string): Promise<void>;
   /** The environment the agent reads for this store (the caller adds BACKUP_STORE_URL). */
   env(user?: S3User): Record<string, string>;
   /** SIGKILLs radosgw (the "store killed" fault); `start()` brings it back on the same port. */
@@ -270,6 +276,23 @@ export async function startRgw(options: RgwOptions = {}): Promise<Rgw> {
     },
     client,
     createUser,
+    emptyBucket: async (name) => {
+      const c = client();
+      try {
+        let token: string | undefined;
+        do {
+          const page = await c.send(new ListObjectsV2Command({ Bucket: name, ContinuationToken: token }));
+          for (const o of page.Contents ?? []) await c.send(new DeleteObjectCommand({ Bucket: name, Key: o.Key! }));
+          token = page.NextContinuationToken;
+        } while (token);
+        for (const u of (await c.send(new ListMultipartUploadsCommand({ Bucket: name }))).Uploads ?? []) {
+          await c.send(new AbortMultipartUploadCommand({ Bucket: name, Key: u.Key!, UploadId: u.UploadId! }));
+        }
+      } finally {
+        c.destroy();
+      }
+      await ceph('radosgw-admin', ['gc', 'process', '--include-all'], 120_000);
+    },
     createBucket: async (name) => {
       const c = client();
       try {
