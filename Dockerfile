@@ -24,6 +24,14 @@ COPY --from=build /usr/local/bin/node /usr/local/bin/node
 COPY --from=build /src/package.json /opt/mysql-agent/package.json
 COPY --from=build /src/node_modules /opt/mysql-agent/node_modules
 COPY --from=build /src/dist /opt/mysql-agent/dist
+# zstd: the sidecar compresses a backup's stream with it and init decompresses a clone or a restore
+# with it, child to child; without it both run in node's zlib, several CPU seconds per GB (README,
+# ZSTD_BIN). The MariaDB base has apt, Percona's xtrabackup base microdnf.
+RUN command -v zstd >/dev/null \
+ || if command -v apt-get >/dev/null; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends zstd && apt-get clean && rm -rf /var/lib/apt/lists/*; \
+    elif command -v microdnf >/dev/null; then microdnf install -y zstd && microdnf clean all; \
+    elif command -v dnf >/dev/null; then dnf install -y zstd && dnf clean all; \
+    else echo "no apt-get, microdnf or dnf in ${BASE_IMAGE} to install zstd with" >&2; exit 1; fi
 # The mount points exist owned by 999 so that fresh Docker volumes mounted there are writable too.
 RUN ln -s /opt/mysql-agent/dist/cli.js /usr/local/bin/mysql-agent \
  && mkdir -p /mnt/conf.d /mnt/config-map /var/lib/mysql \
@@ -31,6 +39,7 @@ RUN ln -s /opt/mysql-agent/dist/cli.js /usr/local/bin/mysql-agent \
  && node --version \
  && { command -v xtrabackup || command -v mariadb-backup; } \
  && { command -v xbstream || command -v mbstream; } \
+ && zstd --version \
  && mysql-agent --help >/dev/null
 USER 999:999
 ENTRYPOINT ["mysql-agent"]

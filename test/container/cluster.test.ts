@@ -58,6 +58,11 @@ describe('three pods of the StatefulSet in Docker', () => {
     expect({ version, tool }).toEqual({ version: expect.stringMatching(new RegExp(`^${release.replaceAll('.', '\\.')}-MariaDB`)), tool: expect.stringContaining(`based on MariaDB server ${release}-MariaDB`) });
   });
 
+  it('carry zstd in the agent image, on PATH where the sidecar and init look for it', async () => {
+    const out = await docker(['run', '--rm', '--entrypoint', 'sh', AGENT_IMAGE, '-c', 'command -v zstd && echo through-zstd | zstd -1 | zstd -d']);
+    expect(out.split('\n')).toEqual([expect.stringMatching(/^\/usr\/(local\/)?bin\/zstd$/), 'through-zstd']);
+  });
+
   it('replicate writes on mysql-0 to mysql-1 and mysql-2', async () => {
     await insert(1, 2, 3);
     await waitForRows(1, [1, 2, 3]);
