@@ -99,11 +99,11 @@ describe('reachWith: the first reads beside the probe', () => {
   it('on a reachable store, they are sent once, beside the probe', async () => {
     const store0 = storeWith(config());
     await store0.putText('c1/reach-with.json', '{"n":1}');
-    // Every request held 500 ms on its way to the store: one after the other, the probe and the read take 1 s.
+    // Every request held 1 s on its way to the store: one after the other, the probe and the read take 2 s.
     const target = new URL(rgw.endpoint);
     const held = createServer((socket) => {
       const upstream = connect(Number(target.port), target.hostname);
-      socket.on('data', (chunk) => void delay(500).then(() => upstream.write(chunk)));
+      socket.on('data', (chunk) => void delay(1_000).then(() => upstream.write(chunk)));
       upstream.pipe(socket);
     });
     await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
@@ -112,7 +112,7 @@ describe('reachWith: the first reads beside the probe', () => {
     try {
       const started = Date.now();
       const text = await store.reachWith(AbortSignal.timeout(10_000), () => (reads++, store.getText('c1/reach-with.json')));
-      expect(Date.now() - started).toBeLessThan(900);
+      expect(Date.now() - started).toBeLessThan(1_800);
       expect(text).toBe('{"n":1}');
       expect(reads).toBe(1);
     } finally {
