@@ -37,6 +37,8 @@ interface Sample {
   readonly seconds: number;
   readonly stored_bytes?: number;
   readonly peak_rss_mb?: number;
+  /** The agent process's own CPU seconds (user + system), not its children's. */
+  readonly cpu_s?: number;
 }
 
 /** rclone 1.60 refuses an http endpoint when AWS_CA_BUNDLE is set (LoadCustomCABundleError): the store here is plain http on loopback. */
@@ -72,7 +74,7 @@ async function agentBackup(rig: Rig, rgw: Rgw, round: number): Promise<Sample & 
   const seconds = (performance.now() - started) / 1000;
   const id = out.trim();
   const manifest = (await listBackups(rig, env)).find((b) => b.id === id)!;
-  return { variant: 'A', round, seconds, stored_bytes: manifest.data.stored_bytes, peak_rss_mb: usage.peakMb, id };
+  return { variant: 'A', round, seconds, stored_bytes: manifest.data.stored_bytes, peak_rss_mb: usage.peakMb, cpu_s: usage.cpu, id };
 }
 
 /** B and C: the backup tool piped through a compressor into `rclone rcat`. */
@@ -96,7 +98,7 @@ async function agentRestore(rig: Rig, rgw: Rgw, id: string, round: number): Prom
   const started = performance.now();
   const usage = await watch(rig.spawnAgent(['init'], env, join(LOGS, `restore-${round}.log`)));
   if (usage.code !== 0) throw new Error(`restore exited ${usage.code}`);
-  return { variant: 'R', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
+  return { variant: 'R', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb, cpu_s: usage.cpu };
 }
 
 /** V: `mysql-agent verify-backup` of the round's backup, its peak RSS sampled like A's. */
@@ -107,7 +109,7 @@ async function agentDrill(rig: Rig, rgw: Rgw, id: string, round: number): Promis
   const started = performance.now();
   const usage = await watch(rig.spawnAgent(['verify-backup'], env, join(LOGS, `drill-${round}.log`)));
   if (usage.code !== 0) throw new Error(`verify-backup exited ${usage.code}`);
-  return { variant: 'V', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb };
+  return { variant: 'V', round, seconds: (performance.now() - started) / 1000, peak_rss_mb: usage.peakMb, cpu_s: usage.cpu };
 }
 
 /** `rclone cat | zstd -d | mbstream -x` of the round's C object into `dir`. */
@@ -188,8 +190,8 @@ async function main(): Promise<void> {
     const lines = [
       `Dataset ${f2(dataset / 1e9)} GB, ${ROUNDS} interleaved rounds (order rotated; InnoDB's checkpoint caught up and one warm-up backup before them; an untimed extraction before each round's restores), page cache ${cold ? 'dropped before each run' : 'NOT dropped'}; ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ${date.slice(0, 10)}; one Ceph RGW (memstore OSD) on this machine.`,
       '',
-      '| variant | seconds (median, min–max) | stored MB (median) | peak RSS MB |',
-      '|---|---|---|---|',
+      '| variant | seconds (median, min–max) | stored MB (median) | peak RSS MB | agent CPU s (median) |',
+      '|---|---|---|---|---|',
       ...(['A', 'B', 'C', 'R', 'S', 'V'] as const).map((v) => {
         const label = {
           A: 'A agent `backup`',
@@ -202,7 +204,8 @@ async function main(): Promise<void> {
         const secs = of(v).map((s) => s.seconds);
         const stored = of(v)[0]?.stored_bytes === undefined ? '–' : f2(med(v, (s) => s.stored_bytes!) / 1e6);
         const rss = of(v)[0]?.peak_rss_mb === undefined ? '–' : f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)));
-        return `| ${label} | ${f2(median(secs))} (${f2(Math.min(...secs))}–${f2(Math.max(...secs))}) | ${stored} | ${rss} |`;
+        const cpu = of(v)[0]?.cpu_s === undefined ? '–' : f2(med(v, (s) => s.cpu_s!));
+        return `| ${label} | ${f2(median(secs))} (${f2(Math.min(...secs))}–${f2(Math.max(...secs))}) | ${stored} | ${rss} | ${cpu} |`;
       }),
       '',
       `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
