@@ -189,10 +189,12 @@ describe('ordinal 0 with an empty datadir while replicas hold data', () => {
   it('a replica that was behind stops with error 1236 instead of silently skipping what it missed', async () => {
     const node3 = rig.node(3);
     await node3.sql('START SLAVE');
+    // MariaDB shows the error a moment before the IO thread is down (CI saw errno 1236 with
+    // Slave_IO_Running still Yes): wait for both; the IO thread must stop, not retry.
     const r = await waitUntil(async () => {
       const st = await node3.replicaStatus();
-      return Number(st?.Last_IO_Errno) === 1236 ? st : undefined;
-    }, 'node3 to be refused by the rebuilt primary', 60_000);
+      return Number(st?.Last_IO_Errno) === 1236 && st?.Slave_IO_Running === 'No' ? st : undefined;
+    }, 'node3 to be refused by the rebuilt primary and its IO thread stopped', 60_000);
     expect(String(r.Last_IO_Error)).toContain('Could not find GTID state requested by slave in any binlog files');
     expect(r.Slave_IO_Running).toBe('No');
     expect(await orders(3)).toBe(25);
