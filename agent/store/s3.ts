@@ -151,18 +151,21 @@ export class Store {
   /**
    * `reach`, with the caller's first reads (`first`: reads only) sent beside its probe: on a
    * reachable store a round-trip less at start (RGW holds each small answer ~40 ms, README). The
-   * probe's error is the one reported; reads that failed while the store was unreachable run again.
+   * probe's error is the one reported; reads that failed only because the store was not answering
+   * yet run again, any other failure of theirs is final.
    */
-  async reachWith<T>(signal: AbortSignal, first: () => Promise<T>, clock?: Clock): Promise<T> {
+  async reachWith<T>(signal: AbortSignal, first: () => Promise<T>): Promise<T> {
     const early = Promise.resolve()
       .then(first)
       .then(
         (value) => ({ value }),
         (error: unknown) => ({ error }),
       );
-    await this.reach(signal, clock);
+    await this.reach(signal);
     const settled = await early;
-    return 'value' in settled ? settled.value : first();
+    if ('value' in settled) return settled.value;
+    if (settled.error instanceof StoreError && settled.error.retryable) return first();
+    throw settled.error;
   }
 
   /** Every backup id under the prefix with what it holds, newest first. */

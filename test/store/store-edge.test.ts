@@ -95,18 +95,24 @@ describe('store errors name the variable or bucket, never the secret', () => {
   });
 });
 
+/** A TCP forwarder to the store on `port` (0: any free one), every client chunk held `holdMs` first. */
+async function forwarder(port = 0, holdMs = 0) {
+  const target = new URL(rgw.endpoint);
+  const server = createServer((socket) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    socket.on('data', (chunk) => void delay(holdMs).then(() => upstream.write(chunk)));
+    upstream.pipe(socket);
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return server;
+}
+
 describe('reachWith: the first reads beside the probe', () => {
   it('on a reachable store, they are sent once, beside the probe', async () => {
     const store0 = storeWith(config());
     await store0.putText('c1/reach-with.json', '{"n":1}');
     // Every request held 1 s on its way to the store: one after the other, the probe and the read take 2 s.
-    const target = new URL(rgw.endpoint);
-    const held = createServer((socket) => {
-      const upstream = connect(Number(target.port), target.hostname);
-      socket.on('data', (chunk) => void delay(1_000).then(() => upstream.write(chunk)));
-      upstream.pipe(socket);
-    });
-    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    const held = await forwarder(0, 1_000);
     const store = storeWith(config({ endpoint: `http://127.0.0.1:${(held.address() as AddressInfo).port}` }));
     let reads = 0;
     try {
@@ -129,9 +135,7 @@ describe('reachWith: the first reads beside the probe', () => {
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
     const port = (free.address() as AddressInfo).port;
     await new Promise((r) => free.close(r));
-    const target = new URL(rgw.endpoint);
-    const forwarder = createServer((socket) => socket.pipe(connect(Number(target.port), target.hostname)).pipe(socket));
-    const opening = delay(6_500).then(() => new Promise<void>((r) => forwarder.listen(port, '127.0.0.1', r)));
+    const opening = delay(6_500).then(() => forwarder(port));
     const store = storeWith(config({ endpoint: `http://127.0.0.1:${port}` }));
     const errors: string[] = [];
     try {
@@ -145,9 +149,9 @@ describe('reachWith: the first reads beside the probe', () => {
       expect(errors).toHaveLength(1);
       expect(errors[0]).toMatch(/store unreachable at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
     } finally {
-      await opening;
+      const opened = await opening;
       store.destroy();
-      forwarder.close();
+      opened.close();
       await store0.delete('c1/reach-later.json');
     }
   });
