@@ -78,7 +78,7 @@ export const BACKUP_ID: Setting<BackupId | null> = {
   shown: '(the newest complete one)',
   fallback: null,
   parse: (t) => {
-    if (!isBackupId(t)) throw new ConfigError(`BACKUP_ID="${t}" is invalid: expected a backup id such as 20261201T101530Z-3fa9c1 (see mysql-agent backups)`);
+    if (!isBackupId(t)) throw new ConfigError(`BACKUP_ID="${t}" is invalid: expected a backup id such as 20261201T101530.123Z-3fa9c1 (see mysql-agent backups)`);
     return t;
   },
 };

@@ -177,7 +177,7 @@ export const RESTORE_FROM: Setting<RestoreFrom | null> = {
   fallback: null,
   parse: (t) => {
     if (t === 'latest') return { kind: 'latest' };
-    if (!isBackupId(t)) throw new ConfigError(`RESTORE_FROM="${t}" is invalid: expected latest or a backup id such as 20261201T101530Z-3fa9c1 (see mysql-agent backups)`);
+    if (!isBackupId(t)) throw new ConfigError(`RESTORE_FROM="${t}" is invalid: expected latest or a backup id such as 20261201T101530.123Z-3fa9c1 (see mysql-agent backups)`);
     return { kind: 'id', id: t };
   },
 };

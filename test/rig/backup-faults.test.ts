@@ -142,7 +142,7 @@ describe('faults of a backup to object storage', () => {
     // Whichever notices first: the upload's own retries, or the lock's renewal (every 30 s), which
     // is the run's liveness check while parts wait on a store that accepts no connection.
     expect(failure.err).toMatch(
-      /^(uploading c1\/mysql-agent\/backups\/\d{8}T\d{6}Z-[0-9a-f]{6}\/data\.xbstream\.zst|reading c1\/mysql-agent\/lock\.json): store unreachable at http:\/\/127\.0\.0\.1:7480 \(ECONNREFUSED\)$/,
+      /^(uploading c1\/mysql-agent\/backups\/\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}\/data\.xbstream\.zst|reading c1\/mysql-agent\/lock\.json): store unreachable at http:\/\/127\.0\.0\.1:7480 \(ECONNREFUSED\)$/,
     );
     await waitUntil(async () => (await runStore(rig, ['backups'], env())).code === 0, 'the store back', 60_000);
     expect(await ids()).toEqual(before);

@@ -43,7 +43,7 @@ describe('mysql-agent backup', () => {
     const run = await runStore(rig, ['backup'], env());
     expect(run.code, run.stderr).toBe(0);
     id = run.stdout.trim();
-    expect(id).toMatch(/^\d{8}T\d{6}Z-[0-9a-f]{6}$/);
+    expect(id).toMatch(/^\d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6}$/);
     const done = run.lines.find((l) => l.phase === 'done')!;
     expect(done.peer).toBe('127.0.2.11');
     // The sidecar has zstd: it compressed, and the stream was stored as it came.
@@ -119,7 +119,7 @@ describe('mysql-agent backup', () => {
     expect(refused).toHaveLength(1);
     expect(refused[0]!.code).toBe(1);
     expect(refused[0]!.stdout).toBe('');
-    expect(refused[0]!.stderr).toMatch(/another backup run holds the store's lock \(backup \d{8}T\d{6}Z-[0-9a-f]{6} from .*\): refusing to start a second one/);
+    expect(refused[0]!.stderr).toMatch(/another backup run holds the store's lock \(backup \d{8}T\d{6}\.\d{3}Z-[0-9a-f]{6} from .*\): refusing to start a second one/);
     expect((await listBackups(rig, env())).map((x) => x.id)).toEqual([ok[0]!.stdout.trim(), ...before]);
   }, 120_000);
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, ParseError } from '../../../agent/core/errors.js';
 import { judgeLock } from '../../../agent/store/lock.js';
-import { type BackupId, backupsPrefix, dataKey, drillKey, groupKeys, idTime, isBackupId, lockKey, manifestKey, newBackupId } from '../../../agent/store/layout.js';
+import { type BackupId, backupsPrefix, dataKey, drillKey, groupKeys, idTime, isBackupId, lockKey, manifestKey, newBackupId, newestFirst } from '../../../agent/store/layout.js';
 import { type DrillVerdict, type Manifest, formatJson, parseDrillVerdict, parseManifest } from '../../../agent/store/manifest.js';
 import { planRetention } from '../../../agent/store/retention.js';
 import { MAX_PARTS, PART_BYTES, PARTS_IN_FLIGHT, partPlan } from '../../../agent/store/s3.js';
@@ -22,15 +22,24 @@ describe('BACKUP_STORE_URL', () => {
 });
 
 describe('object layout', () => {
-  it('ids sort by start time as text, and give their time back', () => {
+  it('ids carry the start time to the millisecond, and give it back', () => {
     const a = newBackupId(new Date('2026-12-01T10:15:30.999Z'), () => 0.99);
     const b = newBackupId(new Date('2026-12-01T10:15:31.000Z'), () => 0);
-    expect(a).toBe('20261201T101530Z-fd70a3');
-    expect(b).toBe('20261201T101531Z-000000');
-    expect([b, a].sort()).toEqual([a, b]);
-    expect(idTime(a).toISOString()).toBe('2026-12-01T10:15:30.000Z');
-    expect(isBackupId('20261201T101530Z-fd70a3')).toBe(true);
-    for (const bad of ['20261201T101530Z', '20261201T101530Z-FD70A3', 'x20261201T101530Z-fd70a3', '../x']) expect(isBackupId(bad)).toBe(false);
+    expect(a).toBe('20261201T101530.999Z-fd70a3');
+    expect(b).toBe('20261201T101531.000Z-000000');
+    expect(idTime(a).toISOString()).toBe('2026-12-01T10:15:30.999Z');
+    expect(idTime('20261201T101530Z-fd70a3' as BackupId).toISOString()).toBe('2026-12-01T10:15:30.000Z');
+    for (const good of ['20261201T101530.999Z-fd70a3', '20261201T101530Z-fd70a3']) expect(isBackupId(good)).toBe(true);
+    for (const bad of ['20261201T101530Z', '20261201T101530.1Z-fd70a3', '20261201T101530.999-fd70a3', '20261201T101530Z-FD70A3', 'x20261201T101530Z-fd70a3', '../x']) expect(isBackupId(bad)).toBe(false);
+  });
+  it('orders two backups of one second by their start, not by their random part (and ids of earlier builds by time too)', () => {
+    const first = newBackupId(new Date('2026-12-01T10:15:30.100Z'), () => 0.99);
+    const second = newBackupId(new Date('2026-12-01T10:15:30.900Z'), () => 0);
+    const older = '20261201T101529Z-ffffff' as BackupId;
+    const sameSecondOld = '20261201T101530Z-ffffff' as BackupId;
+    expect([older, first, sameSecondOld, second].sort(newestFirst)).toEqual([second, first, sameSecondOld, older]);
+    const keys = [first, second, older].map((id) => manifestKey('', id));
+    expect(groupKeys('', keys).map((g) => g.id)).toEqual([second, first, older]);
   });
   it('puts everything of a backup under its id, under the prefix', () => {
     const id = '20261201T101530Z-fd70a3' as BackupId;
