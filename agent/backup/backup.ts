@@ -6,23 +6,19 @@
  *    (while step 2 and 3 begin: a failed cleanup stops the stream).
  * 2. Pick the source as a clone does (BACKUP_SOURCE=auto: the clone's ranking of every ordinal's
  *    /status), GET its /backup; a busy or unreachable source passes to the next candidate.
- * 3. Stream: the sidecar is asked for zstd and compresses (tool → sidecar reading the chunk
- *    headers and info files → zstd), then sidecar → [SHA-256, count] → check → multipart upload:
- *    no byte is decompressed here, the count and the info files come in the sender's summary
- *    trailer (protocol.ts). From a sender of an earlier release, which sends no summary, the
- *    same with a zstd decompression beside the upload for the count and the chunk headers; from
- *    one without zstd, sidecar → [count, read chunk headers] → zstd here → [SHA-256, count] →
- *    check → upload. The check stage fails the body at its end unless the sender's trailer said
- *    Success and the stream is whole (it ended on a chunk boundary and its closing files went
- *    by: read here, or said so by the sender's summary): the upload is then aborted instead of
- *    completed. Every failure and SIGTERM aborts the upload.
+ * 3. Stream: sidecar → [count, read chunk headers] → zstd → [SHA-256, count] → check → multipart
+ *    upload; or, when the sidecar compressed (it is asked for zstd), sidecar → [SHA-256, count]
+ *    → check → upload, with a zstd decompression beside it for the count and the chunk headers.
+ *    The check stage fails the body at its end unless the sender's trailer said Success, the
+ *    stream ended on a chunk boundary and its closing files went by: the upload is then aborted
+ *    instead of completed. Every failure and SIGTERM aborts the upload.
  * 4. The manifest, written last, with the coordinates read from the stream's own info files
  *    (the same files a restore and a clone follow), then BACKUP_KEEP (planned from step 1's
  *    listing), then the lock is released.
  */
 import { createHash } from '../core/builtins.js';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough, Transform } from 'node:stream';
+import { Transform } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { BackupError, CloneError, StoreError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -40,8 +36,8 @@ import { type Manifest, formatJson } from '../store/manifest.js';
 import { type RetentionPlan, planRetention } from '../store/retention.js';
 import { MAX_PARTS, PART_BYTES, Store, where } from '../store/s3.js';
 import { chunkCollector } from '../stream/meter.js';
-import { STATUS_TRAILER, SUCCESS, SUMMARY_TRAILER, type StreamSummary, estimatedBytesOf, parseSummaryTrailer } from '../stream/protocol.js';
-import { XbstreamReader, wholeStream } from '../stream/xbstream.js';
+import { CLOSING_FILES, STATUS_TRAILER, SUCCESS, estimatedBytesOf } from '../stream/protocol.js';
+import { XbstreamReader } from '../stream/xbstream.js';
 import type { BackupConfig } from './settings.js';
 
 /** The candidates BACKUP_SOURCE names: the clone's ranking over ordinals 0..PEER_PROBE_COUNT, or one peer. */
@@ -74,12 +70,8 @@ interface Streamed {
   readonly kept: ReadonlyMap<string, string>;
 }
 
-/**
- * The last stage before the upload: passes bytes, and at the end fails unless the sender's
- * status said Success and `learn` (what the stream holds: read here, or the sender's summary)
- * finds it whole. `bytes`: of the reply so far, for the messages.
- */
-function completenessGate(res: IncomingMessage, peer: string, bytes: () => number, learn: () => StreamSummary, done: (summary: StreamSummary) => void): Transform {
+/** The last stage before the upload: passes bytes, and at the end fails unless the stream is whole. */
+function completenessGate(res: IncomingMessage, reader: XbstreamReader, peer: string, raw: { bytes: number }, done: (kept: ReadonlyMap<string, string>) => void): Transform {
   return new Transform({
     transform: (chunk, _enc, cb) => cb(null, chunk),
     flush: (cb) => {
@@ -88,13 +80,16 @@ function completenessGate(res: IncomingMessage, peer: string, bytes: () => numbe
         return cb(
           new BackupError(
             status === undefined
-              ? `the stream from ${peer} ended after ${bytes()} bytes without a status trailer: the sender stopped before finishing`
-              : `the sender ${peer} reported the backup failed after ${bytes()} bytes (${status})`,
+              ? `the stream from ${peer} ended after ${raw.bytes} bytes without a status trailer: the sender stopped before finishing`
+              : `the sender ${peer} reported the backup failed after ${raw.bytes} bytes (${status})`,
           ),
         );
       }
       try {
-        done(learn());
+        const summary = reader.finish();
+        const missing = CLOSING_FILES.filter((names) => !names.some((n) => summary.files.has(n)));
+        if (missing.length > 0) return cb(new BackupError(`the stream from ${peer} is incomplete: no ${missing.map((m) => m.join(' or ')).join(', ')}`));
+        done(summary.kept);
         cb();
       } catch (err) {
         cb(new BackupError(`the stream from ${peer} is not a complete xbstream: ${errorMessage(err)}`));
@@ -103,20 +98,15 @@ function completenessGate(res: IncomingMessage, peer: string, bytes: () => numbe
   });
 }
 
-/**
- * Who compresses the stored object: the source (its reply is zstd), this process, or nobody
- * (BACKUP_COMPRESSION=none); and whether the source read the stream for us (its summary trailer).
- */
-type CompressedBy = 'source, summarized' | 'source' | 'agent' | null;
+/** Who compresses the stored object: the source (its reply is zstd), this process, or nobody (BACKUP_COMPRESSION=none). */
+type CompressedBy = 'source' | 'agent' | null;
 
 /**
  * The stage between the reply and the completeness gate, and where the tool's own bytes are seen
  * (`raw`: counted, parsed). A reply in zstd (the sender compressed, child to child) is stored as
- * it comes; unless its sender summarizes it, it is decompressed beside the upload only to be read.
- * A raw one is compressed here.
+ * it comes and decompressed beside the upload only to be read; a raw one is compressed here.
  */
 function storedForm(res: IncomingMessage, by: CompressedBy, raw: (chunk: Buffer) => void): Transform {
-  if (by === 'source, summarized') return new PassThrough();
   if (by === 'source') {
     const unzip = decompressor('zstd');
     unzip.on('data', raw);
@@ -132,14 +122,6 @@ function storedForm(res: IncomingMessage, by: CompressedBy, raw: (chunk: Buffer)
   return compressor(by === 'agent' ? 'zstd' : 'none');
 }
 
-/** How the reply is stored: see CompressedBy. */
-function compressedBy(config: BackupConfig, res: IncomingMessage): CompressedBy {
-  if (config.compression === 'none') return null;
-  if (res.headers['content-encoding'] !== 'zstd') return 'agent';
-  const trailers = String(res.headers.trailer ?? '').toLowerCase().split(/[\s,]+/);
-  return trailers.includes(SUMMARY_TRAILER) ? 'source, summarized' : 'source';
-}
-
 /** Streams one source's backup into the data object; resolves once the upload is complete. */
 async function streamToStore(config: BackupConfig, store: Store, key: string, candidate: Candidate, log: Logger, signal: AbortSignal): Promise<Streamed> {
   const peer = `${candidate.host}:${config.backup.port}`;
@@ -150,18 +132,16 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
     res.resume();
     throw refusal(res.statusCode ?? 0, res.headers, peer);
   }
-  const by = compressedBy(config, res);
-  log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key, compressed_by: by }, 'source accepted, uploading');
+  const compressedBy: CompressedBy = config.compression === 'none' ? null : res.headers['content-encoding'] === 'zstd' ? 'source' : 'agent';
+  log.info({ phase: 'stream', peer, peer_ordinal: candidate.ordinal, key, compressed_by: compressedBy }, 'source accepted, uploading');
   const raw = { bytes: 0 };
   const stored = { bytes: 0 };
   const hash = createHash('sha256');
   const reader = new XbstreamReader();
   const collect = chunkCollector();
   let parseError: unknown = null;
-  const summarized = by === 'source, summarized';
-  const bytes = () => (summarized ? stored.bytes : raw.bytes);
-  connection.streaming(bytes);
-  const stage = storedForm(res, by, (chunk: Buffer) => {
+  connection.streaming(() => raw.bytes);
+  const stage = storedForm(res, compressedBy, (chunk: Buffer) => {
     raw.bytes += chunk.length;
     collect(chunk.length);
     if (parseError === null) {
@@ -175,19 +155,9 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
   stage.on('data', (chunk: Buffer) => {
     stored.bytes += chunk.length;
     hash.update(chunk);
-    if (summarized) collect(chunk.length);
   });
-  const learn = (): StreamSummary => {
-    if (!summarized) {
-      if (parseError !== null) throw parseError;
-      return wholeStream(reader, raw.bytes);
-    }
-    const value = res.trailers[SUMMARY_TRAILER];
-    if (value === undefined) throw new BackupError(`the sender announced a ${SUMMARY_TRAILER} trailer and sent none`);
-    return parseSummaryTrailer(value);
-  };
-  let summary: StreamSummary = { rawBytes: 0, kept: new Map() };
-  const gate = completenessGate(res, peer, bytes, learn, (s) => (summary = s));
+  let kept: ReadonlyMap<string, string> = new Map();
+  const gate = completenessGate(res, reader, peer, raw, (k) => (kept = k));
   const expected = estimatedBytesOf(res.headers);
   if (expected === null) log.warn({ phase: 'stream', peer, key }, `the source sent no size estimate: parts of ${PART_BYTES / 2 ** 20} MiB limit this backup to ${Math.floor((MAX_PARTS * PART_BYTES) / 2 ** 30)} GiB`);
   const upload = store.upload(key, gate, signal, expected);
@@ -203,11 +173,12 @@ async function streamToStore(config: BackupConfig, store: Store, key: string, ca
     // The stream's verdict first (not whole, tool failed), then the store's, then the pipe's.
     const why = errors.find((e) => e instanceof BackupError) ?? errors.find((e) => e instanceof StoreError) ?? errors[0];
     if (why instanceof BackupError || why instanceof StoreError) throw why;
-    throw new BackupError(`streaming from ${peer} into ${key} failed after ${bytes()} bytes: ${errorMessage(why)}`, { cause: why });
+    throw new BackupError(`streaming from ${peer} into ${key} failed after ${raw.bytes} bytes: ${errorMessage(why)}`, { cause: why });
   }
+  if (parseError !== null) throw new BackupError(`the stream from ${peer} is not a readable xbstream: ${errorMessage(parseError)}`);
   const size = await store.size(key);
   if (size !== stored.bytes) throw new BackupError(`the store holds ${size} bytes at ${key}, but ${stored.bytes} were sent`);
-  return { rawBytes: summary.rawBytes, storedBytes: stored.bytes, sha256: hash.digest('hex'), kept: summary.kept };
+  return { rawBytes: raw.bytes, storedBytes: stored.bytes, sha256: hash.digest('hex'), kept };
 }
 
 function manifestOf(id: BackupId, startedAt: Date, candidate: Candidate, config: BackupConfig, key: string, s: Streamed): Manifest {

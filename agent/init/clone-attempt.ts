@@ -11,7 +11,7 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { readFile, readdir, rm } from 'node:fs/promises';
+import { access, readFile, rm } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -19,6 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   BACKUP_PATH,
+  CLOSING_FILES,
   ENCODINGS_HEADER,
   PROBE_BYTES,
   PROBE_PATH,
@@ -28,9 +29,7 @@ import {
   STATUS_TRAILER,
   STREAM_UPGRADE,
   SUCCESS,
-  SUMMARY_MAX_BYTES,
   UPGRADES_HEADER,
-  absentClosingFiles,
   estimatedBytesOf,
   parseResponseHead,
   parseStatusFile,
@@ -102,8 +101,7 @@ export function connect(source: CloneSource, timeouts: StreamTimeouts, signal: A
     if (source.token !== null) headers.authorization = `Bearer ${source.token}`;
     // A sender that can answers with Content-Encoding: zstd; an older one or one without zstd sends raw.
     if (accept === 'zstd') headers['accept-encoding'] = 'zstd';
-    // Room for the summary trailer (protocol.ts): Node counts trailers against maxHeaderSize too.
-    const req = source.transport.request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal, maxHeaderSize: 2 * SUMMARY_MAX_BYTES });
+    const req = source.transport.request({ host: source.host, port: source.port, path: BACKUP_PATH, method: 'GET', headers, signal });
     let expired: CloneError | null = null;
     let clock: NodeJS.Timeout | undefined;
     const runClock = (ms: number, why: () => string) => {
@@ -468,8 +466,21 @@ export function refusal(status: number, headers: IncomingHttpHeaders | Readonly<
 
 /** The closing files (protocol.ts) a complete stream leaves that `dir` lacks. */
 export async function missingClosingFiles(dir: string): Promise<string[]> {
-  const names = new Set(await readdir(dir).catch(() => []));
-  return absentClosingFiles((name) => names.has(name));
+  const missing: string[] = [];
+  for (const alternatives of CLOSING_FILES) {
+    let found = false;
+    for (const name of alternatives) {
+      try {
+        await access(join(dir, name));
+        found = true;
+        break;
+      } catch {
+        /* try the next spelling */
+      }
+    }
+    if (!found) missing.push(alternatives.join(' or '));
+  }
+  return missing;
 }
 
 /** How the stream got to the tool: its bytes, the sender's verdict (undefined when none came), and a clock that ran out. */

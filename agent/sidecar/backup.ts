@@ -10,13 +10,11 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { type BackupToolSettings, backupCommand, zstdCommand, zstdSummary } from '../stream/backup-tool.js';
 import { spawnOwned } from '../stream/child.js';
-import { BackupError, errorMessage } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { Compression } from '../stream/compression.js';
 import { childReadBytes, meterChunks } from '../stream/meter.js';
-import type { StreamSummary } from '../stream/protocol.js';
 import { type Progress, estimateBackupBytes, progress } from '../stream/sizes.js';
-import { XbstreamReader, wholeStream } from '../stream/xbstream.js';
 
 export interface BackupRecord {
   readonly client: string;
@@ -44,10 +42,6 @@ export interface RunningBackup {
   bytes(): number;
   /** Its record's started_at: names it in /status. */
   readonly startedAt: string;
-  /** Whether this process reads the tool's stream on its way into zstd (start's `read`). */
-  readonly reads: boolean;
-  /** After `finished` resolved null, when it `reads`: the tool's bytes and info files (protocol.ts). */
-  summary(): StreamSummary | null;
   abort(reason: string): void;
 }
 
@@ -88,12 +82,9 @@ export class BackupService {
    * output in the same turn: Node drains the unread stdout of a child that exits, and a tool that
    * finished while the reply waited for the estimate lost its bytes (the client got an empty body
    * with `Success`). With `encoding` zstd (and zstd installed) the tool's stdout is zstd's stdin,
-   * child to child: the sidecar relays only the compressed bytes; with `read` as well, the tool's
-   * stdout passes here on its way into zstd, read as it goes (chunk headers, info files) for a
-   * receiver that stores the compressed stream without reading it (protocol.ts, SUMMARY_TRAILER),
-   * and a stream that is not whole fails the backup.
+   * child to child: the sidecar relays only the compressed bytes.
    */
-  async start(client: string, encoding: Compression = 'none', read = false): Promise<RunningBackup | 'busy'> {
+  async start(client: string, encoding: Compression = 'none'): Promise<RunningBackup | 'busy'> {
     if (this.running || this.shutdown.aborted) return 'busy';
     let record: BackupRecord = { client, started_at: new Date().toISOString(), finished_at: null, bytes: 0, estimated_bytes: null, failure: null };
     const meter = { bytes: 0 };
@@ -125,57 +116,29 @@ export class BackupService {
       log,
     });
     const served: Compression = encoding === 'zstd' && this.config.tools.zstd !== '' ? 'zstd' : 'none';
-    const reads = served === 'zstd' && read;
     const zstd =
       served === 'zstd'
-        ? spawnOwned({ ...zstdCommand(this.config.tools.zstd), stdin: reads ? 'pipe' : child.stdout!, stdout: 'pipe', signal: controller.signal, killWith: 'SIGKILL', log, reportOnStderr: true })
+        ? spawnOwned({ ...zstdCommand(this.config.tools.zstd), stdin: child.stdout!, stdout: 'pipe', signal: controller.signal, killWith: 'SIGKILL', log, reportOnStderr: true })
         : null;
-    const reader = reads ? new XbstreamReader() : null;
-    let unreadable: unknown = null;
-    if (zstd && reader) {
-      // Counted and read on the way: the meter is exact at every moment, no /proc polling.
-      child.stdout!.on('data', (chunk: Buffer) => {
-        if (unreadable !== null) return;
-        try {
-          reader.push(chunk);
-        } catch (err) {
-          unreadable = err;
-        }
-      });
-      meterChunks(child.stdout!, meter);
-      // zstd gone (its failure is reported by its exit): the tool's next write fails, not this process.
-      zstd.stdin!.on('error', () => child.stdout!.destroy());
-      child.stdout!.pipe(zstd.stdin!);
-    } else if (zstd) {
-      // Our copy of the pipe closed: zstd alone reads it, and the tool's end of it sees zstd's.
-      child.stdout!.destroy();
-    }
+    // Our copy of the pipe closed: zstd alone reads it, and the tool's end of it sees zstd's.
+    if (zstd) child.stdout!.destroy();
     const stream = zstd?.stdout ?? child.stdout!;
-    log.info({ pid: child.pid, estimated_bytes: estimatedBytes, encoding: served, reads }, 'backup started');
+    log.info({ pid: child.pid, estimated_bytes: estimatedBytes, encoding: served }, 'backup started');
     // The stream is the reply itself; the tool's bytes are counted beside it, or, when they go to
     // zstd unseen, read from zstd's counter of its reads (exact from its summary at the end).
     const wire = zstd ? { bytes: 0 } : meter;
     meterChunks(stream, wire);
-    const polling = zstd && !reads ? setInterval(() => void childReadBytes(zstd.pid).then((n) => n !== null && (meter.bytes = n)), READ_POLL_MS).unref() : undefined;
+    const reads = zstd ? setInterval(() => void childReadBytes(zstd.pid).then((n) => n !== null && (meter.bytes = n)), READ_POLL_MS).unref() : undefined;
     // A 'data' listener starts the flow: hold it until the reply pipes the stream (pipe resumes).
     stream.pause();
 
-    let summary: StreamSummary | null = null;
     // The tool's failure is the reason; zstd's only when the tool did its part.
     const exited = zstd
       ? Promise.allSettled([child.done, zstd.done]).then(([tool, z]) => {
-          clearInterval(polling);
+          clearInterval(reads);
           meter.bytes = zstdSummary(zstd.stderrTail())?.inBytes ?? meter.bytes;
           const failed = [tool, z].find((r) => r.status === 'rejected');
           if (failed) throw failed.reason;
-          if (reader) {
-            try {
-              if (unreadable !== null) throw unreadable;
-              summary = wholeStream(reader, meter.bytes);
-            } catch (err) {
-              throw new BackupError(`the tool's stream is not a complete xbstream: ${errorMessage(err)}`);
-            }
-          }
         })
       : child.done;
     const finished = exited
@@ -194,16 +157,6 @@ export class BackupService {
         return failure;
       });
 
-    return {
-      stream,
-      encoding: served,
-      estimatedBytes,
-      finished,
-      bytes: () => meter.bytes,
-      startedAt: record.started_at,
-      reads,
-      summary: () => summary,
-      abort: (reason) => controller.abort(reason),
-    };
+    return { stream, encoding: served, estimatedBytes, finished, bytes: () => meter.bytes, startedAt: record.started_at, abort: (reason) => controller.abort(reason) };
   }
 }

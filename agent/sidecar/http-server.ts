@@ -22,12 +22,10 @@ import {
   STATUS_TRAILER,
   STARTED_HEADER,
   STREAM_UPGRADE,
-  SUMMARY_TRAILER,
   UPGRADES_HEADER,
   bearerToken,
   statusChunk,
   statusTrailer,
-  summaryTrailer,
   tokensEqual,
 } from '../stream/protocol.js';
 import type { BackupService, RunningBackup } from './backup.js';
@@ -215,9 +213,8 @@ export function buildHttpServer(deps: {
   app.get(BACKUP_PATH, { onRequest: authenticate, exposeHeadRoute: false }, async (req, reply) => {
     const refusal = deps.status.backupRefusal();
     if (refusal !== null) return notReady(reply, refusal);
-    // zstd when asked (Accept-Encoding) and installed: the receiver stores it as it comes, and
-    // learns what it holds from the summary trailer.
-    const run = await deps.backups.start(req.ip, acceptsZstd(req.headers) ? 'zstd' : 'none', true);
+    // zstd when asked (Accept-Encoding) and installed: the receiver stores it as it comes.
+    const run = await deps.backups.start(req.ip, acceptsZstd(req.headers) ? 'zstd' : 'none');
     if (run === 'busy') {
       req.log.info({ client: req.ip }, 'backup refused: another one is running');
       return busy(reply);
@@ -231,8 +228,6 @@ export function buildHttpServer(deps: {
     reply.header('content-type', 'application/octet-stream');
     if (run.encoding === 'zstd') reply.header('content-encoding', 'zstd');
     reply.trailer(STATUS_TRAILER, async () => statusTrailer(await run.finished));
-    // Left out (a trailer function that throws is) unless the backup succeeded.
-    if (run.reads) reply.trailer(SUMMARY_TRAILER, async () => ((await run.finished) === null ? summaryTrailer(run.summary()!) : Promise.reject(new Error('no summary of a failed backup'))));
     // The headers go out as the stream is piped, not with the tool's first byte, which may come
     // minutes later (locks, a checkpoint): the receiver learns at once that it was accepted.
     reply.raw.once('pipe', () => reply.raw.flushHeaders());

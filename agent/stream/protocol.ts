@@ -15,7 +15,6 @@
  *   data path; the tool extracts the verdict, the receiver reads and removes it.
  */
 import { createHash, timingSafeEqual } from '../core/builtins.js';
-import { ParseError } from '../core/errors.js';
 import { crc32 } from 'node:zlib';
 
 export const BACKUP_PATH = '/backup';
@@ -60,52 +59,6 @@ export const CLOSING_FILES: readonly (readonly string[])[] = [
   ['xtrabackup_info', 'mariadb_backup_info'],
   ['xtrabackup_checkpoints', 'mariadb_backup_checkpoints'],
 ];
-
-/** The CLOSING_FILES none of whose names `has`, each as `a or b`. */
-export function absentClosingFiles(has: (name: string) => boolean): string[] {
-  return CLOSING_FILES.filter((names) => !names.some(has)).map((names) => names.join(' or '));
-}
-
-/**
- * Plain GET in zstd: the sender reads the tool's stream on its way into zstd (chunk headers and
- * the small info files, xbstream.ts) and sends in this trailer what a receiver would otherwise
- * decompress the whole stream to learn: the tool's bytes and the info files, base64 of JSON. The
- * sender checks the stream is whole (it ended on a chunk boundary, its closing files went by)
- * and reports a stream that is not as a failed status. A backup stores the compressed stream as
- * it comes and reads no byte of it. Announced in the response's `Trailer` header, so a receiver
- * of an older sender, which never sends it, knows from the head to decompress instead.
- */
-export const SUMMARY_TRAILER = 'x-backup-summary';
-/** Far above a stream's info files (a few KB); receivers read trailers of up to twice this. */
-export const SUMMARY_MAX_BYTES = 64 * 1024;
-
-/** What a whole stream carries beside its data: the tool's bytes and the small files kept. */
-export interface StreamSummary {
-  readonly rawBytes: number;
-  readonly kept: ReadonlyMap<string, string>;
-}
-
-export function summaryTrailer(summary: StreamSummary): string {
-  const value = Buffer.from(JSON.stringify({ raw_bytes: summary.rawBytes, files: Object.fromEntries(summary.kept) })).toString('base64');
-  if (value.length > SUMMARY_MAX_BYTES) throw new ParseError(`the stream's info files take ${value.length} bytes encoded, over the ${SUMMARY_MAX_BYTES} a summary may`, SUMMARY_TRAILER);
-  return value;
-}
-
-/** SUMMARY_TRAILER's value; throws ParseError naming what is wrong. */
-export function parseSummaryTrailer(value: string): StreamSummary {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(value, 'base64').toString('utf8'));
-  } catch {
-    throw new ParseError('the summary trailer is not base64 of JSON', SUMMARY_TRAILER);
-  }
-  const { raw_bytes: rawBytes, files } = (parsed ?? {}) as { raw_bytes?: unknown; files?: unknown };
-  if (typeof rawBytes !== 'number' || !Number.isSafeInteger(rawBytes) || rawBytes < 0) throw new ParseError('the summary trailer has no raw_bytes', SUMMARY_TRAILER);
-  if (typeof files !== 'object' || files === null || Array.isArray(files) || !Object.values(files).every((t) => typeof t === 'string')) {
-    throw new ParseError('the summary trailer has no files of text', SUMMARY_TRAILER);
-  }
-  return { rawBytes, kept: new Map(Object.entries(files as Record<string, string>)) };
-}
 
 /** Parses `Authorization: Bearer <token>`; null when absent or of another scheme. */
 export function bearerToken(header: string | undefined): string | null {

@@ -13,7 +13,6 @@
  *   'P'/'S':  payload
  */
 import { ParseError } from '../core/errors.js';
-import { type StreamSummary, absentClosingFiles } from './protocol.js';
 
 const MAGIC = Buffer.from('XBSTCK01');
 const MAX_PATH = 4096;
@@ -97,15 +96,4 @@ export class XbstreamReader {
     if (this.pending.length > 0 || this.payloadLeft > 0) throw new ParseError('xbstream: the stream ends inside a chunk', 'xbstream');
     return { files: this.files, kept: new Map([...this.kept].map(([p, parts]) => [p, Buffer.concat(parts).toString('utf8')])) };
   }
-}
-
-/**
- * The summary of a stream `reader` read to its end, `rawBytes` long; throws ParseError when it
- * stopped inside a chunk or before its closing files.
- */
-export function wholeStream(reader: XbstreamReader, rawBytes: number): StreamSummary {
-  const { files, kept } = reader.finish();
-  const missing = absentClosingFiles((name) => files.has(name));
-  if (missing.length > 0) throw new ParseError(`xbstream: the stream ends without ${missing.join(', ')}`, 'xbstream');
-  return { rawBytes, kept };
 }

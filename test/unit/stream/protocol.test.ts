@@ -9,15 +9,11 @@ import {
   MAX_HEAD_BYTES,
   STATUS_FILE,
   SUCCESS,
-  SUMMARY_MAX_BYTES,
-  absentClosingFiles,
   bearerToken,
   parseResponseHead,
   parseStatusFile,
-  parseSummaryTrailer,
   statusChunk,
   statusTrailer,
-  summaryTrailer,
   tokensEqual,
 } from '../../../agent/stream/protocol.js';
 import { timingSafeEqual } from '../../../agent/core/builtins.js';
@@ -174,38 +170,5 @@ describe('parseReadBytes', () => {
   it('reads rchar of /proc/PID/io', () => {
     expect(parseReadBytes('rchar: 1099700000\nwchar: 17\nsyscr: 3\n')).toBe(1099700000);
     expect(parseReadBytes('wchar: 17\n')).toBeNull();
-  });
-});
-
-describe('the summary trailer', () => {
-  const kept = new Map([
-    ['xtrabackup_binlog_info', 'mysql-bin.000002\t1234\t0-1-7\n'],
-    ['backup-my.cnf', '[mysqld]\nväl=ü\n'],
-  ]);
-  it('carries the raw bytes and the files through one header value of visible ASCII', () => {
-    const value = summaryTrailer({ rawBytes: 2 ** 40 + 3, kept });
-    expect(value).toMatch(/^[A-Za-z0-9+/=]+$/);
-    expect(parseSummaryTrailer(value)).toEqual({ rawBytes: 2 ** 40 + 3, kept });
-  });
-  it('refuses to send a summary past SUMMARY_MAX_BYTES, which a receiver could not read', () => {
-    expect(() => summaryTrailer({ rawBytes: 1, kept: new Map([['backup-my.cnf', 'x'.repeat(SUMMARY_MAX_BYTES)]]) })).toThrow(/over the 65536 a summary may/);
-    expect(summaryTrailer({ rawBytes: 1, kept: new Map([['backup-my.cnf', 'x'.repeat(SUMMARY_MAX_BYTES / 2)]]) }).length).toBeLessThanOrEqual(SUMMARY_MAX_BYTES);
-  });
-  it('refuses a value that is not one, naming what is wrong', () => {
-    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64');
-    expect(() => parseSummaryTrailer('%%%')).toThrow('the summary trailer is not base64 of JSON');
-    expect(() => parseSummaryTrailer(b64({ files: {} }))).toThrow('the summary trailer has no raw_bytes');
-    for (const raw of [-1, 1.5, '12']) expect(() => parseSummaryTrailer(b64({ raw_bytes: raw, files: {} }))).toThrow('no raw_bytes');
-    for (const files of [null, [], { a: 1 }, 'x']) expect(() => parseSummaryTrailer(b64({ raw_bytes: 1, files }))).toThrow('the summary trailer has no files of text');
-    expect(() => parseSummaryTrailer(b64(null))).toThrow('no raw_bytes');
-  });
-});
-
-describe('absentClosingFiles', () => {
-  it('names each closing file no spelling of which is present, in order', () => {
-    expect(absentClosingFiles(() => false)).toEqual(['backup-my.cnf', 'xtrabackup_info or mariadb_backup_info', 'xtrabackup_checkpoints or mariadb_backup_checkpoints']);
-    const has = new Set(['backup-my.cnf', 'mariadb_backup_info', 'xtrabackup_checkpoints']);
-    expect(absentClosingFiles((n) => has.has(n))).toEqual([]);
-    expect(absentClosingFiles((n) => n === 'mariadb_backup_checkpoints')).toEqual(['backup-my.cnf', 'xtrabackup_info or mariadb_backup_info']);
   });
 });

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ParseError } from '../../../agent/core/errors.js';
-import { XbstreamReader, wholeStream } from '../../../agent/stream/xbstream.js';
+import { XbstreamReader } from '../../../agent/stream/xbstream.js';
 
 /** A real stream made by `mbstream -c` from files on disk. */
 const dir = mkdtempSync(join(tmpdir(), 'xbstream-test-'));
@@ -40,29 +40,5 @@ describe('xbstream reader', () => {
   it('refuses a stream cut inside a chunk, and one that is not an xbstream', () => {
     expect(() => read(stream.subarray(0, stream.length - 3), () => 4096)).toThrow(ParseError);
     expect(() => read(Buffer.from('this is not a stream at all'), () => 100)).toThrow(/magic/);
-  });
-});
-
-describe('wholeStream', () => {
-  const reader = (bytes: Buffer) => {
-    const r = new XbstreamReader();
-    r.push(bytes);
-    return r;
-  };
-  it('summarizes a stream that ended after its closing files: the bytes given and the kept files', () => {
-    writeFileSync(join(dir, 'xtrabackup_checkpoints'), 'backup_type = full-backuped\n');
-    const closed = execFileSync('mbstream', ['-c', 'xtrabackup_binlog_info', 'backup-my.cnf', 'xtrabackup_info', 'xtrabackup_checkpoints'], { cwd: dir });
-    const s = wholeStream(reader(closed), 12345);
-    expect(s.rawBytes).toBe(12345);
-    expect(Object.fromEntries(s.kept)).toEqual({
-      xtrabackup_binlog_info: binlogInfo,
-      'backup-my.cnf': '[mysqld]\n',
-      xtrabackup_info: 'tool_version = 10.11.19-MariaDB\n',
-      xtrabackup_checkpoints: 'backup_type = full-backuped\n',
-    });
-  });
-  it('refuses one without its closing files, naming each missing one with its other spelling, and one cut inside a chunk', () => {
-    expect(() => wholeStream(reader(stream), stream.length)).toThrow(new ParseError('xbstream: the stream ends without xtrabackup_checkpoints or mariadb_backup_checkpoints', 'xbstream'));
-    expect(() => wholeStream(reader(stream.subarray(0, 100)), 100)).toThrow(/ends inside a chunk/);
   });
 });
