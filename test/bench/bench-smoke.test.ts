@@ -104,3 +104,32 @@ describe('npm run bench -- --archive (smoke)', () => {
     );
   }, 300_000);
 });
+
+describe('npm run bench -- --store (smoke)', () => {
+  it('runs A, B, C, R, S (with its sync timed apart) and V against the test store and writes both reports, into a folder it makes', async () => {
+    out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
+    const into = join(out, 'store', 'not-yet-made');
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
+      execFile(
+        process.execPath,
+        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/store-bench.ts'), '--size', '0.02', '--rounds', '1', '--out', into],
+        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
+        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
+      ),
+    );
+    expect(code, stderr.slice(-3000)).toBe(0);
+    const report = JSON.parse(await readFile(join(into, 'store-0.02gb.json'), 'utf8'));
+    const samples = report.samples as { variant: string; seconds: number; stored_bytes?: number; peak_rss_mb?: number; cpu_s?: number; sync_s?: number }[];
+    expect(samples.map((s) => s.variant).sort()).toEqual(['A', 'B', 'C', 'R', 'S', 'V']);
+    for (const s of samples) expect(s.seconds, s.variant).toBeGreaterThan(0);
+    for (const v of ['A', 'B', 'C']) expect(samples.find((s) => s.variant === v)!.stored_bytes, v).toBeGreaterThan(0);
+    for (const v of ['A', 'R', 'V']) {
+      expect(samples.find((s) => s.variant === v)!.peak_rss_mb, v).toBeGreaterThan(0);
+      expect(samples.find((s) => s.variant === v)!.cpu_s, v).toBeGreaterThan(0);
+    }
+    expect(samples.find((s) => s.variant === 'S')!.sync_s).toBeGreaterThan(0);
+    const md = await readFile(join(into, 'store-0.02gb.md'), 'utf8');
+    expect(md).toMatch(/\| A agent .*\n\| B .*\n\| C .*\n\| R agent .*\n\| S .*\n\| V agent .*\n\| S\+sync: /);
+    expect(md).toMatch(/A\/B time per round: [\d.]+ .*A\/C: [\d.]+ .*R\/S: [\d.]+ .*R\/\(S\+sync\): [\d.]+/);
+  }, 300_000);
+});

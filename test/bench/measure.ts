@@ -1,6 +1,7 @@
 /** What both benchmarks measure with: processes' CPU and peak RSS, commands, the page cache, the dataset. */
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -33,6 +34,8 @@ export function benchArgs<K extends string = never>(
     process.exit(2);
   }
   const own = Object.fromEntries(Object.keys(extra).map((k) => [k, String((values as Record<string, unknown>)[k])])) as Record<K, string>;
+  // Made now, not found missing when the report is written after the whole run.
+  mkdirSync(String(values.out), { recursive: true });
   return { sizeGb, rounds, out: String(values.out), extra: own };
 }
 

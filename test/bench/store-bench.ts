@@ -7,7 +7,9 @@
  *          B `mariadb-backup --stream=xbstream | gzip | rclone rcat` (bitpoke/mysql-operator)
  *          C `mariadb-backup --stream=xbstream | zstd -1 | rclone rcat`
  * Restore: R `mysql-agent init` with RESTORE_FROM (download, SHA-256, decompress, extract, prepare, move)
- *          S `rclone cat | zstd -d | mbstream -x` then `mariadb-backup --prepare`
+ *          S `rclone cat | zstd -d | mbstream -x` then `mariadb-backup --prepare`, and the
+ *          `sync -f` after it timed apart: R flushes before its move (a datadir that survives a
+ *          crash), S does not, so R/S holds R's flush against nothing and R/S+sync against the same
  * Drill:   V `mysql-agent verify-backup` (restore, prepare, throwaway server, CHECK TABLE, counts)
  * Before R and S, an untimed extraction of the round's C object: the first restore after the
  * backups is the slower one, whichever tool runs it. After each round the bucket is emptied.
@@ -39,6 +41,8 @@ interface Sample {
   readonly peak_rss_mb?: number;
   /** The agent process's own CPU seconds (user + system), not its children's. */
   readonly cpu_s?: number;
+  /** S: the `sync -f` of its directory after the prepare, not in `seconds`. */
+  readonly sync_s?: number;
 }
 
 /** rclone 1.60 refuses an http endpoint when AWS_CA_BUNDLE is set (LoadCustomCABundleError): the store here is plain http on loopback. */
@@ -133,8 +137,9 @@ async function pipeRestore(rig: Rig, rgw: Rgw, round: number): Promise<Sample> {
     await pipeExtract(rgw, round, dir);
     await run('mariadb-backup', ['--prepare', `--target-dir=${dir}`]);
   });
+  const [, sync] = await timed(() => run('sync', ['-f', dir]));
   await rm(dir, { recursive: true, force: true });
-  return { variant: 'S', round, seconds };
+  return { variant: 'S', round, seconds, sync_s: sync };
 }
 
 
@@ -186,6 +191,11 @@ async function main(): Promise<void> {
     const ratio = (a: Sample['variant'], b: Sample['variant'], f: (s: Sample) => number = (s) => s.seconds) =>
       of(a).map((s) => f(s) / f(of(b).find((t) => t.round === s.round)!));
     const f2 = (x: number) => x.toFixed(2);
+    const durable = of('S').map((s) => s.seconds + s.sync_s!);
+    const rOverDurable = of('R').map((r) => {
+      const s = of('S').find((t) => t.round === r.round)!;
+      return r.seconds / (s.seconds + s.sync_s!);
+    });
     const date = new Date().toISOString();
     const lines = [
       `Dataset ${f2(dataset / 1e9)} GB, ${ROUNDS} interleaved rounds (order rotated; InnoDB's checkpoint caught up and one warm-up backup before them; an untimed extraction before each round's restores), page cache ${cold ? 'dropped before each run' : 'NOT dropped'}; ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ${date.slice(0, 10)}; one Ceph RGW (memstore OSD) on this machine.`,
@@ -207,8 +217,9 @@ async function main(): Promise<void> {
         const cpu = of(v)[0]?.cpu_s === undefined ? '–' : f2(med(v, (s) => s.cpu_s!));
         return `| ${label} | ${f2(median(secs))} (${f2(Math.min(...secs))}–${f2(Math.max(...secs))}) | ${stored} | ${rss} | ${cpu} |`;
       }),
+      `| S+sync: S, then \`sync -f\` (durable, as R is before its move) | ${f2(median(durable))} (${f2(Math.min(...durable))}–${f2(Math.max(...durable))}) | – | – | – |`,
       '',
-      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
+      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); R/(S+sync): ${rOverDurable.map(f2).join(', ')}; peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
     ];
     const text = lines.join('\n');
     console.log(text);
