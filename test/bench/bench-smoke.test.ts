@@ -17,17 +17,22 @@ afterAll(async () => {
   if (out) await rm(out, { recursive: true, force: true });
 });
 
+/** Runs a bench script under tsx on this node; its exit code and stderr (its progress lines). */
+function runBench(script: string, args: string[]): Promise<{ code: number; stderr: string }> {
+  return new Promise((resolve) =>
+    execFile(
+      process.execPath,
+      [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, script), ...args],
+      { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
+      (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
+    ),
+  );
+}
+
 describe('npm run bench (smoke)', () => {
   it('runs A, B, C and T (the agent over TLS) and writes the JSON and Markdown reports', async () => {
     out = await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
-    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/bench.ts'), '--size', '0.02', '--rounds', '1', '--out', out],
-        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
-      ),
-    );
+    const { code, stderr } = await runBench('test/bench/bench.ts', ['--size', '0.02', '--rounds', '1', '--out', out]);
     expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'bench-0.02gb.json'), 'utf8'));
     for (const v of ['A', 'B', 'C', 'T']) {
@@ -49,14 +54,7 @@ describe('npm run bench (smoke)', () => {
 describe('npm run bench -- --link (smoke)', () => {
   it('makes the two namespaces, runs A, A0, auto, C, Z, B and the cap on both links, writes the reports, and leaves no namespace behind', async () => {
     out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
-    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/link-bench.ts'), '--size', '0.02', '--rounds', '1', '--out', out],
-        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
-      ),
-    );
+    const { code, stderr } = await runBench('test/bench/link-bench.ts', ['--size', '0.02', '--rounds', '1', '--out', out]);
     expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'link-0.02gb.json'), 'utf8'));
     const kinds = report.samples.map((s: { link: string; variant: string }) => `${s.link} ${s.variant}`).sort();
@@ -77,14 +75,7 @@ describe('npm run bench -- --link (smoke)', () => {
 describe('npm run bench -- --archive (smoke)', () => {
   it('loads the archiving primary with sysbench, samples the lag gauge every second and writes every row of the report', async () => {
     out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
-    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/archive-bench.ts'), '--interval', '5', '--rounds', '1', '--size', '0.002', '--out', out],
-        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
-      ),
-    );
+    const { code, stderr } = await runBench('test/bench/archive-bench.ts', ['--interval', '5', '--rounds', '1', '--size', '0.002', '--out', out]);
     expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(out, 'archive-5s.json'), 'utf8'));
     expect(report.sysbench.tps).toBeGreaterThan(0);
@@ -109,14 +100,7 @@ describe('npm run bench -- --store (smoke)', () => {
   it('runs A, B, C, R, S (with its sync timed apart) and V against the test store and writes both reports, into a folder it makes', async () => {
     out ||= await mkdtemp(join(tmpdir(), 'mysql-agent-bench-out-'));
     const into = join(out, 'store', 'not-yet-made');
-    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [join(REPO, 'node_modules/tsx/dist/cli.mjs'), join(REPO, 'test/bench/store-bench.ts'), '--size', '0.02', '--rounds', '1', '--out', into],
-        { cwd: REPO, maxBuffer: 16 * 1024 * 1024 },
-        (err, _stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr: String(stderr) }),
-      ),
-    );
+    const { code, stderr } = await runBench('test/bench/store-bench.ts', ['--size', '0.02', '--rounds', '1', '--out', into]);
     expect(code, stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(await readFile(join(into, 'store-0.02gb.json'), 'utf8'));
     const samples = report.samples as { variant: string; seconds: number; stored_bytes?: number; peak_rss_mb?: number; cpu_s?: number; sync_s?: number }[];
