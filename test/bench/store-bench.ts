@@ -9,7 +9,7 @@
  * Restore: R `mysql-agent init` with RESTORE_FROM (download, SHA-256, decompress, extract, prepare, move)
  *          S `rclone cat | zstd -d | mbstream -x` then `mariadb-backup --prepare`, and the
  *          `sync -f` after it timed apart: R flushes before its move (a datadir that survives a
- *          crash), S does not, so R/S holds R's flush against nothing and R/S+sync against the same
+ *          crash), S does not, so R/S holds R's flush against nothing and R/(S+sync) against the same.
  * Drill:   V `mysql-agent verify-backup` (restore, prepare, throwaway server, CHECK TABLE, counts)
  * Before R and S, an untimed extraction of the round's C object: the first restore after the
  * backups is the slower one, whichever tool runs it. After each round the bucket is emptied.
@@ -191,11 +191,9 @@ async function main(): Promise<void> {
     const ratio = (a: Sample['variant'], b: Sample['variant'], f: (s: Sample) => number = (s) => s.seconds) =>
       of(a).map((s) => f(s) / f(of(b).find((t) => t.round === s.round)!));
     const f2 = (x: number) => x.toFixed(2);
-    const durable = of('S').map((s) => s.seconds + s.sync_s!);
-    const rOverDurable = of('R').map((r) => {
-      const s = of('S').find((t) => t.round === r.round)!;
-      return r.seconds / (s.seconds + s.sync_s!);
-    });
+    const spread = (xs: number[]) => `${f2(median(xs))} (${f2(Math.min(...xs))}–${f2(Math.max(...xs))})`;
+    // A run made durable: S plus the sync it leaves out; R flushes within its own seconds.
+    const durable = (s: Sample) => s.seconds + (s.sync_s ?? 0);
     const date = new Date().toISOString();
     const lines = [
       `Dataset ${f2(dataset / 1e9)} GB, ${ROUNDS} interleaved rounds (order rotated; InnoDB's checkpoint caught up and one warm-up backup before them; an untimed extraction before each round's restores), page cache ${cold ? 'dropped before each run' : 'NOT dropped'}; ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GB, ${date.slice(0, 10)}; one Ceph RGW (memstore OSD) on this machine.`,
@@ -211,15 +209,14 @@ async function main(): Promise<void> {
           S: 'S `rclone cat \\| zstd -d \\| mbstream -x` + prepare',
           V: 'V agent `verify-backup` (the drill)',
         }[v];
-        const secs = of(v).map((s) => s.seconds);
         const stored = of(v)[0]?.stored_bytes === undefined ? '–' : f2(med(v, (s) => s.stored_bytes!) / 1e6);
         const rss = of(v)[0]?.peak_rss_mb === undefined ? '–' : f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)));
         const cpu = of(v)[0]?.cpu_s === undefined ? '–' : f2(med(v, (s) => s.cpu_s!));
-        return `| ${label} | ${f2(median(secs))} (${f2(Math.min(...secs))}–${f2(Math.max(...secs))}) | ${stored} | ${rss} | ${cpu} |`;
+        return `| ${label} | ${spread(of(v).map((s) => s.seconds))} | ${stored} | ${rss} | ${cpu} |`;
       }),
-      `| S+sync: S, then \`sync -f\` (durable, as R is before its move) | ${f2(median(durable))} (${f2(Math.min(...durable))}–${f2(Math.max(...durable))}) | – | – | – |`,
+      `| S+sync: S, then \`sync -f\` (durable, as R is before its move) | ${spread(of('S').map(durable))} | – | – | – |`,
       '',
-      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); R/(S+sync): ${rOverDurable.map(f2).join(', ')}; peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
+      `A/B time per round: ${ratio('A', 'B').map(f2).join(', ')} (target ≤ 0.5); A/C: ${ratio('A', 'C').map(f2).join(', ')} (target ≤ 1.1); A/C stored size: ${ratio('A', 'C', (s) => s.stored_bytes!).map((x) => x.toFixed(3)).join(', ')} (target ≤ 1.05); R/S: ${ratio('R', 'S').map(f2).join(', ')} (target ≤ 1.1); R/(S+sync): ${ratio('R', 'S', durable).map(f2).join(', ')}; peak RSS of A, R, V: ${(['A', 'R', 'V'] as const).map((v) => f2(Math.max(...of(v).map((s) => s.peak_rss_mb!)))).join(', ')} MB (target ≤ 100).`,
     ];
     const text = lines.join('\n');
     console.log(text);
